@@ -1,0 +1,146 @@
+// Package upstream is imdsguard's only client of the real metadata service.
+// It keeps one IMDSv2 session for the whole host (session.go), sends each
+// request with exactly the headers IMDS needs, on sockets that carry the
+// daemon's firewall mark so the redirect rules let them through, and gives
+// up quickly enough that a caller gets a 502/504 well inside an SDK's 1 s
+// budget.
+//
+// Client is the seam where a response cache and request coalescing go: the
+// proxy asks Fetch for a canonical path and does not care where the answer
+// comes from.
+package upstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+)
+
+// Budget bounds the time one Fetch may take, token refresh included.
+const (
+	DialTimeout  = 200 * time.Millisecond
+	FetchTimeout = 700 * time.Millisecond
+)
+
+// Options configure a Client.
+type Options struct {
+	Config    Config
+	Mark      uint32 // SO_MARK of upstream sockets; 0 = none (no redirect rules)
+	UserAgent string
+	Log       *slog.Logger
+}
+
+// Client fetches metadata paths from IMDS.
+type Client struct {
+	base    *url.URL
+	http    *http.Client
+	ua      string
+	session *session
+}
+
+// New returns a Client for o.
+func New(o Options) (*Client, error) {
+	base, err := parseBase(o.Config.URL)
+	if err != nil {
+		return nil, fmt.Errorf("upstream url %q: %w", o.Config.URL, err)
+	}
+	c := &Client{base: base, ua: o.UserAgent, http: &http.Client{
+		Transport: newTransport(o.Mark),
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse // IMDS's 301s go to the caller as they are
+		},
+	}}
+	c.session = newSession(c.putToken, o.Config.TokenTTL.Duration, o.Log)
+	return c, nil
+}
+
+func newTransport(mark uint32) *http.Transport {
+	d := &net.Dialer{Timeout: DialTimeout, Control: markControl(mark)}
+	return &http.Transport{
+		DialContext:           d.DialContext,
+		MaxIdleConns:          64,
+		MaxIdleConnsPerHost:   64,
+		IdleConnTimeout:       30 * time.Second,
+		ResponseHeaderTimeout: FetchTimeout,
+		DisableCompression:    true, // no Accept-Encoding: IMDS needs none
+		Proxy:                 nil,  // never an HTTP_PROXY from the environment
+	}
+}
+
+// Fetch sends a GET or HEAD for path, which must be a canonical path
+// (canon.Path.String()), with the session token, and returns IMDS's answer;
+// the caller closes its body. A 401 drops the session token and retries
+// once with a new one.
+func (c *Client) Fetch(ctx context.Context, method, path string) (*http.Response, error) {
+	ctx, cancel := context.WithTimeout(ctx, FetchTimeout)
+	for attempt := 0; ; attempt++ {
+		tok, err := c.session.token(ctx)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		resp, err := c.do(ctx, method, path, tok)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		if resp.StatusCode != http.StatusUnauthorized || attempt > 0 {
+			resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
+			return resp, nil
+		}
+		drain(resp)
+		c.session.invalidate(tok)
+	}
+}
+
+func (c *Client) do(ctx context.Context, method, path, tok string) (*http.Response, error) {
+	req, err := c.newRequest(ctx, method, path)
+	if err != nil {
+		return nil, err
+	}
+	req.Header["X-Aws-Ec2-Metadata-Token"] = []string{tok}
+	return c.http.Do(req)
+}
+
+// newRequest builds a request with only the headers IMDS needs; nothing a
+// caller sent is copied into it.
+func (c *Client) newRequest(ctx context.Context, method, path string) (*http.Request, error) {
+	u := *c.base
+	u.Path = path
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("upstream request %s %s: %w", method, path, err)
+	}
+	req.Header = http.Header{"User-Agent": {c.ua}, "Accept": {"*/*"}}
+	return req, nil
+}
+
+func drain(resp *http.Response) {
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+}
+
+// cancelBody releases the Fetch context once the body is closed.
+type cancelBody struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b *cancelBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
+}
+
+// IsTimeout reports whether err from Fetch means IMDS did not answer in
+// time (504) rather than failed (502).
+func IsTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+}

@@ -1,0 +1,240 @@
+package upstream
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/imdsguard/imdsguard/proxy/config/field"
+)
+
+// fakeIMDS is a tokens-required IMDS on loopback that counts token PUTs.
+type fakeIMDS struct {
+	puts    atomic.Int64
+	gets    atomic.Int64
+	putWait time.Duration // delay before answering a PUT
+	putCode atomic.Int32  // status of PUT answers (0 = 200)
+	valid   atomic.Value  // the token GETs must carry
+	seq     atomic.Int64
+	mu      sync.Mutex
+	headers []http.Header // headers of every GET received
+}
+
+func (f *fakeIMDS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodPut && r.URL.Path == "/latest/api/token" {
+		f.puts.Add(1)
+		time.Sleep(f.putWait)
+		if c := f.putCode.Load(); c != 0 {
+			w.WriteHeader(int(c))
+			return
+		}
+		tok := "tok-" + string(rune('a'+f.seq.Add(1)%26))
+		f.valid.Store(tok)
+		w.Header().Set("X-Aws-Ec2-Metadata-Token-Ttl-Seconds", r.Header.Get("X-Aws-Ec2-Metadata-Token-Ttl-Seconds"))
+		io.WriteString(w, tok)
+		return
+	}
+	f.gets.Add(1)
+	f.mu.Lock()
+	f.headers = append(f.headers, r.Header.Clone())
+	f.mu.Unlock()
+	if v, _ := f.valid.Load().(string); v == "" || r.Header.Get("X-Aws-Ec2-Metadata-Token") != v {
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	w.Header().Set("Server", "EC2ws")
+	io.WriteString(w, "i-0123456789abcdef0")
+}
+
+func newClient(t *testing.T, h http.Handler) (*Client, string) {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	c, err := New(Options{Config: Config{URL: srv.URL, TokenTTL: field.Duration{Duration: 6 * time.Hour}}, UserAgent: "imdsguard-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, srv.URL
+}
+
+func fetchBody(t *testing.T, c *Client) (int, string) {
+	t.Helper()
+	resp, err := c.Fetch(context.Background(), http.MethodGet, "/latest/meta-data/instance-id")
+	if err != nil {
+		t.Fatalf("Fetch: %v", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestColdStartOnePut(t *testing.T) {
+	f := &fakeIMDS{putWait: 50 * time.Millisecond}
+	c, _ := newClient(t, f)
+	const callers = 1000
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tok, err := c.session.token(context.Background())
+			if err != nil || tok == "" {
+				failed.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := f.puts.Load(); n != 1 || c.TokenPuts() != 1 {
+		t.Fatalf("%d concurrent cold callers caused %d upstream PUTs (client counted %d), want exactly 1", callers, n, c.TokenPuts())
+	}
+	if failed.Load() != 0 {
+		t.Fatalf("%d callers got no token", failed.Load())
+	}
+}
+
+func TestFetchSendsOnlyWhatIMDSNeeds(t *testing.T) {
+	f := &fakeIMDS{}
+	c, _ := newClient(t, f)
+	if code, body := fetchBody(t, c); code != 200 || body != "i-0123456789abcdef0" {
+		t.Fatalf("Fetch = %d %q", code, body)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, h := range f.headers {
+		for name := range h {
+			switch name {
+			case "X-Aws-Ec2-Metadata-Token", "User-Agent", "Accept":
+			default:
+				t.Errorf("upstream received header %s: %q", name, h[name])
+			}
+		}
+	}
+}
+
+func TestUnauthorizedRenewsOnce(t *testing.T) {
+	f := &fakeIMDS{}
+	c, _ := newClient(t, f)
+	fetchBody(t, c)
+	f.valid.Store("rotated-away") // IMDS forgot our token (e.g. it expired early)
+	if code, _ := fetchBody(t, c); code != 200 {
+		t.Fatalf("after a 401 the retry got %d, want 200", code)
+	}
+	if n := f.puts.Load(); n != 2 {
+		t.Fatalf("PUTs = %d, want 2 (one renewal)", n)
+	}
+	// An IMDS that keeps refusing gets exactly one retry, and the 401 passes on.
+	f.putCode.Store(0)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut {
+			io.WriteString(w, "t")
+			return
+		}
+		w.WriteHeader(http.StatusUnauthorized)
+	})
+	c2, _ := newClient(t, h)
+	if code, _ := fetchBody(t, c2); code != http.StatusUnauthorized {
+		t.Fatalf("always-401 upstream: got %d, want 401 passed on", code)
+	}
+	if n := c2.TokenPuts(); n != 2 {
+		t.Fatalf("always-401 upstream: %d PUTs, want 2 (first + one retry)", n)
+	}
+}
+
+func TestPutFailureBacksOff(t *testing.T) {
+	f := &fakeIMDS{}
+	f.putCode.Store(http.StatusInternalServerError)
+	c, _ := newClient(t, f)
+	for range 20 {
+		if _, err := c.Fetch(context.Background(), http.MethodGet, "/latest/meta-data/"); err == nil {
+			t.Fatal("Fetch succeeded with a failing token PUT")
+		}
+	}
+	if n := f.puts.Load(); n != 1 {
+		t.Fatalf("20 fetches in the backoff window sent %d PUTs, want 1", n)
+	}
+	f.putCode.Store(0)
+	time.Sleep(minBackoff + 20*time.Millisecond)
+	if code, _ := fetchBody(t, c); code != 200 {
+		t.Fatalf("after the backoff: %d, want 200", code)
+	}
+}
+
+func TestRenewsBeforeExpiry(t *testing.T) {
+	f := &fakeIMDS{}
+	c, _ := newClient(t, f)
+	now := time.Now()
+	c.session.now = func() time.Time { return now }
+	fetchBody(t, c)
+	now = now.Add(6*time.Hour - 10*time.Minute) // inside the last tenth of its life
+	fetchBody(t, c)                              // served with the old token, renewal starts
+	deadline := time.Now().Add(2 * time.Second)
+	for f.puts.Load() < 2 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := f.puts.Load(); n != 2 {
+		t.Fatalf("PUTs = %d, want 2 (early renewal)", n)
+	}
+}
+
+func TestUnreachableFailsFast(t *testing.T) {
+	// A listener that accepts nothing: connections hang in the backlog, then
+	// time out; and a closed port: refused at once.
+	hang, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hang.Close()
+	silent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done() // never answers
+	}))
+	defer silent.Close()
+	closed, _ := net.Listen("tcp", "127.0.0.1:0")
+	closedURL := "http://" + closed.Addr().String()
+	closed.Close()
+	for _, u := range []string{"http://" + hang.Addr().String(), silent.URL, closedURL} {
+		c, err := New(Options{Config: Config{URL: u, TokenTTL: field.Duration{Duration: time.Hour}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		_, err = c.Fetch(context.Background(), http.MethodGet, "/latest/meta-data/")
+		if err == nil {
+			t.Fatalf("%s: Fetch succeeded", u)
+		}
+		// The bound is structural (FetchTimeout is a context deadline); the
+		// check only catches a hang, with room for a loaded machine.
+		if d := time.Since(start); d > 3*FetchTimeout {
+			t.Errorf("%s: failed after %v: the %v budget did not hold", u, d, FetchTimeout)
+		}
+		t.Logf("%s: %v after %v (timeout=%v)", u, err, time.Since(start).Round(time.Millisecond), IsTimeout(err))
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ url, ttl, want string }{
+		{"https://169.254.169.254", "6h", "url:"},
+		{"http://169.254.169.254/latest", "6h", "url:"},
+		{"http://u@host", "6h", "url:"},
+		{"http://169.254.169.254", "7h", "token_ttl:"},
+		{"http://169.254.169.254", "500ms", "token_ttl:"},
+		{"http://169.254.169.254", "soon", "token_ttl:"},
+	} {
+		var d field.Duration
+		d.UnmarshalText([]byte(c.ttl))
+		err := Config{URL: c.url, TokenTTL: d}.Validate()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Validate(%s, %s) = %v, want %s error", c.url, c.ttl, err, c.want)
+		}
+	}
+}
