@@ -174,7 +174,7 @@ func TestRenewsBeforeExpiry(t *testing.T) {
 	c.session.now = func() time.Time { return now }
 	fetchBody(t, c)
 	now = now.Add(6*time.Hour - 10*time.Minute) // inside the last tenth of its life
-	fetchBody(t, c)                              // served with the old token, renewal starts
+	fetchBody(t, c)                             // served with the old token, renewal starts
 	deadline := time.Now().Add(2 * time.Second)
 	for f.puts.Load() < 2 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
