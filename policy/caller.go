@@ -1,0 +1,70 @@
+package policy
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+)
+
+// callerMatch is a compiled MatchConfig. Names are already resolved: an entry
+// whose name did not resolve is simply absent, so it matches nobody.
+type callerMatch struct {
+	all     bool // `match: {}`: no criterion was written
+	users   []uint32
+	groups  []uint32
+	sources []netip.Prefix // masked, IPv4 prefixes unmapped
+	ifaces  []ifaceMatch
+}
+
+// ifaceMatch is one `interfaces` entry: a name, or a prefix when written "veth+".
+type ifaceMatch struct {
+	name   string
+	prefix bool
+}
+
+// fits reports whether the caller fits any criterion. Users and groups count
+// only when the kernel attested the caller's uid.
+func (m *callerMatch) fits(c *Caller) bool {
+	if m.all {
+		return true
+	}
+	if c.UIDKnown && (slices.Contains(m.users, c.UID) || m.fitsGroups(c.GIDs)) {
+		return true
+	}
+	return m.fitsSource(c.Source) || m.fitsInterface(c.Interface)
+}
+
+func (m *callerMatch) fitsGroups(gids []uint32) bool {
+	for _, g := range gids {
+		if slices.Contains(m.groups, g) {
+			return true
+		}
+	}
+	return false
+}
+
+// fitsSource matches addr, IPv4-mapped IPv6 addresses as IPv4 and zones dropped.
+func (m *callerMatch) fitsSource(addr netip.Addr) bool {
+	if !addr.IsValid() {
+		return false
+	}
+	addr = addr.Unmap().WithZone("")
+	for _, p := range m.sources {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *callerMatch) fitsInterface(name string) bool {
+	if name == "" {
+		return false
+	}
+	for _, f := range m.ifaces {
+		if name == f.name || f.prefix && strings.HasPrefix(name, f.name) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,65 @@
+package policy
+
+// Config is the `policy:` section of the configuration file.
+//
+// Rules are tried in order; the first whose Match fits the caller applies.
+// Default says what happens to a caller no rule matches.
+type Config struct {
+	Mode    string       `yaml:"mode"`    // "enforce" (default) | "audit"
+	Default string       `yaml:"default"` // "deny" (default) | "allow": for callers no rule matches
+	Rules   []RuleConfig `yaml:"rules"`
+}
+
+// RuleConfig is one entry of `policy.rules`.
+//
+// Within the rule a path is allowed when some Allow pattern matches it and no
+// Deny pattern does: deny wins. A rule without Allow patterns denies every
+// path (Compile warns about it) but still lets its callers mint tokens.
+type RuleConfig struct {
+	Name   string       `yaml:"name"`    // required, unique
+	Match  *MatchConfig `yaml:"match"`   // required; `match: {}` matches every caller
+	Allow  []string     `yaml:"allow"`   // path patterns, e.g. "/meta-data/**"
+	Deny   []string     `yaml:"deny"`    // path patterns, e.g. "/meta-data/iam/**"
+	IMDSv1 string       `yaml:"imds_v1"` // "upgrade" (default) | "reject"
+}
+
+// MatchConfig says which callers a rule applies to. A caller matches when it
+// fits ANY listed entry: one of the users, OR one of the groups, OR one of the
+// sources, OR one of the interfaces.
+//
+// `match: {}` (no field written) matches every caller, including one whose
+// user the kernel could not attest. A field written as an empty list
+// (`users: []`) is refused by Validate: it reads like "nobody" but would
+// otherwise mean "everybody".
+type MatchConfig struct {
+	// Users are user names or uids ("root", "0"); an entry of digits only is
+	// a uid. Names are resolved at Compile; a caller whose uid the kernel
+	// could not attest matches no entry.
+	Users []string `yaml:"users"`
+	// Groups are group names or gids (digits only), matched against the
+	// caller's primary and supplementary groups; a caller whose uid the kernel
+	// could not attest matches none.
+	Groups []string `yaml:"groups"`
+	// Sources are CIDRs ("172.17.0.0/16"); a bare address means /32 or /128.
+	Sources []string `yaml:"sources"`
+	// Interfaces are ingress interface names; a trailing "+" is a prefix
+	// wildcard as in `iptables -i` ("veth+"). Host processes have none.
+	Interfaces []string `yaml:"interfaces"`
+}
+
+// Values of the string fields. The empty string means the default.
+const (
+	modeEnforce   = "enforce"
+	modeAudit     = "audit"
+	defaultDeny   = "deny"
+	defaultAllow  = "allow"
+	v1Upgrade     = "upgrade"
+	v1Reject      = "reject"
+	tokenPath     = "/api/token"
+	maxIfaceChars = 15 // IFNAMSIZ - 1
+)
+
+// empty reports whether no criterion is listed: the match fits every caller.
+func (m *MatchConfig) empty() bool {
+	return len(m.Users) == 0 && len(m.Groups) == 0 && len(m.Sources) == 0 && len(m.Interfaces) == 0
+}
