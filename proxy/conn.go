@@ -1,0 +1,80 @@
+package proxy
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+
+	"github.com/imdsguard/imdsguard/policy"
+	"github.com/imdsguard/imdsguard/proxy/identity"
+)
+
+type connKey struct{}
+
+// connState is what the proxy keeps per client connection: who the caller
+// is (asked once, at its first request) and whether a token answer changed
+// the socket's TTL.
+type connState struct {
+	conn   net.Conn
+	once   sync.Once
+	caller identity.Caller
+	policy policy.Caller
+	ttlSet bool // requests on one connection are sequential: no lock needed
+}
+
+// ConnContext is the http.Server ConnContext hook that gives every request
+// the state of its connection.
+func (p *Proxy) ConnContext(ctx context.Context, c net.Conn) context.Context {
+	return context.WithValue(ctx, connKey{}, &connState{conn: c})
+}
+
+// state returns the request's connection state. A request served without
+// ConnContext (a test recorder) gets a state of its own from RemoteAddr.
+func (p *Proxy) state(r *http.Request) *connState {
+	if cs, ok := r.Context().Value(connKey{}).(*connState); ok {
+		cs.once.Do(func() { cs.identify(p.identify(cs.conn)) })
+		return cs
+	}
+	cs := &connState{}
+	remote, _ := netip.ParseAddrPort(r.RemoteAddr)
+	cs.identify(identity.Caller{Remote: remote, Unknown: "no connection"})
+	return cs
+}
+
+func (cs *connState) identify(c identity.Caller) {
+	cs.caller = c
+	cs.policy = policy.Caller{
+		UIDKnown:  c.UIDKnown,
+		UID:       c.UID,
+		GIDs:      append([]uint32{c.GID}, c.Groups...),
+		Source:    c.Remote.Addr().Unmap(),
+		Interface: c.Interface,
+	}
+}
+
+// callerOf is the caller of a request that has not been through state.
+func (p *Proxy) callerOf(ctx context.Context) *identity.Caller {
+	if cs, ok := ctx.Value(connKey{}).(*connState); ok {
+		cs.once.Do(func() { cs.identify(p.identify(cs.conn)) })
+		return &cs.caller
+	}
+	return &identity.Caller{Unknown: "no connection"}
+}
+
+// addressesOnly is the identity of a connection when no resolver is set:
+// its addresses, and no user.
+func addressesOnly(c net.Conn) identity.Caller {
+	id := identity.Caller{Unknown: "identity lookup not configured"}
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		id.Remote = a.AddrPort()
+	}
+	if a, ok := c.LocalAddr().(*net.TCPAddr); ok {
+		id.Local = a.AddrPort()
+	}
+	if !id.Remote.Addr().Unmap().IsLoopback() {
+		id.Class = identity.Container
+	}
+	return id
+}

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package proxy
+
+func noIPv6(error) bool { return false }

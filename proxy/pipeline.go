@@ -1,0 +1,54 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"log"
+	"net"
+	"net/http"
+
+	"github.com/elazarl/goproxy"
+)
+
+// pipeline builds the goproxy server that runs every request through
+// p.handle. goproxy never forwards anything itself: handle always returns
+// the response, CONNECT is refused, and its transport cannot dial.
+func (p *Proxy) pipeline() *goproxy.ProxyHttpServer {
+	gp := goproxy.NewProxyHttpServer()
+	gp.Logger = log.New(slogWriter{p.log}, "", 0)
+	gp.Tr = &http.Transport{DialContext: neverDial, Proxy: nil}
+	gp.ConnectDial = func(string, string) (net.Conn, error) { return nil, errNoForwarding }
+	gp.NonproxyHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// An origin-form request (a redirected client, or an SDK pointed at
+		// this endpoint): give it the metadata host and run the same pipeline.
+		r.URL.Scheme, r.URL.Host = "http", metadataHost
+		gp.ServeHTTP(w, r)
+	})
+	gp.OnRequest().DoFunc(func(r *http.Request, _ *goproxy.ProxyCtx) (*http.Request, *http.Response) {
+		return r, p.handle(r)
+	})
+	gp.OnRequest().HandleConnectFunc(func(host string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
+		ctx.Resp = p.refuseConnect(ctx.Req)
+		return goproxy.RejectConnect, host
+	})
+	return gp
+}
+
+const metadataHost = "169.254.169.254"
+
+var errNoForwarding = errors.New("imdsguard never forwards through goproxy's transport")
+
+func neverDial(context.Context, string, string) (net.Conn, error) {
+	return nil, errNoForwarding
+}
+
+// refuseConnect is the answer to CONNECT: 405, and the connection closes.
+func (p *Proxy) refuseConnect(r *http.Request) *http.Response {
+	resp := errorResponse(r, http.StatusMethodNotAllowed)
+	resp.Close = true
+	ev := Event{Method: r.Method, Target: r.RequestURI, Decision: Reject,
+		Reason: "CONNECT: imdsguard is not a tunnel", Status: resp.StatusCode}
+	ev.Caller = p.callerOf(r.Context())
+	p.observe(&ev)
+	return resp
+}

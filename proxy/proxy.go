@@ -1,0 +1,117 @@
+// Package proxy is imdsguard's metadata front end: an http.Handler, built on
+// goproxy, that speaks IMDS to every caller and asks the real IMDS only
+// through the upstream package, for exactly the canonical path it decided on.
+//
+// The pipeline, in order, for every request (goproxy runs it for
+// absolute-form targets as an HTTP_PROXY client sends them, and for
+// origin-form targets, as a redirected client or an endpoint-configured SDK
+// sends them, through its NonproxyHandler; both end in Proxy.handle):
+//
+//  1. CONNECT: 405; imdsguard is not a tunnel.
+//  2. a target longer than canon.MaxTarget: 414.
+//  3. X-Forwarded-For or Forwarded, in any case, empty or repeated: 403 in
+//     `reject` mode and always on the token PUT (as IMDS does); in `strip`
+//     mode they are ignored, which is removal, because nothing a caller
+//     sends is ever copied into an upstream request.
+//  4. the canonical path (canon.Parse): 400, or 404 for an unknown version.
+//  5. /latest/api/token: PUT is answered here with a token minted for the
+//     caller (TTL 400, policy 403), sent with the caller class's hop limit;
+//     OPTIONS 200; other methods 405 with Allow: OPTIONS, PUT.
+//  6. methods other than GET and HEAD: 405.
+//  7. X-aws-ec2-metadata-token present: it must be one minted for this
+//     caller and unexpired (401); absent: an IMDSv1 request.
+//  8. policy: v1 rejected by the caller's rule (401), path denied (403);
+//     in audit mode both are served and reported as would-deny.
+//  9. upstream.Fetch of the canonical path with the host's session token:
+//     IMDS's answer as it is (status, body, Server, Content-Type, Location),
+//     hop-by-hop headers dropped; 502, or 504 when IMDS did not answer in
+//     time.
+//  10. one Event per request (the audit event; metrics count it).
+package proxy
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+
+	"github.com/elazarl/goproxy"
+
+	"github.com/imdsguard/imdsguard/policy"
+	"github.com/imdsguard/imdsguard/proxy/identity"
+	"github.com/imdsguard/imdsguard/proxy/token"
+)
+
+// Upstream answers metadata requests for canonical paths: the real IMDS
+// through upstream.Client, or a cache in front of it.
+type Upstream interface {
+	Fetch(ctx context.Context, method, path string) (*http.Response, error)
+}
+
+// Options configure a Proxy.
+type Options struct {
+	Upstream Upstream
+	Minter   *token.Minter
+	Policy   *policy.Policy
+	// StripForwarded ignores X-Forwarded-For / Forwarded on metadata reads
+	// instead of refusing them (config forwarded_headers: strip).
+	StripForwarded bool
+	HopLimit       token.HopLimit
+	// Identify tells who is on the other end of a connection; it is called
+	// once per connection. Nil: the connection's addresses only.
+	Identify func(c net.Conn) identity.Caller
+	// Observe receives every request's Event (audit log, metrics, the
+	// IMDSv1 usage table). Nil: events are logged to Log.
+	Observe func(*Event)
+	Log     *slog.Logger
+}
+
+// Proxy is the metadata front end; it is an http.Handler.
+type Proxy struct {
+	gp       *goproxy.ProxyHttpServer
+	upstream Upstream
+	minter   *token.Minter
+	policy   atomic.Pointer[policy.Policy]
+	strip    bool
+	hop      token.HopLimit
+	identify func(c net.Conn) identity.Caller
+	observe  func(*Event)
+	log      *slog.Logger
+}
+
+// New returns a Proxy for o.
+func New(o Options) *Proxy {
+	p := &Proxy{
+		upstream: o.Upstream,
+		minter:   o.Minter,
+		strip:    o.StripForwarded,
+		hop:      o.HopLimit,
+		identify: o.Identify,
+		observe:  o.Observe,
+		log:      o.Log,
+	}
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
+	}
+	if p.identify == nil {
+		p.identify = addressesOnly
+	}
+	if p.observe == nil {
+		p.observe = func(e *Event) { e.Log(p.log) }
+	}
+	p.policy.Store(o.Policy)
+	p.gp = p.pipeline()
+	return p
+}
+
+// SetPolicy replaces the policy for all requests that start from now on.
+func (p *Proxy) SetPolicy(pol *policy.Policy) { p.policy.Store(pol) }
+
+// Policy returns the policy in force.
+func (p *Proxy) Policy() *policy.Policy { return p.policy.Load() }
+
+// ServeHTTP implements http.Handler.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p.gp.ServeHTTP(w, r)
+}

@@ -1,0 +1,246 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+// serve runs e's proxy with Serve (the daemon's real server and limits) and
+// returns its address.
+func serve(t *testing.T, e *env) string {
+	t.Helper()
+	lns, err := Listen([]string{"127.0.0.1:0"}, e.proxy.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Serve(ctx, e.proxy, lns) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return lns[0].Addr().String()
+}
+
+func TestBadInputKeepsServingOthers(t *testing.T) {
+	e := newEnv(t)
+	addr := serve(t, e)
+
+	// Slow clients: a header that never ends, a request line half sent.
+	var slow []net.Conn
+	for _, partial := range []string{"GET /latest/meta-data/ HTTP/1.1\r\nHost: x\r\nX-Slow: ", "GET /latest/me"} {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		io.WriteString(c, partial)
+		slow = append(slow, c)
+	}
+	cases := []struct {
+		name   string
+		req    string
+		status string
+	}{
+		{"oversized header", "GET /latest/meta-data/ HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", MaxHeaderBytes+4096) + "\r\n\r\n", "431"},
+		{"oversized target", "GET /latest/meta-data/" + strings.Repeat("a", 4000) + " HTTP/1.1\r\nHost: x\r\n\r\n", "414"},
+		{"garbage request line", "HELLO\r\n\r\n", "400"},
+		{"bad version", "GET / HTTP/9.9\r\nHost: x\r\n\r\n", "505"},
+		{"no host", "GET /latest/meta-data/ HTTP/1.1\r\n\r\n", "400"},
+		{"bad escape", "GET /latest/%zz HTTP/1.1\r\nHost: x\r\n\r\n", "400"},
+		{"space before colon", "GET /latest/meta-data/ HTTP/1.1\r\nHost: x\r\nX-Forwarded-For : 1.2.3.4\r\n\r\n", "400"},
+		{"normal caller meanwhile", "GET /latest/meta-data/instance-id HTTP/1.1\r\nHost: x\r\n\r\n", "200"},
+	}
+	for _, c := range cases {
+		if got := statusOf(t, addr, c.req); got != c.status {
+			t.Errorf("%s: status %s, want %s", c.name, got, c.status)
+		}
+	}
+	// The slow clients are cut off by the header read timeout.
+	for _, c := range slow {
+		c.SetReadDeadline(time.Now().Add(ReadHeaderTimeout + 3*time.Second))
+		b, err := io.ReadAll(c)
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Fatalf("slow client still connected after %v", ReadHeaderTimeout+3*time.Second)
+		}
+		t.Logf("slow client: %q %v", firstLine(b), err)
+	}
+}
+
+func statusOf(t *testing.T, addr, req string) string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, req)
+	b := make([]byte, 64)
+	n, _ := io.ReadAtLeast(c, b, 12)
+	f := strings.Fields(string(b[:n]))
+	if len(f) < 2 {
+		return "no answer"
+	}
+	return f[1]
+}
+
+func firstLine(b []byte) string {
+	line, _, _ := bytes.Cut(b, []byte("\r\n"))
+	return string(line)
+}
+
+func TestGracefulShutdown(t *testing.T) {
+	e := newEnv(t)
+	lns, err := Listen([]string{"127.0.0.1:0", "[::1]:0"}, e.proxy.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Serve(ctx, e.proxy, lns) }()
+	for _, ln := range lns {
+		if got := statusOf(t, ln.Addr().String(), "GET /latest/meta-data/instance-id HTTP/1.1\r\nHost: x\r\n\r\n"); got != "200" {
+			t.Fatalf("%s: %s", ln.Addr(), got)
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(ShutdownTimeout + time.Second):
+		t.Fatal("Serve did not return after its context ended")
+	}
+	if _, err := net.Dial("tcp", lns[0].Addr().String()); err == nil {
+		t.Fatal("still accepting after shutdown")
+	}
+}
+
+// An SDK pointed at imdsguard as an HTTP proxy sends absolute-form targets.
+func TestHTTPProxyClient(t *testing.T) {
+	e := newEnv(t)
+	proxyURL, err := url.Parse(e.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The client only ever connects to the proxy; nothing is sent to 169.254.169.254.
+	client := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxyURL)}}
+	resp, err := client.Get("http://169.254.169.254/latest/meta-data/instance-id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body := bodyOf(resp); resp.StatusCode != 200 || body != "served:/latest/meta-data/instance-id" {
+		t.Fatalf("%d %q", resp.StatusCode, body)
+	}
+}
+
+func TestColdStartOnePutThroughProxy(t *testing.T) {
+	e := newEnv(t)
+	const callers = 1000
+	results := make(chan int, callers)
+	for range callers {
+		go func() {
+			rec := newRecorder()
+			req := newRequest("GET", "/latest/meta-data/instance-id")
+			e.proxy.ServeHTTP(rec, req)
+			results <- rec.Code
+		}()
+	}
+	for range callers {
+		if code := <-results; code != 200 {
+			t.Fatalf("a cold caller got %d", code)
+		}
+	}
+	if n := e.imds.puts.Load(); n != 1 {
+		t.Fatalf("%d concurrent cold callers caused %d upstream token PUTs, want 1", callers, n)
+	}
+}
+
+func TestUpstreamDown(t *testing.T) {
+	closed, _ := net.Listen("tcp", "127.0.0.1:0")
+	closedURL := "http://" + closed.Addr().String()
+	closed.Close()
+	silent := newSilentServer(t)
+	for _, c := range []struct {
+		url    string
+		status int
+	}{{closedURL, 502}, {silent, 504}} {
+		e := newEnvUpstream(t, c.url)
+		start := time.Now()
+		resp := e.raw(t, "GET", "/latest/meta-data/instance-id")
+		d := time.Since(start)
+		if resp.StatusCode != c.status {
+			t.Errorf("%s: %d, want %d", c.url, resp.StatusCode, c.status)
+		}
+		if !strings.Contains(bodyOf(resp), "<h1>") {
+			t.Errorf("%s: not an IMDS-style body", c.url)
+		}
+		t.Logf("upstream %s: %d after %v", c.url, resp.StatusCode, d.Round(time.Millisecond))
+		if d > 3*time.Second {
+			t.Errorf("%s: answered after %v: a hang", c.url, d)
+		}
+	}
+}
+
+func TestPolicyModes(t *testing.T) {
+	const reject = `rules: [{name: strict, match: {}, allow: ['/meta-data/instance-id'], imds_v1: reject}]`
+	e := newEnv(t, withPolicy(t, reject))
+	tok := e.mint(t)
+	for _, c := range []struct {
+		target  string
+		headers []string
+		status  int
+	}{
+		{"/latest/meta-data/instance-id", nil, 401},
+		{"/latest/meta-data/instance-id", []string{"X-aws-ec2-metadata-token: " + tok}, 200},
+		{"/latest/meta-data/placement/availability-zone", []string{"X-aws-ec2-metadata-token: " + tok}, 403},
+	} {
+		if got := e.raw(t, "GET", c.target, c.headers...).StatusCode; got != c.status {
+			t.Errorf("reject rule: %s %v: %d, want %d", c.target, c.headers, got, c.status)
+		}
+	}
+	audit := newEnv(t, withPolicy(t, "mode: audit\n"+reject))
+	drain(audit.events)
+	if got := audit.raw(t, "GET", "/latest/meta-data/iam/info").StatusCode; got != 200 {
+		t.Fatalf("audit mode served %d, want 200", got)
+	}
+	ev := <-audit.events
+	if ev.Decision != WouldDeny || ev.Rule != "strict" || ev.Version != "v1" || ev.Path != "/latest/meta-data/iam/info" {
+		t.Fatalf("audit event %+v", ev)
+	}
+}
+
+func TestEventPerRequest(t *testing.T) {
+	e := newEnv(t)
+	e.raw(t, "GET", "/latest/meta-data/iam/security-credentials/")
+	ev := <-e.events
+	if ev.Decision != Deny || ev.Status != 403 || ev.Method != "GET" || ev.Path != "/latest/meta-data/iam/security-credentials/" || ev.Reason == "" || ev.Caller == nil || ev.Version != "v1" {
+		t.Fatalf("event %+v", ev)
+	}
+	e.raw(t, "GET", "/latest/meta-data/%252e")
+	if ev = <-e.events; ev.Decision != Reject || ev.Status != 400 || ev.Target != "/latest/meta-data/%252e" {
+		t.Fatalf("event %+v", ev)
+	}
+}
+
+func drain(c chan *Event) {
+	for {
+		select {
+		case <-c:
+		default:
+			return
+		}
+	}
+}

@@ -1,0 +1,57 @@
+package proxy
+
+import (
+	"net"
+	"path/filepath"
+	"testing"
+
+	"github.com/imdsguard/imdsguard/proxy/identity"
+	"github.com/imdsguard/imdsguard/proxy/token"
+)
+
+func asUID(uid uint32) envOpt {
+	return func(o *Options) {
+		o.Identify = func(c net.Conn) identity.Caller {
+			id := addressesOnly(c)
+			id.UIDKnown, id.UID, id.Unknown = true, uid, ""
+			return id
+		}
+	}
+}
+
+func withKey(key []byte) envOpt {
+	return func(o *Options) { o.Minter = token.NewMinter(key) }
+}
+
+// A token is bound to the caller it was minted for, and survives a restart
+// of the daemon (same key file).
+func TestTokenBoundToCallerAndSurvivesRestart(t *testing.T) {
+	keyFile := filepath.Join(t.TempDir(), "token.key")
+	key, err := token.LoadKey(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := newEnv(t, asUID(1000), withKey(key))
+	tok := alice.mint(t)
+
+	key2, err := token.LoadKey(keyFile) // the "restarted" daemon reads the same file
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name   string
+		e      *env
+		status int
+	}{
+		{"same caller", alice, 200},
+		{"same caller after a restart", newEnv(t, asUID(1000), withKey(key2)), 200},
+		{"another user replays it", newEnv(t, asUID(1001), withKey(key2)), 401},
+		{"an unattested caller replays it", newEnv(t, withKey(key2)), 401},
+		{"a daemon with another key", newEnv(t, asUID(1000)), 401},
+	} {
+		resp := c.e.raw(t, "GET", "/latest/meta-data/instance-id", "X-aws-ec2-metadata-token: "+tok)
+		if resp.StatusCode != c.status {
+			t.Errorf("%s: %d, want %d", c.name, resp.StatusCode, c.status)
+		}
+	}
+}

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package proxy
+
+func (cs *connState) setTTL(hop int) error { return nil }
+
+func (cs *connState) resetTTL() {}
