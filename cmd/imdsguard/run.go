@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/imdsguard/imdsguard/proxy/config"
+)
+
+type runFlags struct {
+	config    string
+	logLevel  string
+	logFormat string
+}
+
+func newRunCmd() *cobra.Command {
+	var f runFlags
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Serve the metadata proxy",
+		Long: `Serve the metadata proxy on listen.port (127.0.0.1 and [::1]).
+
+Callers reach it through the redirect rules, as an endpoint
+(AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:8989), or as an HTTP
+proxy for 169.254.169.254. It answers IMDSv1 requests through one IMDSv2
+session with the real IMDS, mints caller-bound IMDSv2 tokens itself, and
+decides every request with the policy.
+
+Signals: SIGHUP reloads the configuration's policy (an invalid file is
+refused, logged, and the policy in force stays); SIGTERM and SIGINT stop
+gracefully. Logs and audit events are JSON lines on stderr.`,
+		Example: `  imdsguard run
+  imdsguard run --config /etc/imdsguard/imdsguard.yaml --log-level debug`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(cmd.ErrOrStderr(), f.logLevel, f.logFormat)
+			if err != nil {
+				return usageError("%v", err)
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			return run(ctx, f.config, cmd.Flags().Changed("config"), log)
+		},
+	}
+	cmd.Flags().StringVar(&f.config, "config", config.DefaultPath, "configuration file (absent default file: built-in defaults)")
+	cmd.Flags().StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	cmd.Flags().StringVar(&f.logFormat, "log-format", "json", "json or text")
+	return cmd
+}
+
+// run loads the configuration and serves until ctx ends.
+func run(ctx context.Context, path string, explicit bool, log *slog.Logger) error {
+	cfg, err := config.Load(path, !explicit)
+	if err != nil {
+		return err
+	}
+	d, err := newDaemon(cfg, log)
+	if err != nil {
+		return err
+	}
+	return d.serve(ctx)
+}
+
+func newLogger(w interface{ Write([]byte) (int, error) }, level, format string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	switch strings.ToLower(format) {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want json or text", format)
+}
+
+// hangups delivers SIGHUP until ctx ends.
+func hangups(ctx context.Context) <-chan os.Signal {
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, syscall.SIGHUP)
+	go func() {
+		<-ctx.Done()
+		signal.Stop(c)
+	}()
+	return c
+}

@@ -1,0 +1,120 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultIsValid(t *testing.T) {
+	c := Default()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSpecExample(t *testing.T) {
+	c, err := Load("testdata/spec-example.yaml", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen.Port != 8989 || c.Upstream.TokenTTL.Duration != 6*time.Hour || len(c.Policy.Rules) != 3 ||
+		c.Policy.Rules[2].IMDSv1 != "reject" || c.Tokens.HopLimit.Container != 2 || !c.Redirect.KeepOnExit {
+		t.Fatalf("parsed %+v", c)
+	}
+}
+
+func TestMissingFieldsTakeDefaults(t *testing.T) {
+	c, err := Read(strings.NewReader("version: 1\nlisten: {port: 9000}\n"), "min.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Default()
+	want.Listen.Port, want.File = 9000, "min.yaml"
+	if !reflect.DeepEqual(c, &want) {
+		t.Fatalf("got %+v\nwant %+v", c, want)
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "none.yaml")
+	if c, err := Load(path, true); err != nil || c.Listen.Port != 8989 {
+		t.Fatalf("default path absent: %v, %v; want the defaults", c, err)
+	}
+	if _, err := Load(path, false); err == nil {
+		t.Fatal("an explicit --config that does not exist was accepted")
+	}
+}
+
+// Every error names file:line:column and the field.
+func TestErrorsArePositioned(t *testing.T) {
+	for _, c := range []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"unknown field", "version: 1\ntokens:\n  key_file: /k\n  hop_limt: {host: 1}\n",
+			[]string{`f.yaml:4:3: tokens.hop_limt: unknown field "hop_limt"`}},
+		{"type error", "version: 1\ntokens:\n  hop_limit: {host: x}\n",
+			[]string{"f.yaml:3:21: tokens.hop_limit.host: cannot unmarshal string (want int)"}},
+		{"duplicate key", "version: 1\nversion: 1\n", []string{`f.yaml:2:1: `, `already defined`}},
+		{"syntax", "version: 1\n  bad: [\n", []string{"f.yaml:1:"}},
+		{"missing version", "listen: {port: 1}\n", []string{"f.yaml:1:1: version: missing"}},
+		{"empty file", "", []string{"f.yaml:1:1: version: missing"}},
+		{"wrong version", "version: 2\n", []string{"f.yaml:1:10: version: version 2 is not supported"}},
+		{"several at once", strings.Join([]string{
+			"version: 1",
+			"listen: {port: 70000}",
+			"upstream:",
+			"  url: https://169.254.169.254",
+			"  token_ttl: soon",
+			"forwarded_headers: drop",
+			"tokens: {key_file: relative, hop_limit: {host: 0}}",
+			"policy:",
+			"  rules:",
+			"    - name: a",
+			"      match: {users: [root]}",
+			"      allow: [\"/latest/meta-data/**\"]",
+			"    - name: b",
+			"      allow: [\"/x\"]",
+		}, "\n") + "\n", []string{
+			"f.yaml:2:16: listen.port:",
+			"f.yaml:6:20: forwarded_headers:",
+			"f.yaml:4:8: upstream.url:",
+			"f.yaml:5:14: upstream.token_ttl:",
+			"f.yaml:7:20: tokens.key_file:",
+			"f.yaml:7:48: tokens.hop_limit.host:",
+			"f.yaml:12:15: policy.rules[0].allow[0]:",
+			"f.yaml:13:11: policy.rules[1].match:",
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Read(strings.NewReader(c.yaml), "f.yaml")
+			var errs *Errors
+			if !errors.As(err, &errs) {
+				t.Fatalf("Read = %v, want *Errors", err)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("errors:\n%v\nwant one containing %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestWarningsArePositioned(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "w.yaml")
+	os.WriteFile(path, []byte("version: 1\npolicy:\n  rules:\n    - name: a\n      match: {users: [nosuchuser]}\n      allow: [\"/**\"]\n"), 0o644)
+	c, err := Load(path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := Warn(c, "policy", []string{"rules[0].match.users[0]: user \"nosuchuser\" does not resolve"})
+	if len(got) != 1 || !strings.HasPrefix(got[0], path+":5:23: policy.rules[0].match.users[0]: user") {
+		t.Fatalf("warnings %q", got)
+	}
+}
