@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -26,14 +27,46 @@ func (u *pessimisticIMDS) Fetch(_ context.Context, method, path string) (*http.R
 	u.mu.Lock()
 	u.fetched = append(u.fetched, path)
 	u.mu.Unlock()
-	loose := strings.ToLower(strings.ReplaceAll(path, `\`, "/"))
 	body := "ordinary"
-	for _, secret := range []string{"iam", "identity-credentials", "user-data", "signature", "pkcs7", "rsa2048"} {
-		if strings.Contains(loose, secret) {
-			body = "SECRET"
-		}
+	if looselySecret(path) {
+		body = "SECRET"
 	}
 	return &http.Response{StatusCode: 200, Header: http.Header{}, Body: io.NopCloser(strings.NewReader(body)), ContentLength: int64(len(body))}, nil
+}
+
+// looselySecret reads path the way a lax server might (case folded,
+// backslashes as slashes, decoded again, dot segments and empty segments
+// resolved, ";" parameters dropped) and reports whether that names
+// credentials, user data or an identity signature under any version.
+func looselySecret(path string) bool {
+	p := strings.ToLower(strings.ReplaceAll(path, `\`, "/"))
+	if d, err := url.PathUnescape(p); err == nil {
+		p = d
+	}
+	var segs []string
+	for _, s := range strings.Split(p, "/") {
+		s, _, _ = strings.Cut(s, ";")
+		switch s {
+		case "", ".":
+		case "..":
+			if len(segs) > 0 {
+				segs = segs[:len(segs)-1]
+			}
+		default:
+			segs = append(segs, s)
+		}
+	}
+	if len(segs) < 2 {
+		return false
+	}
+	rel := strings.Join(segs[1:], "/") + "/"
+	for _, secret := range []string{"meta-data/iam/", "meta-data/identity-credentials/", "user-data/",
+		"dynamic/instance-identity/signature/", "dynamic/instance-identity/pkcs7/", "dynamic/instance-identity/rsa2048/"} {
+		if strings.HasPrefix(rel, secret) {
+			return true
+		}
+	}
+	return false
 }
 
 func (u *pessimisticIMDS) take() []string {

@@ -1,0 +1,51 @@
+# imdsguard: `sudo make demo` and `sudo make test` do everything on a fresh
+# Debian machine (they install what they need first).
+
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+
+.PHONY: all build deps tools test unit e2e demo bench fuzz clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/imdsguard ./cmd/imdsguard
+
+# Debian packages the tests use, and the test tools in bin/ (AEMM, the real
+# SDK clients, the fake upstream and the bare reverse proxy for benchmarks).
+deps:
+	scripts/install-test-deps.sh
+
+tools:
+	scripts/build-tools.sh
+
+# Every test: unit tests (privileged ones run as root, skip otherwise) and
+# the end-to-end tests with real clients against the IMDS mock.
+test: deps build
+	$(GO) vet ./...
+	cd tools && $(GO) vet ./...
+	$(GO) test -count=1 ./...
+	cd tools && $(GO) test -count=1 ./...
+
+unit:
+	$(GO) test -count=1 ./...
+
+e2e: deps build
+	cd tools && $(GO) test -count=1 -v ./e2e/
+
+demo: deps build
+	scripts/demo.sh
+
+bench: deps build
+	scripts/bench.sh
+
+# A longer fuzz of the parser and the pipeline than `make test` does.
+FUZZTIME ?= 60s
+fuzz:
+	$(GO) test ./proxy/canon -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME)
+	$(GO) test ./proxy -run='^$$' -fuzz=FuzzPipeline -fuzztime=$(FUZZTIME)
+	$(GO) test ./policy -run='^$$' -fuzz=FuzzMatch -fuzztime=$(FUZZTIME)
+
+clean:
+	rm -rf bin dist
