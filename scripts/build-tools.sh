@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Builds the test tools into bin/ of the repository: aemm (the IMDS mock,
+# from the tools module's `tool` directive), imdsclient, fakeimds and
+# bareproxy. A binary newer than all of its sources is left alone, so
+# running this on every `make test` costs next to nothing.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bin="$root/bin"
+mkdir -p "$bin"
+cd "$root/tools"
+# sudo and CI shells may leave the Go toolchain off PATH.
+PATH="$PATH:/usr/local/go/bin"
+if ! command -v go >/dev/null; then
+	echo "build-tools: no go toolchain on PATH" >&2
+	exit 1
+fi
+
+# stale OUT SOURCE...: true when OUT is missing or a SOURCE (file or
+# directory tree) has anything newer than it.
+stale() {
+	local out=$1
+	shift
+	[[ ! -e $out ]] && return 0
+	[[ -n $(find "$@" -newer "$out" -print -quit) ]]
+}
+
+# build NAME PACKAGE SOURCE...: go build PACKAGE into bin/NAME when stale.
+build() {
+	local name=$1 pkg=$2
+	shift 2
+	if stale "$bin/$name" "$@"; then
+		echo "build-tools: bin/$name"
+		go build -buildvcs=false -o "$bin/$name" "$pkg"
+	fi
+}
+
+build aemm github.com/aws/amazon-ec2-metadata-mock/cmd go.mod go.sum
+build imdsclient ./cmd/imdsclient go.mod go.sum cmd/imdsclient
+build fakeimds ./cmd/fakeimds go.mod go.sum cmd/fakeimds fakeimds
+build bareproxy ./cmd/bareproxy go.mod go.sum cmd/bareproxy

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs everything the tests need on Debian (CI runs it as root on a clean
+# machine), then builds the test tools. Idempotent: when every package is
+# present it touches nothing and only runs build-tools.sh.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+packages=(
+	iproute2         # ip netns: network namespaces as test hosts
+	iptables         # the redirect rules
+	wrk hey          # load generators
+	python3-boto     # legacy IMDSv1-only client
+	python3-botocore # IMDSv2 client
+	awscli           # aws configure export-credentials
+	amazon-ec2-utils # ec2-metadata
+	cloud-utils      # ec2metadata
+	shellcheck       # lint of scripts/
+)
+
+missing=()
+for pkg in "${packages[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q '^install ok installed$'; then
+		missing+=("$pkg")
+	fi
+done
+
+if ((${#missing[@]} > 0)); then
+	echo "install-test-deps: installing ${missing[*]}"
+	sudo=()
+	if ((EUID != 0)); then
+		sudo=(sudo)
+	fi
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+"$root/scripts/build-tools.sh"

@@ -1,0 +1,11 @@
+// Package testbed is the harness of the end-to-end tests: it finds the
+// repository and its binaries, starts amazon-ec2-metadata-mock (AEMM), the
+// fake upstream, the baseline proxy and imdsguard itself as child processes
+// (in this network namespace or in one a test made), always waits for them,
+// runs the real IMDS clients against an endpoint, and speaks raw HTTP/1.1
+// over a socket for requests that client libraries would clean up.
+//
+// Every wait has a deadline; every process started here is stopped with
+// SIGTERM (then SIGKILL) and reaped when the test ends, and its output is
+// shown when the test fails.
+package testbed
