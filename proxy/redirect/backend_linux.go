@@ -1,0 +1,148 @@
+package redirect
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strings"
+
+	"github.com/coreos/go-iptables/iptables"
+)
+
+// tools are the binaries of one backend for one family.
+type tools struct {
+	iptables, save, restore string
+}
+
+// backendTools: the binaries of each backend, per family. Both backends are
+// named explicitly (never the `iptables` alternative), so rules never end up
+// split between nf_tables and the legacy tables of one namespace.
+var backendTools = map[string]map[string]tools{
+	"nft": {
+		"ipv4": {"iptables-nft", "iptables-nft-save", "iptables-nft-restore"},
+		"ipv6": {"ip6tables-nft", "ip6tables-nft-save", "ip6tables-nft-restore"},
+	},
+	"legacy": {
+		"ipv4": {"iptables-legacy", "iptables-legacy-save", ""},
+		"ipv6": {"ip6tables-legacy", "ip6tables-legacy-save", ""},
+	},
+}
+
+// lockWait is how long an iptables command waits for the xtables lock.
+const lockWait = 5 // seconds
+
+// openBackend picks the backend (detecting it when name is "") and opens a
+// runner for every family this host has. A configured family whose tools
+// are missing is an error; an unconfigured one is only left out.
+func openBackend(name string, cfg Config, log *slog.Logger) (string, []familyRunner, error) {
+	switch name {
+	case "":
+		name = detectBackend(log)
+	case "nft", "legacy":
+	default:
+		return "", nil, fmt.Errorf("redirect: unknown iptables backend %q (want nft, legacy or empty to detect)", name)
+	}
+	wanted := map[family]bool{}
+	for _, f := range cfg.families() {
+		wanted[f] = true
+	}
+	var fams []familyRunner
+	for _, f := range []family{familyV4, familyV6} {
+		x, err := newXtables(name, f)
+		if err != nil {
+			if wanted[f] {
+				return "", nil, err
+			}
+			log.Debug("family not available", "family", f.Name, "err", err)
+			continue
+		}
+		fams = append(fams, familyRunner{fam: f, ipt: x})
+	}
+	return name, fams, nil
+}
+
+// xtables is go-iptables for one backend and family, plus the whole-table
+// operations it lacks, done with the same backend's save/restore tools.
+type xtables struct {
+	*iptables.IPTables
+	save, restore string
+}
+
+func newXtables(backend string, f family) (*xtables, error) {
+	t := backendTools[backend][f.Name]
+	path, err := findTool(t.iptables)
+	if err != nil {
+		return nil, err
+	}
+	proto := iptables.ProtocolIPv4
+	if f == familyV6 {
+		proto = iptables.ProtocolIPv6
+	}
+	ipt, err := iptables.New(iptables.IPFamily(proto), iptables.Path(path), iptables.Timeout(lockWait))
+	if err != nil {
+		return nil, fmt.Errorf("redirect: %s: %w", path, err)
+	}
+	x := &xtables{IPTables: ipt}
+	if x.save, err = findTool(t.save); err != nil {
+		return nil, err
+	}
+	if t.restore != "" {
+		if x.restore, err = findTool(t.restore); err != nil {
+			return nil, err
+		}
+	}
+	return x, nil
+}
+
+// findTool looks name up in PATH, then in the sbin directories a daemon's
+// PATH may lack.
+func findTool(name string) (string, error) {
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	for _, dir := range []string{"/usr/sbin", "/sbin", "/usr/local/sbin"} {
+		p := dir + "/" + name
+		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("redirect: %s not found (install iptables)", name)
+}
+
+// Save runs the backend's iptables-save. It prints only tables that exist
+// and creates none (legacy reads /proc/net/ip{,6}_tables_names).
+func (x *xtables) Save() (string, error) {
+	return run(x.save, nil)
+}
+
+// CanDropTables: only nf_tables tables can be deleted.
+func (x *xtables) CanDropTables() bool { return x.restore != "" }
+
+// DropTable deletes an nf_tables table: iptables-nft-restore, given the
+// table with no chains and without --noflush, deletes it and recreates
+// nothing. Remove calls it only for a table it checked holds nothing but
+// the ChainMadeTable marker.
+func (x *xtables) DropTable(table string) error {
+	if x.restore == "" {
+		return fmt.Errorf("drop table %s: %w: legacy tables live as long as their namespace", table, errors.ErrUnsupported)
+	}
+	_, err := run(x.restore, strings.NewReader("*"+table+"\nCOMMIT\n"))
+	return err
+}
+
+// run runs a tool to completion and returns its standard output.
+func run(path string, stdin *strings.Reader) (string, error) {
+	var out, errb bytes.Buffer
+	cmd := exec.Command(path)
+	if stdin != nil {
+		cmd.Stdin = stdin
+	}
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("%s: %w: %s", path, err, strings.TrimSpace(errb.String()))
+	}
+	return out.String(), nil
+}

@@ -1,0 +1,49 @@
+// Package redirect owns the kernel side of imdsguard: the netfilter rules that
+// send metadata traffic (169.254.169.254 and fd00:ec2::254, tcp port 80) to
+// the local proxy, shield the proxy port from the network and refuse
+// metadata traffic that would otherwise be routed; and the netlink view of
+// the container interfaces that traffic arrives on.
+//
+// The rules live in own chains, each hooked in by one jump (inserted first):
+//
+//	nat    OUTPUT     -> IMDSGUARD-OUT  own marked traffic RETURNs, the rest is REDIRECTed
+//	nat    PREROUTING -> IMDSGUARD-PRE  REDIRECT from the container interface patterns
+//	filter INPUT      -> IMDSGUARD-IN   the proxy port answers lo and redirected flows only
+//	filter FORWARD    -> IMDSGUARD-FWD  metadata traffic that would be routed is reset
+//
+// Every rule carries an "imdsguard: ..." comment. Rule arguments are built by
+// pure functions (rules.go) shared by Install, Remove and Status; the kernel
+// is reached through a small runner interface (runner.go) that
+// github.com/coreos/go-iptables satisfies and a fake stands in for in tests.
+// Chain names are constants that must never change: an upgraded daemon has
+// to find and remove what an older one installed.
+//
+// Decisions worth knowing:
+//
+//   - Backends. iptables-nft and iptables-legacy are both supported, never
+//     mixed: the tools are named explicitly (iptables-nft, ip6tables-legacy,
+//     ...), and detection (Options.Backend "") follows kube-proxy's
+//     iptables-wrapper: the backend already holding IMDSGUARD chains, else
+//     the one with more rules, else nft.
+//   - The proxy port is protected by conntrack's original destination
+//     (-m conntrack --ctstate DNAT --ctorigdst IMDS), which matches REDIRECTed
+//     flows on both paths; route_localnet is never needed. Only tcp to the
+//     port is dropped, silently (no answer).
+//   - Remove leaves iptables-save byte-identical to before Install. When
+//     Install had to create a table (nf_tables: a table appears on first
+//     write) it marks it with the empty chain IMDSGUARD-MADE-TABLE, and Remove
+//     deletes the table again if nothing else was put in it. Two limits: a
+//     legacy table, once instantiated (any access does it), lives as long as
+//     its namespace, so it stays, empty, with policy ACCEPT; and an nf_tables
+//     base chain (e.g. nat PREROUTING) that Install created in an existing
+//     table stays as an empty base chain with policy accept: invisible to
+//     iptables-save, visible in `nft list ruleset`, without effect.
+//   - Keep reads each family's rule set once per check (iptables-save: one
+//     exec, ~3 ms CPU) and compares the lines that name IMDSGUARD chains with
+//     what Install left; only a difference triggers writes. Checks run every
+//     750 ms, so an outside flush is undone within about a second.
+//   - Every method acts in the network namespace of the calling thread (the
+//     iptables tools and netlink sockets inherit it); Keep does all its work
+//     on its own goroutine, so a caller that pinned it to a namespace keeps
+//     it there.
+package redirect

@@ -1,0 +1,115 @@
+package redirect
+
+import (
+	"context"
+	"slices"
+	"time"
+)
+
+// Keep holds the rules in place until ctx ends. It installs them, then
+// every r.every (750 ms) reads each family's rule set once (iptables-save)
+// and, when the imdsguard lines differ from what Install left (an outside
+// `iptables -t nat -F`, a flushed chain, a deleted jump, a firewalld
+// reload), restores what is missing, logs it and counts it (Restores).
+// It also follows the container interfaces through netlink and logs those
+// that appear or vanish. When ctx ends the rules stay (KeepOnExit: fail
+// closed) or are removed.
+//
+// Every iptables command and netlink query runs on the calling goroutine,
+// so a caller that pinned its thread to a network namespace keeps Keep there.
+func (r *Rules) Keep(ctx context.Context) error {
+	if err := r.Install(ctx); err != nil {
+		if ctx.Err() != nil {
+			return r.exit(ctx)
+		}
+		r.log.Error("install failed; retrying every check", "err", err)
+	}
+	var changed <-chan struct{}
+	w := r.followLinks()
+	if w != nil {
+		changed = w.Changed()
+		defer r.unfollow(w)
+	}
+	tick := time.NewTicker(r.every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return r.exit(ctx)
+		case <-tick.C:
+			r.check()
+		case _, ok := <-changed:
+			if !ok {
+				r.log.Warn("stopped following container interfaces: netlink subscription ended")
+				changed = nil
+				continue
+			}
+			r.refreshLinks(w)
+		}
+	}
+}
+
+// check compares each family's imdsguard lines with the snapshot and
+// restores the family when they differ.
+func (r *Rules) check() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, fr := range r.active {
+		save, err := fr.ipt.Save()
+		if err != nil {
+			r.log.Warn("cannot read rules", "family", fr.fam.Name, "err", err)
+			continue
+		}
+		if snap, ok := r.snap[fr.fam.Name]; ok && slices.Equal(ourLines(save), snap) {
+			continue
+		}
+		r.restore(fr)
+	}
+}
+
+// restore reinstalls one family and records the new snapshot; it counts a
+// restore when something had to be put back.
+func (r *Rules) restore(fr familyRunner) {
+	start := time.Now()
+	fixed, err := r.ensureFamily(fr)
+	if err != nil {
+		r.log.Error("restoring rules failed; retrying at the next check", "family", fr.fam.Name, "fixed", fixed, "err", err)
+		return
+	}
+	if len(fixed) > 0 {
+		n := r.restores.Add(1)
+		r.log.Warn("restored rules deleted from outside", "family", fr.fam.Name, "fixed", fixed,
+			"took", time.Since(start).String(), "restores", n)
+	}
+	if err := r.snapshot(fr); err != nil {
+		r.log.Warn("cannot read rules", "family", fr.fam.Name, "err", err)
+	}
+}
+
+// exit leaves the rules in place (fail closed) or removes them.
+func (r *Rules) exit(ctx context.Context) error {
+	if r.cfg.KeepOnExit {
+		r.log.Info("leaving rules in place: metadata traffic is refused while the proxy is down (keep_on_exit)")
+		return nil
+	}
+	r.log.Info("removing rules (keep_on_exit is false)")
+	return r.Remove(context.WithoutCancel(ctx))
+}
+
+// followLinks opens the link watch and fills the cache; nil when following
+// is impossible (logged).
+func (r *Rules) followLinks() linkWatch {
+	w, err := r.openLinks(true)
+	if err != nil {
+		r.log.Warn("cannot follow container interfaces", "err", err)
+		return nil
+	}
+	r.refreshLinks(w)
+	return w
+}
+
+// unfollow closes the watch and empties the cache.
+func (r *Rules) unfollow(w linkWatch) {
+	w.Close()
+	r.links.set(nil, false)
+}

@@ -1,0 +1,178 @@
+package redirect
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/imdsguard/imdsguard/internal/netnstest"
+)
+
+// Privileged: Keep against the real kernel, both backends.
+
+// keepIn runs r.Keep inside ns until the returned stop is called (also at
+// cleanup); stop returns Keep's error.
+func keepIn(t *testing.T, ns string, r *Rules) (stop func() error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- netnstest.Do(ns, func() error { return r.Keep(ctx) }) }()
+	var err error
+	stopped := false
+	stop = func() error {
+		if !stopped {
+			cancel()
+			err, stopped = <-done, true
+		}
+		return err
+	}
+	t.Cleanup(func() { _ = stop() })
+	waitFor(t, 5*time.Second, "Keep installs and follows links", func() bool { _, f := r.links.get(); return f })
+	return stop
+}
+
+// ourSaved is ourLines of both families in ns, without the table marker.
+func ourSaved(t *testing.T, ns, backend string) []string {
+	lines := ourLines(saveAll(t, ns, backend))
+	return slices.DeleteFunc(lines, func(l string) bool { return strings.Contains(l, ChainMadeTable) })
+}
+
+func TestRealKeep(t *testing.T) {
+	for _, backend := range backends {
+		t.Run(backend, func(t *testing.T) {
+			requireBackend(t, backend)
+			ns := netnstest.New(t, "rg-keep")
+			foreignRules(t, ns, backend)
+			imds := imdsOnLo(t, ns) // no proxy listens in this namespace
+			logs := &syncBuffer{}
+			r := newRulesIn(t, ns, Options{Config: DefaultConfig(), Port: testPort, Backend: backend, Log: testLog(t, logs)})
+			stop := keepIn(t, ns, r)
+			installed := ourSaved(t, ns, backend)
+
+			damages := keepDamages(backend)
+			for _, d := range damages {
+				n := r.Restores()
+				for _, c := range d.cmds {
+					ipt(t, ns, c[0], c[1:]...)
+				}
+				took := waitFor(t, 3*time.Second, "restore after "+d.name, func() bool { return r.Restores() > n })
+				if got := ourSaved(t, ns, backend); !slices.Equal(got, installed) {
+					t.Errorf("after %s and restore:\n%s\nwant:\n%s", d.name, strings.Join(got, "\n"), strings.Join(installed, "\n"))
+				}
+				if took > 2*time.Second {
+					t.Errorf("%s: restored after %s, want within 2s", d.name, took)
+				}
+				t.Logf("RESTORE %-45s restored after %s", d.name+":", took.Round(time.Millisecond))
+			}
+			if !strings.Contains(logs.String(), "restored rules deleted from outside") {
+				t.Error("restores not logged")
+			}
+
+			followLinks(t, ns, r, logs)
+
+			// The daemon stops (or dies) with keep_on_exit: the rules stay,
+			// callers are refused, "IMDS" hears nothing.
+			if err := stop(); err != nil {
+				t.Fatalf("Keep: %v", err)
+			}
+			if got := ourSaved(t, ns, backend); !slices.Equal(got, installed) {
+				t.Errorf("rules after Keep ended (keep_on_exit):\n%s", strings.Join(got, "\n"))
+			}
+			wantRefused(t, ns, imds4)
+			wantRefused(t, ns, imds6)
+			if n := imds.hits.Load(); n != 0 {
+				t.Errorf("IMDS got %d requests", n)
+			}
+		})
+	}
+}
+
+// damage is an outside change Keep must undo: commands run in the namespace.
+type damage struct {
+	name string
+	cmds [][]string
+}
+
+// keepDamages lists the outside changes TestRealKeep inflicts, in order.
+func keepDamages(backend string) []damage {
+	v4, v6 := "iptables-"+backend, "ip6tables-"+backend
+	jump := func(c chain) []string {
+		return append([]string{"-t", c.Table, "-D", c.Hook}, jumpRule(c).Spec()...)
+	}
+	damages := []damage{
+		{"iptables -t nat -F", [][]string{{v4, "-t", "nat", "-F"}}},
+		{"iptables -t nat -F IMDSGUARD-OUT", [][]string{{v4, "-t", "nat", "-F", ChainOut}}},
+		{"iptables -t nat -D OUTPUT <jump>", [][]string{append([]string{v4}, jump(chains[0])...)}},
+		{"ip6tables -t filter -F", [][]string{{v6, "-t", "filter", "-F"}}},
+		{"ip6tables: IMDSGUARD-PRE deleted", [][]string{
+			append([]string{v6}, jump(chains[1])...),
+			{v6, "-t", "nat", "-F", ChainPre}, {v6, "-t", "nat", "-X", ChainPre},
+		}},
+	}
+	if _, err := findTool("nft"); err == nil && backend == "nft" {
+		damages = append(damages, damage{"nft delete table ip nat (a firewall reload)", [][]string{{"nft", "delete", "table", "ip", "nat"}}})
+	}
+	return damages
+}
+
+// followLinks: a veth and a bridge made and deleted while Keep runs show up
+// in Interfaces and InterfaceFor, and are logged.
+func followLinks(t *testing.T, ns string, r *Rules, logs *syncBuffer) {
+	addr := netip.MustParseAddr("198.51.100.77")
+	start := time.Now()
+	netnstest.IP(t, ns, "link", "add", "veth-new", "type", "veth", "peer", "name", "vpeer-new")
+	netnstest.IP(t, ns, "addr", "add", "198.51.100.77/24", "dev", "veth-new")
+	netnstest.IP(t, ns, "link", "add", "br-test", "type", "bridge")
+	waitFor(t, 2*time.Second, "veth-new followed", func() bool { return r.InterfaceFor(addr) == "veth-new" })
+	waitFor(t, 2*time.Second, "br-test followed", func() bool {
+		return slices.ContainsFunc(r.Interfaces(), func(l Link) bool { return l.Name == "br-test" && l.Kind == "bridge" })
+	})
+	t.Logf("LINKS veth-new and br-test followed after %s: %v", time.Since(start).Round(time.Millisecond), r.Interfaces())
+	if slices.ContainsFunc(r.Interfaces(), func(l Link) bool { return l.Name == "vpeer-new" }) {
+		t.Error("vpeer-new matches no pattern but is listed")
+	}
+	start = time.Now()
+	netnstest.IP(t, ns, "link", "del", "veth-new")
+	netnstest.IP(t, ns, "link", "del", "br-test")
+	waitFor(t, 2*time.Second, "links gone", func() bool { return len(r.Interfaces()) == 0 && r.InterfaceFor(addr) == "" })
+	t.Logf("LINKS gone after %s", time.Since(start).Round(time.Millisecond))
+	log := logs.String()
+	for _, want := range []string{
+		`msg="container interface appeared" component=redirect backend=` + r.Backend() + ` interface=veth-new`,
+		`msg="container interface appeared" component=redirect backend=` + r.Backend() + ` interface=br-test`,
+		`msg="container interface vanished" component=redirect backend=` + r.Backend() + ` interface=veth-new`,
+		`msg="container interface vanished" component=redirect backend=` + r.Backend() + ` interface=br-test`,
+	} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %s", want)
+		}
+	}
+}
+
+// keep_on_exit false: Keep removes the rules when it ends, leaving
+// iptables-save as it was.
+func TestRealKeepRemovesOnExit(t *testing.T) {
+	for _, backend := range backends {
+		t.Run(backend, func(t *testing.T) {
+			requireBackend(t, backend)
+			ns := netnstest.New(t, "rg-keepx")
+			foreignRules(t, ns, backend)
+			before := saveAll(t, ns, backend)
+			cfg := DefaultConfig()
+			cfg.KeepOnExit = false
+			r := newRulesIn(t, ns, Options{Config: cfg, Port: testPort, Backend: backend, Log: testLog(t, &syncBuffer{})})
+			stop := keepIn(t, ns, r)
+			if len(ourSaved(t, ns, backend)) == 0 {
+				t.Fatal("Keep installed nothing")
+			}
+			if err := stop(); err != nil {
+				t.Fatalf("Keep: %v", err)
+			}
+			if after := saveAll(t, ns, backend); after != before {
+				t.Errorf("after Keep with keep_on_exit=false:\n%s\nwant:\n%s", after, before)
+			}
+		})
+	}
+}

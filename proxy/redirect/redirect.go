@@ -1,0 +1,92 @@
+package redirect
+
+import (
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Options configure New.
+type Options struct {
+	Config  Config
+	Port    int    // the proxy's listen port, the REDIRECT target
+	Mark    uint32 // the daemon's socket mark; 0 means Mark
+	Backend string // "nft", "legacy", or "" to detect (see detectBackend)
+	Log     *slog.Logger
+}
+
+// Rules manages imdsguard's netfilter rules in the network namespace it was
+// made in (the one of the thread that calls its methods).
+type Rules struct {
+	cfg     Config
+	params  params
+	backend string
+	log     *slog.Logger
+
+	active []familyRunner // the families the configuration redirects
+	all    []familyRunner // every family this host has: Remove cleans them all
+
+	mu       sync.Mutex          // one install/remove/check at a time
+	snap     map[string][]string // family → ourLines after the last install
+	restores atomic.Uint64
+
+	every     time.Duration // Keep's check interval
+	openLinks openLinks
+	links     linkCache
+}
+
+// New checks the options, picks the backend (detecting it unless
+// o.Backend names one) and returns the rules, not yet installed.
+func New(o Options) (*Rules, error) {
+	if err := o.Config.Validate(); err != nil {
+		return nil, fmt.Errorf("redirect config: %w", err)
+	}
+	if o.Port < 1 || o.Port > 65535 {
+		return nil, fmt.Errorf("redirect: proxy port %d is out of range (1..65535)", o.Port)
+	}
+	log := o.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	name, fams, err := openBackend(o.Backend, o.Config, log)
+	if err != nil {
+		return nil, err
+	}
+	return newRules(o, name, fams, netlinkLinks), nil
+}
+
+// newRules assembles Rules around runners: New's real ones, or fakes.
+func newRules(o Options, backend string, fams []familyRunner, links openLinks) *Rules {
+	if o.Mark == 0 {
+		o.Mark = Mark
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	r := &Rules{
+		cfg:       o.Config,
+		params:    params{Port: o.Port, Mark: o.Mark, Interfaces: o.Config.ContainerInterfaces},
+		backend:   backend,
+		log:       o.Log.With("component", "redirect", "backend", backend),
+		all:       fams,
+		snap:      map[string][]string{},
+		every:     750 * time.Millisecond,
+		openLinks: links,
+	}
+	for _, f := range o.Config.families() {
+		for _, fr := range fams {
+			if fr.fam == f {
+				r.active = append(r.active, fr)
+			}
+		}
+	}
+	return r
+}
+
+// Backend names the iptables backend in use: "nft" or "legacy".
+func (r *Rules) Backend() string { return r.backend }
+
+// Restores counts Keep's restores of rules deleted from outside.
+func (r *Rules) Restores() uint64 { return r.restores.Load() }

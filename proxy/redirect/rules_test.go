@@ -1,0 +1,155 @@
+package redirect
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// renderPlan prints a plan as iptables commands, one per line.
+func renderPlan(f family, p params) string {
+	var b strings.Builder
+	for _, c := range plan(f, p) {
+		fmt.Fprintf(&b, "-t %s -N %s\n", c.Table, c.Name)
+		for _, r := range c.Rules {
+			fmt.Fprintf(&b, "-t %s -A %s %s\n", c.Table, c.Name, r)
+		}
+		fmt.Fprintf(&b, "-t %s -I %s 1 %s\n", c.Table, c.Hook, c.Jump)
+	}
+	return b.String()
+}
+
+var goldenParams = params{Port: 8989, Mark: Mark, Interfaces: DefaultConfig().ContainerInterfaces}
+
+const goldenV4 = `-t nat -N IMDSGUARD-OUT
+-t nat -A IMDSGUARD-OUT -d 169.254.169.254/32 -p tcp --dport 80 -m mark --mark 0x1d5a -m comment --comment "imdsguard: daemon upstream traffic skips the redirect" -j RETURN
+-t nat -A IMDSGUARD-OUT -d 169.254.169.254/32 -p tcp --dport 80 -m comment --comment "imdsguard: redirect local metadata traffic to the proxy" -j REDIRECT --to-ports 8989
+-t nat -I OUTPUT 1 -m comment --comment "imdsguard: jump to IMDSGUARD-OUT" -j IMDSGUARD-OUT
+-t nat -N IMDSGUARD-PRE
+-t nat -A IMDSGUARD-PRE -i docker0 -d 169.254.169.254/32 -p tcp --dport 80 -m comment --comment "imdsguard: redirect metadata traffic from docker0" -j REDIRECT --to-ports 8989
+-t nat -A IMDSGUARD-PRE -i br-+ -d 169.254.169.254/32 -p tcp --dport 80 -m comment --comment "imdsguard: redirect metadata traffic from br-+" -j REDIRECT --to-ports 8989
+-t nat -A IMDSGUARD-PRE -i cni+ -d 169.254.169.254/32 -p tcp --dport 80 -m comment --comment "imdsguard: redirect metadata traffic from cni+" -j REDIRECT --to-ports 8989
+-t nat -A IMDSGUARD-PRE -i veth+ -d 169.254.169.254/32 -p tcp --dport 80 -m comment --comment "imdsguard: redirect metadata traffic from veth+" -j REDIRECT --to-ports 8989
+-t nat -I PREROUTING 1 -m comment --comment "imdsguard: jump to IMDSGUARD-PRE" -j IMDSGUARD-PRE
+-t filter -N IMDSGUARD-IN
+-t filter -A IMDSGUARD-IN -i lo -p tcp --dport 8989 -m comment --comment "imdsguard: local callers reach the proxy port" -j RETURN
+-t filter -A IMDSGUARD-IN -p tcp --dport 8989 -m conntrack --ctstate DNAT --ctorigdst 169.254.169.254 -m comment --comment "imdsguard: redirected metadata traffic reaches the proxy port" -j RETURN
+-t filter -A IMDSGUARD-IN -p tcp --dport 8989 -m comment --comment "imdsguard: nothing else reaches the proxy port" -j DROP
+-t filter -I INPUT 1 -m comment --comment "imdsguard: jump to IMDSGUARD-IN" -j IMDSGUARD-IN
+-t filter -N IMDSGUARD-FWD
+-t filter -A IMDSGUARD-FWD -d 169.254.169.254/32 -p tcp --dport 80 -m comment --comment "imdsguard: routed metadata traffic is refused" -j REJECT --reject-with tcp-reset
+-t filter -I FORWARD 1 -m comment --comment "imdsguard: jump to IMDSGUARD-FWD" -j IMDSGUARD-FWD
+`
+
+const goldenV6 = `-t nat -N IMDSGUARD-OUT
+-t nat -A IMDSGUARD-OUT -d fd00:ec2::254/128 -p tcp --dport 80 -m mark --mark 0x1d5a -m comment --comment "imdsguard: daemon upstream traffic skips the redirect" -j RETURN
+-t nat -A IMDSGUARD-OUT -d fd00:ec2::254/128 -p tcp --dport 80 -m comment --comment "imdsguard: redirect local metadata traffic to the proxy" -j REDIRECT --to-ports 8989
+-t nat -I OUTPUT 1 -m comment --comment "imdsguard: jump to IMDSGUARD-OUT" -j IMDSGUARD-OUT
+-t nat -N IMDSGUARD-PRE
+-t nat -A IMDSGUARD-PRE -i docker0 -d fd00:ec2::254/128 -p tcp --dport 80 -m comment --comment "imdsguard: redirect metadata traffic from docker0" -j REDIRECT --to-ports 8989
+-t nat -A IMDSGUARD-PRE -i br-+ -d fd00:ec2::254/128 -p tcp --dport 80 -m comment --comment "imdsguard: redirect metadata traffic from br-+" -j REDIRECT --to-ports 8989
+-t nat -A IMDSGUARD-PRE -i cni+ -d fd00:ec2::254/128 -p tcp --dport 80 -m comment --comment "imdsguard: redirect metadata traffic from cni+" -j REDIRECT --to-ports 8989
+-t nat -A IMDSGUARD-PRE -i veth+ -d fd00:ec2::254/128 -p tcp --dport 80 -m comment --comment "imdsguard: redirect metadata traffic from veth+" -j REDIRECT --to-ports 8989
+-t nat -I PREROUTING 1 -m comment --comment "imdsguard: jump to IMDSGUARD-PRE" -j IMDSGUARD-PRE
+-t filter -N IMDSGUARD-IN
+-t filter -A IMDSGUARD-IN -i lo -p tcp --dport 8989 -m comment --comment "imdsguard: local callers reach the proxy port" -j RETURN
+-t filter -A IMDSGUARD-IN -p tcp --dport 8989 -m conntrack --ctstate DNAT --ctorigdst fd00:ec2::254 -m comment --comment "imdsguard: redirected metadata traffic reaches the proxy port" -j RETURN
+-t filter -A IMDSGUARD-IN -p tcp --dport 8989 -m comment --comment "imdsguard: nothing else reaches the proxy port" -j DROP
+-t filter -I INPUT 1 -m comment --comment "imdsguard: jump to IMDSGUARD-IN" -j IMDSGUARD-IN
+-t filter -N IMDSGUARD-FWD
+-t filter -A IMDSGUARD-FWD -d fd00:ec2::254/128 -p tcp --dport 80 -m comment --comment "imdsguard: routed metadata traffic is refused" -j REJECT --reject-with tcp-reset
+-t filter -I FORWARD 1 -m comment --comment "imdsguard: jump to IMDSGUARD-FWD" -j IMDSGUARD-FWD
+`
+
+func TestPlanGolden(t *testing.T) {
+	for _, tc := range []struct {
+		fam  family
+		want string
+	}{{familyV4, goldenV4}, {familyV6, goldenV6}} {
+		t.Run(tc.fam.Name, func(t *testing.T) {
+			if got := renderPlan(tc.fam, goldenParams); got != tc.want {
+				t.Errorf("plan differs from golden:\n got:\n%s\nwant:\n%s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestPlanNoInterfaces(t *testing.T) {
+	p := goldenParams
+	p.Interfaces = nil
+	for _, c := range plan(familyV4, p) {
+		if c.Name == ChainPre && len(c.Rules) != 0 {
+			t.Errorf("IMDSGUARD-PRE without interfaces has rules: %v", c.Rules)
+		}
+	}
+}
+
+// Every rule is tagged, and comments are unique within a chain (Install and
+// Status find a rule's place by its comment).
+func TestRulesTaggedAndUnique(t *testing.T) {
+	for _, f := range []family{familyV4, familyV6} {
+		for _, c := range plan(f, goldenParams) {
+			var seen []string
+			for _, r := range append(slices.Clone(c.Rules), c.Jump) {
+				spec := r.Spec()
+				i := slices.Index(spec, "--comment")
+				if i < 0 || !strings.HasPrefix(spec[i+1], commentPrefix) {
+					t.Errorf("%s %s: rule without imdsguard comment: %v", f.Name, c.Name, spec)
+				}
+				if slices.Contains(seen, r.Comment) {
+					t.Errorf("%s %s: comment %q twice", f.Name, c.Name, r.Comment)
+				}
+				seen = append(seen, r.Comment)
+			}
+		}
+	}
+}
+
+// No rule of a chain PREROUTING reaches may use -m owner (the kernel
+// refuses it there); the mark does the owner's job.
+func TestNoOwnerMatch(t *testing.T) {
+	for _, f := range []family{familyV4, familyV6} {
+		for _, c := range plan(f, goldenParams) {
+			for _, r := range c.Rules {
+				if slices.Contains(r.Spec(), "owner") {
+					t.Errorf("%s %s uses -m owner: %s", f.Name, c.Name, r)
+				}
+			}
+		}
+	}
+}
+
+func TestTables(t *testing.T) {
+	if got := tables(); !slices.Equal(got, []string{"nat", "filter"}) {
+		t.Errorf("tables() = %v", got)
+	}
+}
+
+func TestChooseBackend(t *testing.T) {
+	for _, tc := range []struct {
+		name                   string
+		nft, nftOurs, leg, leo int
+		want                   string
+	}{
+		{"empty host", 0, 0, 0, 0, "nft"},
+		{"docker on legacy", 3, 0, 40, 0, "legacy"},
+		{"docker on nft", 40, 0, 0, 0, "nft"},
+		{"ours in legacy wins over more nft rules", 50, 0, 10, 4, "legacy"},
+		{"ours in nft wins", 0, 4, 30, 0, "nft"},
+		{"no legacy tools", 0, 0, -1, 0, "nft"},
+		{"no nft tools", -1, 0, 0, 0, "legacy"},
+		{"tie", 5, 0, 5, 0, "nft"},
+	} {
+		if got := chooseBackend(tc.nft, tc.nftOurs, tc.leg, tc.leo); got != tc.want {
+			t.Errorf("%s: chooseBackend = %s, want %s", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestCountRules(t *testing.T) {
+	save := "# Generated\n*nat\n:OUTPUT ACCEPT [0:0]\n:IMDSGUARD-OUT - [0:0]\n-A OUTPUT -j IMDSGUARD-OUT\n-A IMDSGUARD-OUT -j RETURN\nCOMMIT\n"
+	if r, o := countRules(save); r != 2 || o != 1 {
+		t.Errorf("countRules = %d, %d; want 2, 1", r, o)
+	}
+}

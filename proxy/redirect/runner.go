@@ -1,0 +1,34 @@
+package redirect
+
+// runner is what this package needs from iptables for one address family.
+// The first group is the part of *iptables.IPTables
+// (github.com/coreos/go-iptables) every rule operation goes through; the
+// backend adds the two whole-table operations go-iptables lacks. A fake that
+// keeps real state stands in for it in tests (fake_test.go).
+type runner interface {
+	ChainExists(table, chain string) (bool, error)
+	NewChain(table, chain string) error
+	ClearChain(table, chain string) error // flush; creates the chain when missing
+	DeleteChain(table, chain string) error
+	List(table, chain string) ([]string, error) // iptables -S CHAIN
+	Exists(table, chain string, rulespec ...string) (bool, error)
+	Insert(table, chain string, pos int, rulespec ...string) error
+	Append(table, chain string, rulespec ...string) error
+	Delete(table, chain string, rulespec ...string) error
+
+	// Save returns iptables-save's text: the tables that exist, and only
+	// those. Reading it never creates a table (a plain -S on a legacy
+	// table would), so Install, Remove and Status look here first, and
+	// Keep compares it with what Install left (one read per tick).
+	Save() (string, error)
+	// DropTable deletes a whole table; only nf_tables can (CanDropTables).
+	// Remove uses it for tables that Install created, and nothing else.
+	DropTable(table string) error
+	CanDropTables() bool
+}
+
+// familyRunner is the runner of one address family.
+type familyRunner struct {
+	fam family
+	ipt runner
+}

@@ -1,0 +1,149 @@
+package redirect
+
+import (
+	"context"
+	"fmt"
+	"strings"
+)
+
+// Status is what is installed and what is missing.
+type Status struct {
+	Backend string
+	Items   []Item // one per expected piece, in install order
+	Links   []Link // container interfaces present now
+}
+
+// Item is one expected piece of the rule set.
+type Item struct {
+	Family  string // "ipv4" or "ipv6"
+	Table   string
+	Chain   string // the chain the piece lives in
+	What    string // "chain", "jump to IMDSGUARD-OUT", "rule 1: imdsguard: ...", "no foreign rules"
+	Present bool
+}
+
+// OK reports whether every expected piece is present.
+func (s Status) OK() bool { return len(s.Missing()) == 0 }
+
+// Missing returns the pieces that are not in place.
+func (s Status) Missing() []Item {
+	var out []Item
+	for _, it := range s.Items {
+		if !it.Present {
+			out = append(out, it)
+		}
+	}
+	return out
+}
+
+// String renders the status as human lines: a summary, then one line per
+// piece, then the container interfaces.
+func (s Status) String() string {
+	var b strings.Builder
+	verdict := "all rules in place"
+	switch n := len(s.Missing()); {
+	case len(s.Items) == 0:
+		verdict = "none configured (redirect.ipv4 and redirect.ipv6 are false)"
+	case n > 0:
+		verdict = fmt.Sprintf("%d of %d pieces missing", n, len(s.Items))
+	}
+	fmt.Fprintf(&b, "imdsguard rules (iptables %s): %s\n", s.Backend, verdict)
+	for _, it := range s.Items {
+		state := "ok     "
+		if !it.Present {
+			state = "MISSING"
+		}
+		fmt.Fprintf(&b, "  %s %s %-22s %s\n", state, it.Family, it.Table+"/"+it.Chain, it.What)
+	}
+	if len(s.Links) == 0 {
+		b.WriteString("container interfaces: none present\n")
+	}
+	for _, l := range s.Links {
+		fmt.Fprintf(&b, "container interface %s\n", l)
+	}
+	return b.String()
+}
+
+// Status inspects the configured families without changing anything (a
+// table that does not exist is not touched, so not created either).
+func (r *Rules) Status(ctx context.Context) (Status, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := Status{Backend: r.backend}
+	for _, fr := range r.active {
+		if err := ctx.Err(); err != nil {
+			return st, err
+		}
+		items, err := inspectFamily(fr, r.params)
+		st.Items = append(st.Items, items...)
+		if err != nil {
+			return st, err
+		}
+	}
+	st.Links = r.Interfaces()
+	return st, nil
+}
+
+// inspectFamily lists every expected piece of one family with its presence.
+func inspectFamily(fr familyRunner, p params) ([]Item, error) {
+	save, err := fr.ipt.Save()
+	if err != nil {
+		return nil, fmt.Errorf("status %s: read rules: %w", fr.fam.Name, err)
+	}
+	have := savedTables(save)
+	var items []Item
+	for _, c := range plan(fr.fam, p) {
+		its, err := inspectChain(fr.ipt, c, have[c.Table])
+		for i := range its {
+			its[i].Family = fr.fam.Name
+		}
+		items = append(items, its...)
+		if err != nil {
+			return items, fmt.Errorf("status %s %s/%s: %w", fr.fam.Name, c.Table, c.Name, err)
+		}
+	}
+	return items, nil
+}
+
+// inspectChain checks one chain: it exists, holds each rule in its place
+// and nothing else, and is jumped to. With tableExists false nothing is
+// asked (every piece is missing).
+func inspectChain(ipt runner, c chainPlan, tableExists bool) ([]Item, error) {
+	item := func(what string) Item { return Item{Table: c.Table, Chain: c.Name, What: what} }
+	chainIt := item("chain")
+	jumpIt := Item{Table: c.Table, Chain: c.Hook, What: c.Jump.String()}
+	var ruleIts []Item
+	for i, rl := range c.Rules {
+		ruleIts = append(ruleIts, item(fmt.Sprintf("rule %d: %s", i+1, rl)))
+	}
+	onlyIt := item("no foreign rules")
+	collect := func() []Item {
+		out := append([]Item{chainIt}, ruleIts...)
+		return append(out, onlyIt, jumpIt)
+	}
+	if !tableExists {
+		return collect(), nil
+	}
+	var err error
+	if chainIt.Present, err = ipt.ChainExists(c.Table, c.Name); err != nil || !chainIt.Present {
+		return collect(), err // no chain, no jump to it (see removeChain)
+	}
+	if jumpIt.Present, err = ipt.Exists(c.Table, c.Hook, c.Jump.Spec()...); err != nil {
+		return collect(), err
+	}
+	listing, err := ipt.List(c.Table, c.Name)
+	if err != nil {
+		return collect(), err
+	}
+	got := ruleLines(listing)
+	onlyIt.Present = len(got) == len(c.Rules)
+	for i, rl := range c.Rules {
+		inPlace := i < len(got) && strings.Contains(got[i], rl.quotedComment())
+		exact, err := ipt.Exists(c.Table, c.Name, rl.Spec()...)
+		if err != nil {
+			return collect(), err
+		}
+		ruleIts[i].Present = inPlace && exact
+	}
+	return collect(), nil
+}

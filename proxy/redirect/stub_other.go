@@ -1,0 +1,21 @@
+//go:build !linux
+
+package redirect
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+)
+
+// errNotLinux: netfilter and netlink exist only on Linux. The pure parts of
+// the package (configuration, rule builders, status) build everywhere.
+var errNotLinux = errors.New("redirect: netfilter rules need Linux")
+
+func openBackend(string, Config, *slog.Logger) (string, []familyRunner, error) {
+	return "", nil, errNotLinux
+}
+
+func netlinkLinks(bool) (linkWatch, error) {
+	return nil, fmt.Errorf("container interfaces: %w", errNotLinux)
+}
