@@ -53,6 +53,19 @@ type Caller struct {
 	Container string // container id from the cgroup path, "" for none
 	NetNS     uint64 // inode of the caller's network namespace, 0 if unknown
 
+	// GIDKnown is false when GID and Groups could not be read: they come
+	// from the process (PID), not from the socket, so a caller whose process
+	// is gone has a known UID but no groups and must match no group rule.
+	GIDKnown bool
+	// Cgroup is the process's cgroup path (the unified hierarchy's, else the
+	// first one listed), "" when PID is 0.
+	Cgroup string
+	// ProcUID is the effective uid process PID runs as now. It differs from
+	// UID, the socket's owner as the kernel attests it, when the process
+	// changed user after it made the socket or was handed the socket by
+	// another process. Policy goes by UID; ProcUID is for the audit trail.
+	ProcUID uint32
+
 	// Unknown says why the identity could not be established ("" when it was).
 	Unknown string
 }

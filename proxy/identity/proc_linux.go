@@ -1,0 +1,274 @@
+package identity
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+const (
+	recentPerOwner = 4    // pids remembered per (uid, netns)
+	recentOwners   = 1024 // owners remembered before the memory starts over
+)
+
+// procs finds the process that holds a socket, and reads what identity
+// reports about a process, from /proc.
+type procs struct {
+	root   string
+	rootFd int // open /proc directory, -1 when it could not be opened
+	err    error
+
+	mu     sync.Mutex
+	recent map[ownerKey][]int // pids that lately held sockets of an owner, newest first
+}
+
+type ownerKey struct {
+	uid   uint32
+	netns uint64
+}
+
+// proc is an open /proc/PID directory. Reads through it fail (ESRCH) once the
+// process has exited, even when its pid has been reused meanwhile, so what
+// is read through it belongs to the process that held the socket.
+type proc struct {
+	pid int
+	fd  int
+}
+
+func (p proc) close() { unix.Close(p.fd) }
+
+func openProcs(root string) *procs {
+	fd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		fd, err = -1, fmt.Errorf("open %s: %w", root, err)
+	}
+	return &procs{root: root, rootFd: fd, err: err, recent: make(map[ownerKey][]int)}
+}
+
+func (p *procs) close() error {
+	if p.rootFd < 0 {
+		return nil
+	}
+	return unix.Close(p.rootFd)
+}
+
+// find returns the process holding socket inode ino, made by uid, in network
+// namespace netns (0: any). It tries, in order: the pids that lately held
+// sockets of the same owner; processes owned by uid, highest pid first; all
+// other processes, highest pid first (the socket may have changed hands, or
+// its process changed user, which also makes /proc/PID root's when the
+// process is no longer dumpable). The caller closes the proc.
+func (p *procs) find(ino, uid uint32, netns uint64) (proc, error) {
+	if p.rootFd < 0 {
+		return proc{}, p.err
+	}
+	want, key := socketLink(ino), ownerKey{uid, netns}
+	for _, pid := range p.recentPids(key) {
+		if pr, _, ok := p.open(pid, netns); ok {
+			if pr.holds(want) {
+				p.remember(key, pid)
+				return pr, nil
+			}
+			pr.close()
+		}
+	}
+	pids, err := p.pids()
+	if err != nil {
+		return proc{}, err
+	}
+	if pr, ok := p.scan(pids, want, netns, func(owner uint32) bool { return owner == uid }); ok {
+		p.remember(key, pr.pid)
+		return pr, nil
+	}
+	if pr, ok := p.scan(pids, want, netns, func(owner uint32) bool { return owner != uid }); ok {
+		p.remember(key, pr.pid)
+		return pr, nil
+	}
+	return proc{}, fmt.Errorf("find the process holding socket:[%d]: no process has it open", ino)
+}
+
+// scan looks for the socket among the processes in netns whose /proc
+// directory owner passes the filter.
+func (p *procs) scan(pids []int, want []byte, netns uint64, owner func(uint32) bool) (proc, bool) {
+	for _, pid := range pids {
+		pr, uid, ok := p.open(pid, netns)
+		if !ok {
+			continue
+		}
+		if owner(uid) && pr.holds(want) {
+			return pr, true
+		}
+		pr.close()
+	}
+	return proc{}, false
+}
+
+// open opens /proc/PID if the process still exists and is in netns (0:
+// any); it also returns the directory's owner (the process's euid, or 0 when
+// the process is not dumpable).
+func (p *procs) open(pid int, netns uint64) (proc, uint32, bool) {
+	fd, err := unix.Openat(p.rootFd, strconv.Itoa(pid), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return proc{}, 0, false
+	}
+	pr := proc{pid: pid, fd: fd}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		pr.close()
+		return proc{}, 0, false
+	}
+	if netns != 0 {
+		var ns unix.Stat_t
+		if err := unix.Fstatat(fd, "ns/net", &ns, 0); err != nil || ns.Ino != netns {
+			pr.close()
+			return proc{}, 0, false
+		}
+	}
+	return pr, st.Uid, true
+}
+
+// pids lists the processes, highest pid first: newer processes are likelier
+// callers than long-running daemons.
+func (p *procs) pids() ([]int, error) {
+	f, err := os.Open(p.root)
+	if err != nil {
+		return nil, fmt.Errorf("list processes: %w", err)
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return nil, fmt.Errorf("list processes in %s: %w", p.root, err)
+	}
+	pids := make([]int, 0, len(names))
+	for _, n := range names {
+		if pid, err := strconv.Atoi(n); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	slices.SortFunc(pids, func(a, b int) int { return b - a })
+	return pids, nil
+}
+
+func (p *procs) recentPids(k ownerKey) []int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.recent[k])
+}
+
+func (p *procs) remember(k ownerKey, pid int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.recent[k]; !ok && len(p.recent) >= recentOwners {
+		clear(p.recent)
+	}
+	l := slices.DeleteFunc(slices.Clone(p.recent[k]), func(x int) bool { return x == pid })
+	l = append([]int{pid}, l...)
+	p.recent[k] = l[:min(len(l), recentPerOwner)]
+}
+
+// holds reports whether one of the process's file descriptors is the socket
+// whose link text starts with want ("socket:[INODE" without the "]").
+func (pr proc) holds(want []byte) bool {
+	dir, err := unix.Openat(pr.fd, "fd", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false // gone, or a kernel thread's empty table
+	}
+	defer unix.Close(dir)
+	buf := direntPool.Get().(*[]byte)
+	defer direntPool.Put(buf)
+	var link [64]byte
+	for {
+		n, err := unix.ReadDirent(dir, *buf)
+		if err != nil || n <= 0 {
+			return false
+		}
+		if direntsHold(dir, (*buf)[:n], want, link[:]) {
+			return true
+		}
+	}
+}
+
+var direntPool = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
+
+// direntsHold walks one getdents batch of an fd directory, reading each link.
+func direntsHold(dir int, b, want, link []byte) bool {
+	for len(b) > 0 {
+		used, _, names := unix.ParseDirent(b, 1, nil)
+		b = b[used:]
+		if len(names) == 0 {
+			continue
+		}
+		n, err := unix.Readlinkat(dir, names[0], link)
+		if err == nil && isSocketLink(link[:n], want) {
+			return true
+		}
+	}
+	return false
+}
+
+// procInfo is what identity reports about a process.
+type procInfo struct {
+	Comm, Exe   string
+	Status      procStatus
+	Cgroup      string
+	ContainerID string
+}
+
+// read reads the process's comm, exe, status and cgroup. An error means the
+// process is gone (or /proc refuses); exe alone may be "" (kernel threads,
+// or a process in another mount namespace whose binary we cannot resolve).
+func (pr proc) read() (procInfo, error) {
+	var info procInfo
+	status, err := readAt(pr.fd, "status")
+	if err != nil {
+		return procInfo{}, fmt.Errorf("read /proc/%d/status: %w", pr.pid, err)
+	}
+	if info.Status, err = parseStatus(status); err != nil {
+		return procInfo{}, fmt.Errorf("read /proc/%d/status: %w", pr.pid, err)
+	}
+	comm, err := readAt(pr.fd, "comm")
+	if err != nil {
+		return procInfo{}, fmt.Errorf("read /proc/%d/comm: %w", pr.pid, err)
+	}
+	info.Comm = string(bytes.TrimSuffix(comm, []byte("\n")))
+	if cg, err := readAt(pr.fd, "cgroup"); err == nil {
+		info.Cgroup, info.ContainerID = parseCgroup(cg)
+	}
+	var exe [unix.PathMax]byte
+	if n, err := unix.Readlinkat(pr.fd, "exe", exe[:]); err == nil {
+		info.Exe = string(exe[:n])
+	}
+	return info, nil
+}
+
+// readAt reads a (small) /proc file relative to an open directory.
+func readAt(dir int, name string) ([]byte, error) {
+	fd, err := unix.Openat(dir, name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	b := make([]byte, 0, 4096)
+	for {
+		n, err := unix.Read(fd, b[len(b):cap(b)])
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			return b, nil
+		}
+		b = b[:len(b)+n]
+		if len(b) == cap(b) {
+			b = slices.Grow(b, len(b))
+		}
+	}
+}
