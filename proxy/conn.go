@@ -48,9 +48,11 @@ func (cs *connState) identify(c identity.Caller) {
 	cs.policy = policy.Caller{
 		UIDKnown:  c.UIDKnown,
 		UID:       c.UID,
-		GIDs:      append([]uint32{c.GID}, c.Groups...),
 		Source:    c.Remote.Addr().Unmap(),
 		Interface: c.Interface,
+	}
+	if c.UIDKnown && c.GIDKnown { // groups come from the process: a vanished one has none
+		cs.policy.GIDs = append([]uint32{c.GID}, c.Groups...)
 	}
 }
 

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -39,3 +40,5 @@ func newEnvUpstream(t *testing.T, u string) *env {
 	}
 	return newEnv(t, func(o *Options) { o.Upstream = up; o.Minter = token.NewMinter(bytes.Repeat([]byte{1}, token.KeyLen)) })
 }
+
+func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }

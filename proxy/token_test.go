@@ -55,3 +55,25 @@ func TestTokenBoundToCallerAndSurvivesRestart(t *testing.T) {
 		}
 	}
 }
+
+// Groups come from the caller's process; when it could not be read (the
+// process is gone), GID 0 must not match a group rule.
+func TestUnknownGroupsMatchNoGroupRule(t *testing.T) {
+	const pol = `rules: [{name: wheel, match: {groups: ["0"]}, allow: ['/**']}]`
+	for _, c := range []struct {
+		name     string
+		gidKnown bool
+		status   int
+	}{{"groups read from the process", true, 200}, {"process gone, groups unknown", false, 403}} {
+		e := newEnv(t, withPolicy(t, pol), func(o *Options) {
+			o.Identify = func(conn net.Conn) identity.Caller {
+				id := addressesOnly(conn)
+				id.UIDKnown, id.UID, id.GID, id.GIDKnown, id.Unknown = true, 1000, 0, c.gidKnown, ""
+				return id
+			}
+		})
+		if got := e.raw(t, "GET", "/latest/meta-data/instance-id").StatusCode; got != c.status {
+			t.Errorf("%s: %d, want %d", c.name, got, c.status)
+		}
+	}
+}

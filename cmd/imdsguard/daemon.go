@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 
 	"github.com/imdsguard/imdsguard/policy"
 	"github.com/imdsguard/imdsguard/proxy"
 	"github.com/imdsguard/imdsguard/proxy/config"
+	"github.com/imdsguard/imdsguard/proxy/identity"
 	"github.com/imdsguard/imdsguard/proxy/redirect"
 	"github.com/imdsguard/imdsguard/proxy/token"
 	"github.com/imdsguard/imdsguard/proxy/upstream"
@@ -22,6 +24,8 @@ type daemon struct {
 	audit *slog.Logger
 	proxy *proxy.Proxy
 	up    *upstream.Client
+	rules *redirect.Rules // nil when redirect.ipv4 and redirect.ipv6 are off
+	who   *identity.Resolver
 }
 
 func newDaemon(cfg *config.Config, log *slog.Logger) (*daemon, error) {
@@ -43,22 +47,39 @@ func newDaemon(cfg *config.Config, log *slog.Logger) (*daemon, error) {
 		return nil, err
 	}
 	d := &daemon{cfg: cfg, log: log, audit: log.With("log", "audit"), up: up}
+	if redirecting(cfg) {
+		if d.rules, err = newRules(cfg, log); err != nil {
+			return nil, err
+		}
+	}
+	d.who = identity.NewResolver(identity.Options{Log: log, InterfaceFor: d.interfaceFor})
 	d.proxy = proxy.New(proxy.Options{
 		Upstream:       up,
 		Minter:         token.NewMinter(key),
 		Policy:         pol,
 		StripForwarded: cfg.ForwardedHeaders == config.ForwardedStrip,
 		HopLimit:       cfg.Tokens.HopLimit,
+		Identify:       d.who.Identify,
 		Observe:        d.observe,
 		Log:            log,
 	})
 	return d, nil
 }
 
+// interfaceFor names the container interface that owns a local address.
+func (d *daemon) interfaceFor(a netip.Addr) string {
+	if d.rules == nil {
+		return ""
+	}
+	return d.rules.InterfaceFor(a)
+}
+
+func redirecting(cfg *config.Config) bool { return cfg.Redirect.IPv4 || cfg.Redirect.IPv6 }
+
 // upstreamMark is the firewall mark of upstream sockets: needed only when
 // redirect rules would otherwise send them back to the proxy.
 func upstreamMark(cfg *config.Config) uint32 {
-	if cfg.Redirect.IPv4 || cfg.Redirect.IPv6 {
+	if redirecting(cfg) {
 		return redirect.Mark
 	}
 	return 0
@@ -79,23 +100,54 @@ func (d *daemon) observe(ev *proxy.Event) {
 	ev.Log(d.audit)
 }
 
+// listenAddrs are loopback, where OUTPUT's REDIRECT lands, and every
+// address of a family whose PREROUTING rules redirect containers: their
+// REDIRECT lands on the ingress interface's own address. The IMDSGUARD-IN
+// chain keeps the port closed to everything else.
 func (d *daemon) listenAddrs() []string {
 	port := strconv.Itoa(d.cfg.Listen.Port)
-	return []string{net.JoinHostPort("127.0.0.1", port), net.JoinHostPort("::1", port)}
+	v4, v6 := "127.0.0.1", "::1"
+	if len(d.cfg.Redirect.ContainerInterfaces) > 0 {
+		if d.cfg.Redirect.IPv4 {
+			v4 = "0.0.0.0"
+		}
+		if d.cfg.Redirect.IPv6 {
+			v6 = "::"
+		}
+	}
+	return []string{net.JoinHostPort(v4, port), net.JoinHostPort(v6, port)}
 }
 
-// serve runs until ctx ends: the proxy on its listeners, and reloads on SIGHUP.
+// serve runs until ctx ends: the rules installed first and kept in place,
+// the proxy on its listeners, reloads on SIGHUP. On the way out the rules
+// stay (redirect.keep_on_exit): callers get "connection refused", never IMDS.
 func (d *daemon) serve(ctx context.Context) error {
+	if d.rules != nil {
+		if err := d.rules.Install(ctx); err != nil {
+			return fmt.Errorf("install redirect rules (needs root or CAP_NET_ADMIN): %w", err)
+		}
+		kept := make(chan error, 1)
+		go func() { kept <- d.rules.Keep(ctx) }()
+		defer func() {
+			if err := <-kept; err != nil {
+				d.log.Error("redirect rules", "err", err)
+			}
+		}()
+	}
 	lns, err := proxy.Listen(d.listenAddrs(), d.log)
 	if err != nil {
 		return err
 	}
+	for i := range lns {
+		lns[i] = proxy.Admit(lns[i], d.log)
+	}
+	defer d.who.Close()
 	go d.reloads(ctx)
 	addrs := make([]string, len(lns))
 	for i, ln := range lns {
 		addrs[i] = ln.Addr().String()
 	}
-	d.log.Info("imdsguard serving", "version", version, "listen", addrs, "upstream", d.cfg.Upstream.URL,
+	d.log.Info("imdsguard serving", "version", version, "listen", addrs, "upstream", d.cfg.Upstream.URL, "rules", d.rulesState(),
 		"config", orDefault(d.cfg.File, "(built-in defaults)"), "policy_mode", d.proxy.Policy().Mode().String())
 	err = proxy.Serve(ctx, d.proxy, lns)
 	d.log.Info("imdsguard stopped", "err", err)
@@ -129,4 +181,11 @@ func (d *daemon) reload() error {
 	d.proxy.SetPolicy(pol)
 	d.log.Info("policy reloaded", "config", orDefault(cfg.File, "(built-in defaults)"), "rules", len(cfg.Policy.Rules), "mode", pol.Mode().String())
 	return nil
+}
+
+func (d *daemon) rulesState() string {
+	if d.rules == nil {
+		return "off (endpoint only)"
+	}
+	return "installed (iptables " + d.rules.Backend() + ")"
 }
