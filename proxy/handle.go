@@ -1,12 +1,10 @@
 package proxy
 
 import (
-	"errors"
 	"net/http"
 	"time"
 
 	"github.com/imdsguard/imdsguard/policy"
-	"github.com/imdsguard/imdsguard/proxy/canon"
 	"github.com/imdsguard/imdsguard/proxy/upstream"
 )
 
@@ -23,34 +21,41 @@ func (p *Proxy) handle(r *http.Request) *http.Response {
 }
 
 func (p *Proxy) route(r *http.Request, cs *connState, ev *Event) *http.Response {
-	if len(r.RequestURI) > canon.MaxTarget {
-		ev.Target = r.RequestURI[:64] + "..."
-		return reject(r, ev, http.StatusRequestURITooLong, "request target too long")
-	}
 	relayed := forwardedHeader(r.Header)
 	if relayed != "" && !p.strip {
-		ev.Target = r.RequestURI
+		ev.Target = truncate(r.RequestURI)
 		return reject(r, ev, http.StatusForbidden, "carries "+relayed+": requests relayed by another proxy are refused")
 	}
-	path, err := canon.Parse(r.RequestURI)
-	if err != nil {
-		var ce *canon.Error
-		errors.As(err, &ce)
-		ev.Target = r.RequestURI
-		return reject(r, ev, ce.Status, ce.Reason)
+	rt := RouteOf(r.Method, r.RequestURI)
+	if rt.Canonical() {
+		ev.Path = rt.Path.String()
+	} else {
+		ev.Target = truncate(r.RequestURI)
 	}
-	ev.Path = path.String()
-	if path.Rel == "/api/token" {
-		return p.tokenEndpoint(r, cs, ev, relayed)
+	switch rt.Kind {
+	case TokenPUT, TokenOptions:
+		return p.tokenEndpoint(r, cs, rt, ev, relayed)
+	case Read:
+		return p.read(r, cs, rt, ev)
 	}
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		return reject(r, ev, http.StatusMethodNotAllowed, "method not allowed on metadata paths")
+	resp := reject(r, ev, rt.Status, rt.Reason)
+	if rt.Path.Rel == "/api/token" {
+		ev.Token = true
+		resp.Header["Allow"] = []string{tokenAllow}
 	}
-	return p.read(r, cs, path, ev)
+	return resp
+}
+
+// truncate keeps audit events of absurd targets small.
+func truncate(target string) string {
+	if len(target) > 256 {
+		return target[:256] + "..."
+	}
+	return target
 }
 
 // read is a GET or HEAD of a metadata path: token check, policy, upstream.
-func (p *Proxy) read(r *http.Request, cs *connState, path canon.Path, ev *Event) *http.Response {
+func (p *Proxy) read(r *http.Request, cs *connState, rt Route, ev *Event) *http.Response {
 	v1 := true
 	ev.Version = "v1"
 	if toks, ok := r.Header["X-Aws-Ec2-Metadata-Token"]; ok {
@@ -62,7 +67,7 @@ func (p *Proxy) read(r *http.Request, cs *connState, path canon.Path, ev *Event)
 			return reject(r, ev, http.StatusUnauthorized, err.Error())
 		}
 	}
-	d := p.policy.Load().Decide(policy.Request{Caller: cs.policy, Path: path.Rel, V1: v1})
+	d := p.policy.Load().Decide(rt.PolicyRequest(cs.policy, v1))
 	if resp := p.enforce(r, ev, d); resp != nil {
 		return resp
 	}

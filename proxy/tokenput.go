@@ -5,7 +5,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/imdsguard/imdsguard/policy"
 	"github.com/imdsguard/imdsguard/proxy/identity"
 	"github.com/imdsguard/imdsguard/proxy/token"
 )
@@ -17,18 +16,12 @@ const dropHold = 10 * time.Second
 
 // tokenEndpoint answers /latest/api/token itself: the upstream session token
 // never leaves the daemon.
-func (p *Proxy) tokenEndpoint(r *http.Request, cs *connState, ev *Event, relayed string) *http.Response {
+func (p *Proxy) tokenEndpoint(r *http.Request, cs *connState, rt Route, ev *Event, relayed string) *http.Response {
 	ev.Token = true
-	switch r.Method {
-	case http.MethodPut:
-	case http.MethodOptions:
+	if rt.Kind == TokenOptions {
 		resp := response(r, http.StatusOK, "text/plain", "")
-		resp.Header["Allow"] = []string{"OPTIONS, PUT"}
+		resp.Header["Allow"] = []string{tokenAllow}
 		ev.Decision, ev.Reason = Allow, "OPTIONS on the token path"
-		return resp
-	default:
-		resp := reject(r, ev, http.StatusMethodNotAllowed, "the token path takes PUT")
-		resp.Header["Allow"] = []string{"OPTIONS, PUT"}
 		return resp
 	}
 	if relayed != "" { // in strip mode too: IMDS refuses relayed token requests
@@ -38,7 +31,7 @@ func (p *Proxy) tokenEndpoint(r *http.Request, cs *connState, ev *Event, relayed
 	if !ok {
 		return reject(r, ev, http.StatusBadRequest, "X-aws-ec2-metadata-token-ttl-seconds missing or not 1..21600")
 	}
-	d := p.policy.Load().Decide(policy.Request{Caller: cs.policy, Path: "/api/token", Token: true})
+	d := p.policy.Load().Decide(rt.PolicyRequest(cs.policy, false))
 	if resp := p.enforce(r, ev, d); resp != nil {
 		return resp
 	}

@@ -14,7 +14,7 @@ func newPolicyCmd() *cobra.Command {
 		Use:   "policy",
 		Short: "Validate and explain the configuration's policy",
 	}
-	cmd.AddCommand(newPolicyCheckCmd())
+	cmd.AddCommand(newPolicyCheckCmd(), newPolicyExplainCmd())
 	return cmd
 }
 
@@ -30,7 +30,7 @@ fail the check.
 
 Exit status: 0 valid, 1 invalid, 2 usage.`,
 		Example: `  imdsguard policy check /etc/imdsguard/imdsguard.yaml`,
-		Args:    cobra.ExactArgs(1),
+		Args:    args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := config.Load(args[0], false)
 			if err != nil {

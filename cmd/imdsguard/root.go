@@ -64,3 +64,13 @@ safe default, so "imdsguard run" works with no file at all.`,
 func usageError(format string, args ...any) error {
 	return &exitError{code: 2, err: fmt.Errorf(format, args...)}
 }
+
+// args wraps a cobra argument check so that its failure is a usage error.
+func args(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, a []string) error {
+		if err := check(cmd, a); err != nil {
+			return usageError("%v (see %s --help)", err, cmd.CommandPath())
+		}
+		return nil
+	}
+}

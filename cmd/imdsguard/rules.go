@@ -35,7 +35,7 @@ With the rules installed and no daemon running, metadata requests are refused
 		&cobra.Command{
 			Use:   "install",
 			Short: "Install the rules; idempotent (twice is the same as once)",
-			Args:  cobra.NoArgs,
+			Args:  args(cobra.NoArgs),
 			RunE: func(c *cobra.Command, _ []string) error {
 				return withRules(c, path, explicit(c), func(ctx context.Context, r *redirect.Rules) error {
 					if err := r.Install(ctx); err != nil {
@@ -49,7 +49,7 @@ With the rules installed and no daemon running, metadata requests are refused
 		&cobra.Command{
 			Use:   "remove",
 			Short: "Remove exactly what install made, for both address families; leaves no trace",
-			Args:  cobra.NoArgs,
+			Args:  args(cobra.NoArgs),
 			RunE: func(c *cobra.Command, _ []string) error {
 				return withRules(c, path, explicit(c), func(ctx context.Context, r *redirect.Rules) error {
 					if err := r.Remove(ctx); err != nil {
@@ -63,7 +63,7 @@ With the rules installed and no daemon running, metadata requests are refused
 		&cobra.Command{
 			Use:   "status",
 			Short: "Show what is installed and what is missing; exit 1 if anything is missing",
-			Args:  cobra.NoArgs,
+			Args:  args(cobra.NoArgs),
 			RunE: func(c *cobra.Command, _ []string) error {
 				return withRules(c, path, explicit(c), func(ctx context.Context, r *redirect.Rules) error {
 					st, err := r.Status(ctx)

@@ -38,7 +38,7 @@ refused, logged, and the policy in force stays); SIGTERM and SIGINT stop
 gracefully. Logs and audit events are JSON lines on stderr.`,
 		Example: `  imdsguard run
   imdsguard run --config /etc/imdsguard/imdsguard.yaml --log-level debug`,
-		Args: cobra.NoArgs,
+		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := newLogger(cmd.ErrOrStderr(), f.logLevel, f.logFormat)
 			if err != nil {
