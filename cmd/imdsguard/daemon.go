@@ -2,30 +2,39 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
+	"sync"
 
 	"github.com/imdsguard/imdsguard/policy"
 	"github.com/imdsguard/imdsguard/proxy"
+	"github.com/imdsguard/imdsguard/proxy/admin"
 	"github.com/imdsguard/imdsguard/proxy/config"
 	"github.com/imdsguard/imdsguard/proxy/identity"
+	"github.com/imdsguard/imdsguard/proxy/metrics"
 	"github.com/imdsguard/imdsguard/proxy/redirect"
 	"github.com/imdsguard/imdsguard/proxy/token"
 	"github.com/imdsguard/imdsguard/proxy/upstream"
+	"github.com/imdsguard/imdsguard/proxy/usage"
 )
 
 // daemon is the running imdsguard: the pieces built from one configuration.
 type daemon struct {
-	cfg   *config.Config
-	log   *slog.Logger
-	audit *slog.Logger
-	proxy *proxy.Proxy
-	up    *upstream.Client
-	rules *redirect.Rules // nil when redirect.ipv4 and redirect.ipv6 are off
-	who   *identity.Resolver
+	cfg     *config.Config
+	log     *slog.Logger
+	audit   *slog.Logger
+	proxy   *proxy.Proxy
+	up      *upstream.Client
+	rules   *redirect.Rules // nil when redirect.ipv4 and redirect.ipv6 are off
+	who     *identity.Resolver
+	usage   *usage.Table
+	metrics *metrics.Metrics
+	pid     int
 }
 
 func newDaemon(cfg *config.Config, log *slog.Logger) (*daemon, error) {
@@ -37,41 +46,29 @@ func newDaemon(cfg *config.Config, log *slog.Logger) (*daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	up, err := upstream.New(upstream.Options{
-		Config:    cfg.Upstream,
-		Mark:      upstreamMark(cfg),
-		UserAgent: "imdsguard/" + version,
-		Log:       log,
-	})
+	d := &daemon{cfg: cfg, log: log, audit: log.With("log", "audit"), usage: usage.New(), pid: os.Getpid()}
+	d.up, err = upstream.New(upstream.Options{Config: cfg.Upstream, Mark: upstreamMark(cfg), UserAgent: "imdsguard/" + version, Log: log})
 	if err != nil {
 		return nil, err
 	}
-	d := &daemon{cfg: cfg, log: log, audit: log.With("log", "audit"), up: up}
 	if redirecting(cfg) {
 		if d.rules, err = newRules(cfg, log); err != nil {
 			return nil, err
 		}
 	}
+	d.metrics = metrics.New(metrics.Sources{TokenRefreshes: d.up.TokenPuts, RuleRestores: d.ruleRestores})
 	d.who = identity.NewResolver(identity.Options{Log: log, InterfaceFor: d.interfaceFor})
 	d.proxy = proxy.New(proxy.Options{
-		Upstream:       up,
+		Upstream:       d.up,
 		Minter:         token.NewMinter(key),
 		Policy:         pol,
 		StripForwarded: cfg.ForwardedHeaders == config.ForwardedStrip,
 		HopLimit:       cfg.Tokens.HopLimit,
-		Identify:       d.who.Identify,
+		Identify:       d.identify,
 		Observe:        d.observe,
 		Log:            log,
 	})
 	return d, nil
-}
-
-// interfaceFor names the container interface that owns a local address.
-func (d *daemon) interfaceFor(a netip.Addr) string {
-	if d.rules == nil {
-		return ""
-	}
-	return d.rules.InterfaceFor(a)
 }
 
 func redirecting(cfg *config.Config) bool { return cfg.Redirect.IPv4 || cfg.Redirect.IPv6 }
@@ -96,14 +93,46 @@ func compilePolicy(cfg *config.Config, log *slog.Logger) (*policy.Policy, error)
 	return pol, nil
 }
 
+// identify is the per-connection identity, with failures counted.
+func (d *daemon) identify(c net.Conn) identity.Caller {
+	id := d.who.Identify(c)
+	if id.Unknown != "" {
+		d.metrics.IdentityFailed()
+		d.log.Debug("caller identity unknown", "remote", c.RemoteAddr().String(), "why", id.Unknown)
+	}
+	return id
+}
+
+// observe takes every request's event: the audit line, the IMDSv1 usage
+// table, the metrics. The daemon's own watchdog probes are not callers.
 func (d *daemon) observe(ev *proxy.Event) {
+	if ev.Caller.PID == d.pid {
+		return
+	}
 	ev.Log(d.audit)
+	d.usage.Record(ev)
+	d.metrics.Observe(ev)
+}
+
+// interfaceFor names the container interface that owns a local address.
+func (d *daemon) interfaceFor(a netip.Addr) string {
+	if d.rules == nil {
+		return ""
+	}
+	return d.rules.InterfaceFor(a)
+}
+
+func (d *daemon) ruleRestores() uint64 {
+	if d.rules == nil {
+		return 0
+	}
+	return d.rules.Restores()
 }
 
 // listenAddrs are loopback, where OUTPUT's REDIRECT lands, and every
 // address of a family whose PREROUTING rules redirect containers: their
 // REDIRECT lands on the ingress interface's own address. The IMDSGUARD-IN
-// chain keeps the port closed to everything else.
+// chain and proxy.Admit keep the port closed to everything else.
 func (d *daemon) listenAddrs() []string {
 	port := strconv.Itoa(d.cfg.Listen.Port)
 	v4, v6 := "127.0.0.1", "::1"
@@ -118,49 +147,119 @@ func (d *daemon) listenAddrs() []string {
 	return []string{net.JoinHostPort(v4, port), net.JoinHostPort(v6, port)}
 }
 
-// serve runs until ctx ends: the rules installed first and kept in place,
-// the proxy on its listeners, reloads on SIGHUP. On the way out the rules
-// stay (redirect.keep_on_exit): callers get "connection refused", never IMDS.
+// serve runs until ctx ends. Order matters: the rules go in first (so
+// metadata traffic is refused rather than sent to IMDS while the daemon
+// starts), then every listener opens (so a port conflict fails the start,
+// loudly), then systemd hears READY. On the way out the rules stay
+// (redirect.keep_on_exit): callers get "connection refused", never IMDS.
 func (d *daemon) serve(ctx context.Context) error {
+	defer d.who.Close()
 	if d.rules != nil {
 		if err := d.rules.Install(ctx); err != nil {
 			return fmt.Errorf("install redirect rules (needs root or CAP_NET_ADMIN): %w", err)
 		}
-		kept := make(chan error, 1)
-		go func() { kept <- d.rules.Keep(ctx) }()
-		defer func() {
-			if err := <-kept; err != nil {
-				d.log.Error("redirect rules", "err", err)
-			}
-		}()
 	}
-	lns, err := proxy.Listen(d.listenAddrs(), d.log)
+	l, err := d.listen()
 	if err != nil {
 		return err
 	}
-	for i := range lns {
-		lns[i] = proxy.Admit(lns[i], d.log)
-	}
-	defer d.who.Close()
-	go d.reloads(ctx)
-	addrs := make([]string, len(lns))
-	for i, ln := range lns {
-		addrs[i] = ln.Addr().String()
-	}
-	d.log.Info("imdsguard serving", "version", version, "listen", addrs, "upstream", d.cfg.Upstream.URL, "rules", d.rulesState(),
-		"config", orDefault(d.cfg.File, "(built-in defaults)"), "policy_mode", d.proxy.Policy().Mode().String())
-	err = proxy.Serve(ctx, d.proxy, lns)
-	d.log.Info("imdsguard stopped", "err", err)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var bg sync.WaitGroup
+	d.background(ctx, &bg, l)
+	d.ready(l.proxy)
+	err = proxy.Serve(ctx, d.proxy, l.proxy)
+	cancel()
+	bg.Wait()
+	d.log.Info("imdsguard stopped", "err", err, "rules", d.rulesOnExit())
 	return err
+}
+
+// listeners are every socket the daemon serves on.
+type listeners struct {
+	proxy   []net.Listener
+	admin   net.Listener
+	metrics net.Listener // nil when metrics.listen is ""
+}
+
+func (d *daemon) listen() (*listeners, error) {
+	var l listeners
+	var err error
+	if l.proxy, err = proxy.Listen(d.listenAddrs(), d.log); err != nil {
+		return nil, err
+	}
+	for i := range l.proxy {
+		l.proxy[i] = proxy.Admit(l.proxy[i], d.log)
+	}
+	if l.admin, err = admin.Listen(d.cfg.Admin.Socket); err != nil {
+		return nil, errors.Join(err, l.close())
+	}
+	if d.cfg.Metrics.Listen != "" {
+		if l.metrics, err = net.Listen("tcp", d.cfg.Metrics.Listen); err != nil {
+			return nil, errors.Join(fmt.Errorf("metrics.listen %s: %w", d.cfg.Metrics.Listen, err), l.close())
+		}
+	}
+	return &l, nil
+}
+
+func (l *listeners) close() error {
+	var errs []error
+	for _, ln := range append(l.proxy, l.admin, l.metrics) {
+		if ln != nil {
+			errs = append(errs, ln.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// background starts what runs beside the proxy until ctx ends: keeping the
+// rules, the admin socket, metrics, reloads and the watchdog.
+func (d *daemon) background(ctx context.Context, wg *sync.WaitGroup, l *listeners) {
+	run := func(name string, f func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(); err != nil {
+				d.log.Error(name+" stopped", "err", err)
+			}
+		}()
+	}
+	if d.rules != nil {
+		run("redirect rules", func() error { return d.rules.Keep(ctx) })
+	}
+	run("admin socket", func() error { return admin.Serve(ctx, l.admin, d.usage, d.log) })
+	if l.metrics != nil {
+		run("metrics", func() error { return d.metrics.Serve(ctx, l.metrics, d.log) })
+	}
+	run("reloads", func() error { d.reloads(ctx); return nil })
+	run("watchdog", func() error { return d.watchdog(ctx, l.proxy[0].Addr().String()) })
+}
+
+func (d *daemon) rulesOnExit() string {
+	switch {
+	case d.rules == nil:
+		return "none (endpoint only)"
+	case d.cfg.Redirect.KeepOnExit:
+		return "kept: metadata traffic is refused until imdsguard runs again (fail closed)"
+	}
+	return "removed (redirect.keep_on_exit: false)"
+}
+
+func (d *daemon) rulesState() string {
+	if d.rules == nil {
+		return "off (endpoint only)"
+	}
+	return "installed (iptables " + d.rules.Backend() + ")"
 }
 
 // reloads re-reads the policy on every SIGHUP. An invalid file is refused
 // and logged; the policy in force stays.
 func (d *daemon) reloads(ctx context.Context) {
 	for range hangups(ctx) {
-		if err := d.reload(); err != nil {
+		err := d.reload()
+		d.metrics.Reloaded(err == nil)
+		if err != nil {
 			d.log.Error("reload refused; the previous policy stays in force", "err", err)
-			continue
 		}
 	}
 }
@@ -181,11 +280,4 @@ func (d *daemon) reload() error {
 	d.proxy.SetPolicy(pol)
 	d.log.Info("policy reloaded", "config", orDefault(cfg.File, "(built-in defaults)"), "rules", len(cfg.Policy.Rules), "mode", pol.Mode().String())
 	return nil
-}
-
-func (d *daemon) rulesState() string {
-	if d.rules == nil {
-		return "off (endpoint only)"
-	}
-	return "installed (iptables " + d.rules.Backend() + ")"
 }

@@ -83,13 +83,14 @@ func newLogger(w interface{ Write([]byte) (int, error) }, level, format string) 
 	return nil, fmt.Errorf("--log-format %q: want json or text", format)
 }
 
-// hangups delivers SIGHUP until ctx ends.
+// hangups delivers SIGHUP until ctx ends, then is closed.
 func hangups(ctx context.Context) <-chan os.Signal {
 	c := make(chan os.Signal, 1)
 	signal.Notify(c, syscall.SIGHUP)
 	go func() {
 		<-ctx.Done()
-		signal.Stop(c)
+		signal.Stop(c) // no send to c after Stop returns
+		close(c)
 	}()
 	return c
 }
