@@ -1,0 +1,360 @@
+#!/usr/bin/env bash
+# Benchmarks imdsguard against a plain reverse proxy, on loopback only, and
+# rewrites docs/BENCHMARKS.md with the results.
+#
+# It starts fakeimds (a fast tokens-required fake IMDS), bareproxy
+# (httputil.ReverseProxy in front of it) and imdsguard (endpoint mode, no
+# redirect rules) on free 127.0.0.1 ports, then measures with wrk, at
+# concurrency 1 (-t1 -c1) and 16 (-t2 -c16):
+#   (a) direct   fakeimds, v2 with a fakeimds token
+#   (b) bareproxy          v2, the fakeimds token forwarded as-is
+#   (c) imdsguard v1       no token: upgraded into imdsguard's upstream session
+#   (d) imdsguard v2       an imdsguard token
+# The runs are interleaved (a b c d at c=1, a b c d at c=16, next round) and
+# each result is the median over the rounds, so machine noise hits all
+# targets alike. Besides wrk's requests/s and latency percentiles it records
+# the CPU time each process spent per request (/proc/PID/stat).
+#
+# Performance is reported, never asserted; the script fails only on
+# correctness: a non-2xx answer or socket error in any run, an upstream 401,
+# upstream GETs that do not match the requests answered (one each, give or
+# take those in flight when a run stopped), or imdsguard sending other than
+# exactly one token PUT upstream (once the runs are done, the report is
+# written even when a check fails; a failed pre-flight or warm-up stops early).
+#
+# Environment:
+#   BENCH_ROUNDS   rounds (default 3)
+#   BENCH_SECONDS  seconds per wrk run (default 5)
+#   BENCH_WARMUP   seconds of warm-up per target at c=16, 0 for none (default 2)
+#   BENCH_PATH     metadata path requested (default /latest/meta-data/instance-id)
+#   BENCH_OUT      report to write (default docs/BENCHMARKS.md of the repository)
+#   BENCH_KEEP     1: keep the work directory (wrk outputs, logs) and say where
+#
+# Needs wrk and curl (scripts/install-test-deps.sh installs them) and Go.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PATH="$PATH:/usr/local/go/bin"
+
+rounds=${BENCH_ROUNDS:-3}
+seconds=${BENCH_SECONDS:-5}
+warmup=${BENCH_WARMUP:-2}
+path=${BENCH_PATH:-/latest/meta-data/instance-id}
+out=${BENCH_OUT:-$root/docs/BENCHMARKS.md}
+keep=${BENCH_KEEP:-0}
+concurrencies=(1 16)
+targets=(direct bareproxy imdsguard-v1 imdsguard-v2)
+
+die() {
+	echo "bench: $*" >&2
+	exit 1
+}
+
+for v in rounds seconds warmup; do
+	[[ ${!v} =~ ^[0-9]+$ ]] || die "BENCH_${v^^}=${!v}: want a whole number"
+done
+((rounds >= 1)) || die "BENCH_ROUNDS must be at least 1"
+((seconds >= 1)) || die "BENCH_SECONDS must be at least 1"
+[[ $path == /latest/* ]] || die "BENCH_PATH=$path: want a path below /latest/"
+
+for cmd in wrk curl go ss; do
+	command -v "$cmd" >/dev/null ||
+		die "$cmd not found; install the test dependencies with scripts/install-test-deps.sh (wrk, curl: apt-get install wrk curl; ss: iproute2)"
+done
+
+work=$(mktemp -d /tmp/imdsguard-bench.XXXXXX)
+pids=()         # the processes this script started, stopped by cleanup
+declare -A names # their names, by pid
+
+# stop PID: SIGTERM, then SIGKILL when it has not exited within 10 s (say
+# so: a daemon that ignores SIGTERM is news); reaps it either way.
+# shellcheck disable=SC2317 # called from cleanup, the EXIT trap
+stop() {
+	local pid=$1 s
+	kill "$pid" 2>/dev/null || return 0
+	for _ in $(seq 100); do
+		s=$(cat "/proc/$pid/stat" 2>/dev/null) || break
+		s=${s##*) }
+		[[ ${s%% *} == Z ]] && break
+		sleep 0.1
+	done
+	if [[ -n $s && ${s%% *} != Z ]]; then
+		echo "bench: ${names[$pid]:-process} (pid $pid) did not exit within 10 s of SIGTERM; killing it" >&2
+		kill -KILL "$pid" 2>/dev/null || true
+	fi
+	wait "$pid" 2>/dev/null || true
+}
+
+# shellcheck disable=SC2317 # invoked by the EXIT trap
+cleanup() {
+	local pid
+	for pid in "${pids[@]}"; do
+		stop "$pid"
+	done
+	if [[ $keep == 1 ]]; then
+		echo "bench: work directory kept: $work" >&2
+	else
+		rm -rf "$work"
+	fi
+}
+trap cleanup EXIT
+
+# --- build -----------------------------------------------------------------
+
+echo "bench: building"
+if [[ -x $root/scripts/build-tools.sh ]]; then
+	"$root/scripts/build-tools.sh"
+else
+	(cd "$root/tools" && go build -buildvcs=false -o ../bin/fakeimds ./cmd/fakeimds &&
+		go build -buildvcs=false -o ../bin/bareproxy ./cmd/bareproxy)
+fi
+(cd "$root" && go build -buildvcs=false -o bin/imdsguard ./cmd/imdsguard) ||
+	die "building the daemon failed"
+(cd "$root/tools" && go build -buildvcs=false -o "$work/benchreport" ./cmd/benchreport) ||
+	die "building tools/cmd/benchreport failed"
+for b in fakeimds bareproxy imdsguard; do
+	[[ -x $root/bin/$b ]] || die "bin/$b missing after the build"
+done
+
+# --- processes ---------------------------------------------------------------
+
+# free_port prints a TCP port nothing listens on (on any address), not one of
+# the ports already given out ("$@"). Racy in theory; a process that loses
+# the race fails to start and wait_ready says so.
+free_port() {
+	local p
+	for _ in $(seq 200); do
+		p=$((20000 + RANDOM % 40000))
+		[[ " $* " == *" $p "* ]] && continue
+		if [[ -z $(ss -Htln "sport = :$p") ]]; then
+			echo "$p"
+			return 0
+		fi
+	done
+	die "no free port found"
+}
+
+# wait_ready PID NAME URL [CURL ARGS...]: wait until URL answers HTTP at all.
+wait_ready() {
+	local pid=$1 name=$2 url=$3
+	shift 3
+	local code
+	for _ in $(seq 100); do
+		kill -0 "$pid" 2>/dev/null || die "$name exited at start; its log: $(cat "$work/$name.err")"
+		code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$@" "$url" || true)
+		[[ $code != 000 ]] && return 0
+		sleep 0.05
+	done
+	die "$name did not answer at $url within 5 s"
+}
+
+# fake_stat KEY: a count from fakeimds's /_fakeimds/stats.
+fake_stat() {
+	local json n
+	json=$(curl -sf --max-time 2 "http://$fake_addr/_fakeimds/stats") || die "fakeimds stats unreachable"
+	n=$(sed -n "s/.*\"$1\":\([0-9][0-9]*\).*/\1/p" <<<"$json")
+	[[ -n $n ]] || die "fakeimds stats: no $1 in $json"
+	echo "$n"
+}
+
+fake_port=$(free_port)
+bare_port=$(free_port "$fake_port")
+guard_port=$(free_port "$fake_port" "$bare_port")
+fake_addr=127.0.0.1:$fake_port
+bare_addr=127.0.0.1:$bare_port
+guard_addr=127.0.0.1:$guard_port
+ttl_header='X-aws-ec2-metadata-token-ttl-seconds: 21600'
+
+"$root/bin/fakeimds" -listen "$fake_addr" >"$work/fakeimds.out" 2>"$work/fakeimds.err" &
+fake_pid=$!
+pids+=("$fake_pid")
+names[$fake_pid]=fakeimds
+wait_ready "$fake_pid" fakeimds "http://$fake_addr/_fakeimds/stats"
+
+# The token for (a) and (b) comes first, straight from fakeimds; the PUT count
+# read after it is the baseline: every later PUT is imdsguard's.
+fake_token=$(curl -sf --max-time 2 -X PUT -H "$ttl_header" "http://$fake_addr/latest/api/token") ||
+	die "token PUT to fakeimds failed"
+puts_before=$(fake_stat token_puts)
+
+"$root/bin/bareproxy" -listen "$bare_addr" -upstream "http://$fake_addr" >"$work/bareproxy.out" 2>"$work/bareproxy.err" &
+bare_pid=$!
+pids+=("$bare_pid")
+names[$bare_pid]=bareproxy
+wait_ready "$bare_pid" bareproxy "http://$bare_addr/_fakeimds/stats"
+
+head -c 32 /dev/urandom >"$work/token.key"
+chmod 600 "$work/token.key"
+cat >"$work/imdsguard.yaml" <<EOF
+version: 1
+listen: {port: $guard_port}
+upstream: {url: "http://$fake_addr"}
+redirect: {ipv4: false, ipv6: false}
+tokens: {key_file: $work/token.key}
+admin: {socket: $work/admin.sock}
+EOF
+"$root/bin/imdsguard" run --config "$work/imdsguard.yaml" >"$work/imdsguard.out" 2>"$work/imdsguard.err" &
+guard_pid=$!
+pids+=("$guard_pid")
+names[$guard_pid]=imdsguard
+# A GET on the token path is answered locally (405): no upstream traffic yet.
+wait_ready "$guard_pid" imdsguard "http://$guard_addr/latest/api/token"
+
+guard_token=$(curl -sf --max-time 2 -X PUT -H "$ttl_header" "http://$guard_addr/latest/api/token") ||
+	die "token PUT to imdsguard failed: $(tail -n 3 "$work/imdsguard.err")"
+
+# --- what each target is asked -------------------------------------------------
+
+url_of() {
+	case $1 in
+	direct) echo "http://$fake_addr$path" ;;
+	bareproxy) echo "http://$bare_addr$path" ;;
+	imdsguard-v1 | imdsguard-v2) echo "http://$guard_addr$path" ;;
+	esac
+}
+
+# headers_of TARGET: the curl/wrk -H arguments, one a line.
+headers_of() {
+	case $1 in
+	direct | bareproxy) printf '%s\n' -H "X-aws-ec2-metadata-token: $fake_token" ;;
+	imdsguard-v2) printf '%s\n' -H "X-aws-ec2-metadata-token: $guard_token" ;;
+	esac
+}
+
+# Pre-flight: every target answers 200 with the same body as fakeimds itself.
+mapfile -t h < <(headers_of direct)
+want=$(curl -sf --max-time 2 "${h[@]}" "$(url_of direct)") || die "fakeimds does not answer $path with 200"
+for t in "${targets[@]}"; do
+	mapfile -t h < <(headers_of "$t")
+	code=$(curl -s -o "$work/preflight.body" -w '%{http_code}' --max-time 2 "${h[@]}" "$(url_of "$t")" || true)
+	[[ $code == 200 ]] || die "pre-flight: $t answers $path with $code, not 200 ($(head -c 300 "$work/preflight.body"); imdsguard log: $(tail -n 2 "$work/imdsguard.err"))"
+	[[ $(<"$work/preflight.body") == "$want" ]] || die "pre-flight: $t answers a different body than fakeimds"
+done
+echo "bench: targets answer 200: fakeimds $fake_addr, bareproxy $bare_addr, imdsguard $guard_addr"
+
+# --- wrk -------------------------------------------------------------------------
+
+cat >"$work/report.lua" <<'EOF'
+-- Prints one machine-readable line when wrk is done (latency in µs).
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "BENCHRESULT\t%d\t%d\t%.1f\t%.1f\t%d\t%d\t%d\t%d\t%d\n",
+    summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99),
+    e.connect, e.read, e.write, e.status, e.timeout))
+end
+EOF
+
+# proxy_pid TARGET: the proxy process a target goes through, 0 for none.
+proxy_pid() {
+	case $1 in
+	direct) echo 0 ;;
+	bareproxy) echo "$bare_pid" ;;
+	imdsguard-v1 | imdsguard-v2) echo "$guard_pid" ;;
+	esac
+}
+
+# cpu_ticks PID: user+system CPU time of a process (all its threads) so far,
+# in clock ticks; 0 for pid 0.
+cpu_ticks() {
+	local s
+	local -a f
+	if (($1 == 0)); then
+		echo 0
+		return
+	fi
+	s=$(<"/proc/$1/stat") || die "process $1 is gone"
+	read -r -a f <<<"${s##*) }" # fields after "pid (comm) ": state is f[0]
+	echo $((f[11] + f[12]))
+}
+
+# bench TAG TARGET CONC SECONDS: run wrk (its output kept in the work
+# directory as wrk-TAG-TARGET-cCONC.txt); prints the result fields, tab-separated:
+# requests duration_us p50_us p99_us err_connect err_read err_write err_status err_timeout
+# proxy_cpu_ticks fakeimds_cpu_ticks
+bench() {
+	local tag=$1 target=$2 conc=$3 secs=$4 threads=1 log line pp p0 f0
+	((conc > 1)) && threads=2
+	log="$work/wrk-$tag-$target-c$conc.txt"
+	local -a h
+	mapfile -t h < <(headers_of "$target")
+	pp=$(proxy_pid "$target")
+	p0=$(cpu_ticks "$pp")
+	f0=$(cpu_ticks "$fake_pid")
+	if ! wrk -t"$threads" -c"$conc" -d"${secs}s" --latency -s "$work/report.lua" "${h[@]}" "$(url_of "$target")" >"$log" 2>&1; then
+		die "wrk failed on $target c=$conc: $(cat "$log")"
+	fi
+	line=$(grep '^BENCHRESULT' "$log") || die "no result from wrk on $target c=$conc: $(cat "$log")"
+	printf '%s\t%d\t%d\n' "${line#BENCHRESULT	}" $(($(cpu_ticks "$pp") - p0)) $(($(cpu_ticks "$fake_pid") - f0))
+}
+
+# Requests that reached fakeimds outside the measured runs: the pre-flight
+# GETs (one per target and one to learn the answer), then the warm-up's; and
+# how many requests can have been in flight when a wrk run ended (wrk does not
+# count those, fakeimds may have).
+extra_requests=$((${#targets[@]} + 1))
+in_flight_max=0
+if ((warmup > 0)); then
+	echo "bench: warm-up, ${warmup}s per target"
+	for t in "${targets[@]}"; do
+		res=$(bench warmup "$t" 16 "$warmup")
+		read -r -a f <<<"$res"
+		extra_requests=$((extra_requests + f[0]))
+		in_flight_max=$((in_flight_max + 16))
+		((f[4] + f[5] + f[6] + f[7] + f[8] == 0)) || die "warm-up on $t: errors (connect read write status timeout: ${f[*]:4})"
+	done
+fi
+
+clk_tck=$(getconf CLK_TCK)
+runs="$work/runs.tsv"
+: >"$runs"
+echo "bench: $rounds round(s) × ${#concurrencies[@]} concurrencies × ${#targets[@]} targets × ${seconds}s"
+for ((r = 1; r <= rounds; r++)); do
+	for c in "${concurrencies[@]}"; do
+		for t in "${targets[@]}"; do
+			res=$(bench "round$r" "$t" "$c" "$seconds")
+			printf '%s\t%s\t%s\t%s\n' "$r" "$c" "$t" "$res" >>"$runs"
+			read -r -a f <<<"$res"
+			in_flight_max=$((in_flight_max + c))
+			printf 'bench: round %d c=%-2d %-13s %8.0f req/s  p50 %6.0f µs  p99 %6.0f µs  errors %d  CPU/req: proxy %5.1f µs, fakeimds %5.1f µs\n' \
+				"$r" "$c" "$t" "$(awk -v n="${f[0]}" -v d="${f[1]}" 'BEGIN { print n / (d / 1e6) }')" \
+				"${f[2]}" "${f[3]}" $((f[4] + f[5] + f[6] + f[7] + f[8])) \
+				"$(awk -v t="${f[9]}" -v n="${f[0]}" -v hz="$clk_tck" 'BEGIN { print t / hz / n * 1e6 }')" \
+				"$(awk -v t="${f[10]}" -v n="${f[0]}" -v hz="$clk_tck" 'BEGIN { print t / hz / n * 1e6 }')"
+		done
+	done
+done
+
+# --- counts and report -----------------------------------------------------------
+
+puts_after=$(fake_stat token_puts)
+gets=$(fake_stat gets)
+unauthorized=$(fake_stat unauthorized)
+
+# imdsguard writes each audit line before it answers, so its log is complete.
+audit_bytes=$(wc -c <"$work/imdsguard.err")
+audit_lines=$(wc -l <"$work/imdsguard.err")
+# Who imdsguard saw and which policy rule served wrk (its first v1 request).
+first=$(awk '/"version":"v1"/ && /"comm":"wrk"/ { print; exit }' "$work/imdsguard.err")
+[[ -n $first ]] || first=$(grep -m 1 '"version":"v1"' "$work/imdsguard.err" || true)
+guard_rule=$(sed -n 's/.*"rule":"\([^"]*\)".*/\1/p' <<<"$first")
+guard_caller=$(sed -n 's/.*"caller":\({[^}]*}\).*/\1/p' <<<"$first")
+
+revision=$(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+command="BENCH_ROUNDS=$rounds BENCH_SECONDS=$seconds BENCH_WARMUP=$warmup scripts/bench.sh"
+[[ $path == /latest/meta-data/instance-id ]] || command="BENCH_PATH=$path $command"
+
+mkdir -p "$(dirname "$out")"
+status=0
+"$work/benchreport" -runs "$runs" -out "$out" \
+	-command "$command" -date "$(date -u '+%Y-%m-%d %H:%M UTC')" \
+	-nproc "$(nproc)" -kernel "$(uname -r)" -go "$(go version)" -cpu "${cpu:-unknown}" \
+	-revision "$revision" -path "$path" \
+	-rounds "$rounds" -seconds "$seconds" -warmup "$warmup" \
+	-puts-before "$puts_before" -upstream-puts $((puts_after - puts_before)) \
+	-upstream-gets "$gets" -extra-requests "$extra_requests" -in-flight-max "$in_flight_max" -upstream-unauthorized "$unauthorized" \
+	-audit-bytes "$audit_bytes" -audit-lines "$audit_lines" -guard-rule "$guard_rule" -guard-caller "$guard_caller" \
+	-clk-tck "$clk_tck" -fakeimds "$fake_addr" -bareproxy "$bare_addr" -imdsguard "$guard_addr" || status=$?
+exit "$status"
