@@ -22,9 +22,10 @@ The rules send metadata traffic (tcp to 169.254.169.254:80 and
 [fd00:ec2::254]:80) from local processes (nat OUTPUT) and from the container
 interfaces (nat PREROUTING) to the proxy's port, skip the daemon's own marked
 upstream sockets, keep the proxy port closed to everything but loopback and
-redirected metadata traffic, and reset forwarded metadata traffic from any
-other interface. They live in chains of their own (IMDSGUARD-OUT, -PRE, -IN,
--FWD), each reached by one jump.
+redirected metadata traffic, reset forwarded metadata traffic from any other
+interface, and reset local metadata traffic that escaped the redirect (say,
+after an outside "iptables -t nat -F"). They live in chains of their own
+(IMDSGUARD-OUT, -PRE, -IN, -FWD, -FENCE), each reached by one jump.
 
 With the rules installed and no daemon running, metadata requests are refused
 (connection refused): the host fails closed. Needs root (CAP_NET_ADMIN).`,

@@ -7,6 +7,9 @@ const (
 	ChainPre = "IMDSGUARD-PRE" // nat, from PREROUTING: container metadata traffic
 	ChainIn  = "IMDSGUARD-IN"  // filter, from INPUT: who may reach the proxy port
 	ChainFwd = "IMDSGUARD-FWD" // filter, from FORWARD: routed metadata traffic is reset
+	// ChainFence is filter, from OUTPUT: local metadata traffic that escaped
+	// the redirect (an outside nat flush) is reset, not sent to IMDS.
+	ChainFence = "IMDSGUARD-FENCE"
 
 	// ChainMadeTable is an empty chain that marks a table imdsguard created
 	// (nf_tables only), so that Remove can delete the table again and leave
@@ -39,6 +42,7 @@ var chains = []chain{
 	{Table: tableNAT, Name: ChainPre, Hook: "PREROUTING", rules: preRules},
 	{Table: tableFilter, Name: ChainIn, Hook: "INPUT", rules: inRules},
 	{Table: tableFilter, Name: ChainFwd, Hook: "FORWARD", rules: fwdRules},
+	{Table: tableFilter, Name: ChainFence, Hook: "OUTPUT", rules: fenceRules},
 }
 
 // tables lists the tables the chains live in, each once, in install order.

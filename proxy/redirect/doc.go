@@ -10,6 +10,8 @@
 //	nat    PREROUTING -> IMDSGUARD-PRE  REDIRECT from the container interface patterns
 //	filter INPUT      -> IMDSGUARD-IN   the proxy port answers lo and redirected flows only
 //	filter FORWARD    -> IMDSGUARD-FWD  metadata traffic that would be routed is reset
+//	filter OUTPUT     -> IMDSGUARD-FENCE  local metadata traffic that escaped the redirect
+//	                                    (an outside nat flush) is reset; marked traffic passes
 //
 // Every rule carries an "imdsguard: ..." comment. Rule arguments are built by
 // pure functions (rules.go) shared by Install, Remove and Status; the kernel
@@ -20,6 +22,12 @@
 //
 // Decisions worth knowing:
 //
+//   - Fail closed between a flush and its restore. nat OUTPUT runs before
+//     filter OUTPUT, so a redirected packet's destination is loopback by the
+//     time IMDSGUARD-FENCE sees it; a packet still headed for IMDS there is
+//     either the daemon's (marked) or escaped a flushed redirect, and is
+//     reset. Keep restores the redirect within a second; meanwhile callers
+//     get "connection refused", never IMDS.
 //   - Backends. iptables-nft and iptables-legacy are both supported, never
 //     mixed: the tools are named explicitly (iptables-nft, ip6tables-legacy,
 //     ...), and detection (Options.Backend "") follows kube-proxy's

@@ -72,6 +72,21 @@ func TestRealRedirectLocal(t *testing.T) {
 			}
 			wantBody(t, ns, imds4, Mark+1, "proxy ") // another mark is redirected
 
+			// Someone flushes nat (a firewall reload, iptables -t nat -F) and
+			// nothing has restored it yet: the fence resets local metadata
+			// traffic instead of letting it reach IMDS; marked traffic passes.
+			ipt(t, ns, "iptables-"+backend, "-t", "nat", "-F")
+			ipt(t, ns, "ip6tables-"+backend, "-t", "nat", "-F")
+			before = imds.hits.Load()
+			wantRefused(t, ns, imds4)
+			wantRefused(t, ns, imds6)
+			if got := imds.hits.Load() - before; got != 0 {
+				t.Errorf("IMDS got %d unmarked requests with nat flushed", got)
+			}
+			wantBody(t, ns, imds4, Mark, "imds 169.254.169.254:80")
+			in(t, ns, func() error { return r.Install(context.Background()) })
+			wantBody(t, ns, imds4, 0, "proxy 127.0.0.1:8989")
+
 			// The daemon dies; the rules stay (keep_on_exit): refused, never IMDS.
 			proxy.stop()
 			before = imds.hits.Load()

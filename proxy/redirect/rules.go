@@ -158,3 +158,23 @@ func fwdRules(f family, _ params) []rule {
 		Target:  []string{"-j", "REJECT", "--reject-with", "tcp-reset"},
 	}}
 }
+
+// fenceRules: a backstop for local traffic. nat OUTPUT runs before filter
+// OUTPUT, so a redirected packet's destination is loopback by now; what still
+// goes to the metadata service is the daemon's marked upstream traffic, or
+// traffic whose redirect someone deleted (an outside `iptables -t nat -F`):
+// that is refused until Keep restores the redirect, never sent to IMDS.
+func fenceRules(f family, p params) []rule {
+	return []rule{
+		{
+			Match:   append(imdsTCP(f), "-m", "mark", "--mark", markArg(p.Mark)),
+			Comment: "daemon upstream traffic passes",
+			Target:  []string{"-j", "RETURN"},
+		},
+		{
+			Match:   imdsTCP(f),
+			Comment: "metadata traffic that escaped the redirect is refused",
+			Target:  []string{"-j", "REJECT", "--reject-with", "tcp-reset"},
+		},
+	}
+}

@@ -40,6 +40,10 @@ const goldenV4 = `-t nat -N IMDSGUARD-OUT
 -t filter -N IMDSGUARD-FWD
 -t filter -A IMDSGUARD-FWD -d 169.254.169.254/32 -p tcp --dport 80 -m comment --comment "imdsguard: routed metadata traffic is refused" -j REJECT --reject-with tcp-reset
 -t filter -I FORWARD 1 -m comment --comment "imdsguard: jump to IMDSGUARD-FWD" -j IMDSGUARD-FWD
+-t filter -N IMDSGUARD-FENCE
+-t filter -A IMDSGUARD-FENCE -d 169.254.169.254/32 -p tcp --dport 80 -m mark --mark 0x1d5a -m comment --comment "imdsguard: daemon upstream traffic passes" -j RETURN
+-t filter -A IMDSGUARD-FENCE -d 169.254.169.254/32 -p tcp --dport 80 -m comment --comment "imdsguard: metadata traffic that escaped the redirect is refused" -j REJECT --reject-with tcp-reset
+-t filter -I OUTPUT 1 -m comment --comment "imdsguard: jump to IMDSGUARD-FENCE" -j IMDSGUARD-FENCE
 `
 
 const goldenV6 = `-t nat -N IMDSGUARD-OUT
@@ -60,6 +64,10 @@ const goldenV6 = `-t nat -N IMDSGUARD-OUT
 -t filter -N IMDSGUARD-FWD
 -t filter -A IMDSGUARD-FWD -d fd00:ec2::254/128 -p tcp --dport 80 -m comment --comment "imdsguard: routed metadata traffic is refused" -j REJECT --reject-with tcp-reset
 -t filter -I FORWARD 1 -m comment --comment "imdsguard: jump to IMDSGUARD-FWD" -j IMDSGUARD-FWD
+-t filter -N IMDSGUARD-FENCE
+-t filter -A IMDSGUARD-FENCE -d fd00:ec2::254/128 -p tcp --dport 80 -m mark --mark 0x1d5a -m comment --comment "imdsguard: daemon upstream traffic passes" -j RETURN
+-t filter -A IMDSGUARD-FENCE -d fd00:ec2::254/128 -p tcp --dport 80 -m comment --comment "imdsguard: metadata traffic that escaped the redirect is refused" -j REJECT --reject-with tcp-reset
+-t filter -I OUTPUT 1 -m comment --comment "imdsguard: jump to IMDSGUARD-FENCE" -j IMDSGUARD-FENCE
 `
 
 func TestPlanGolden(t *testing.T) {
