@@ -23,12 +23,12 @@ type ifaceMatch struct {
 }
 
 // fits reports whether the caller fits any criterion. Users and groups count
-// only when the kernel attested the caller's uid.
+// only for host callers whose uid the kernel attested.
 func (m *callerMatch) fits(c *Caller) bool {
 	if m.all {
 		return true
 	}
-	if c.UIDKnown && (slices.Contains(m.users, c.UID) || m.fitsGroups(c.GIDs)) {
+	if c.UIDKnown && !c.Container && (slices.Contains(m.users, c.UID) || m.fitsGroups(c.GIDs)) {
 		return true
 	}
 	return m.fitsSource(c.Source) || m.fitsInterface(c.Interface)

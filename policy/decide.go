@@ -29,6 +29,12 @@ type Caller struct {
 	GIDs      []uint32 // primary and supplementary groups
 	Source    netip.Addr
 	Interface string // ingress interface, "" for host processes
+	// Container is true for a caller in another network namespace (its
+	// traffic came through PREROUTING). Users and groups name users of this
+	// host: a container's uid 0 is not the host's root, so such a caller
+	// matches no users or groups entry, whatever its uid; match containers
+	// by sources or interfaces.
+	Container bool
 }
 
 // Request is one metadata request, as far as the policy cares.

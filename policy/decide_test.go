@@ -58,6 +58,7 @@ func TestDecideExample(t *testing.T) {
 		{"alice: default deny", Request{Caller: aliceCaller, Path: "/meta-data/instance-id"}, want{false, false, "", ""}},
 		{"alice token: default deny", Request{Caller: aliceCaller, Path: tokenPath, Token: true}, want{false, false, "", ""}},
 		{"unknown uid 0 is not root", Request{Caller: unknownCaller, Path: "/meta-data/instance-id"}, want{false, false, "", ""}},
+		{"container root is not root", Request{Caller: containerRoot, Path: "/meta-data/iam/info"}, want{false, false, "containers", ""}},
 		{"not canonical", Request{Caller: rootCaller, Path: "/meta-data/../user-data"}, want{false, false, "", ""}},
 		{"not canonical trailing slash", Request{Caller: rootCaller, Path: "/meta-data/"}, want{false, false, "", ""}},
 		{"empty path", Request{Caller: rootCaller, Path: ""}, want{false, false, "", ""}},
@@ -86,6 +87,8 @@ func TestDecideDefaultPolicy(t *testing.T) {
 		{"unknown identity reads non-secret", Request{Caller: unknownCaller, Path: "/meta-data/instance-id"}, want{true, false, "others", "/**"}},
 		{"unknown identity uid 0 iam", Request{Caller: unknownCaller, Path: "/meta-data/iam/info"}, withPattern(deny, "/meta-data/iam/**")},
 		{"container iam", Request{Caller: container, Path: "/meta-data/iam/info"}, withPattern(deny, "/meta-data/iam/**")},
+		{"container root iam", Request{Caller: containerRoot, Path: "/meta-data/iam/security-credentials/r"}, withPattern(deny, "/meta-data/iam/**")},
+		{"container root reads non-secret", Request{Caller: containerRoot, Path: "/meta-data/instance-id"}, want{true, false, "others", "/**"}},
 	}
 	for _, tt := range tests {
 		checkDecision(t, p, tt.name, tt.r, tt.want)

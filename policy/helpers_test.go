@@ -88,9 +88,10 @@ var (
 	legacyCaller  = Caller{UIDKnown: true, UID: 1500, GIDs: []uint32{1500, 2000}, Source: netip.MustParseAddr("127.0.0.1")}
 	aliceCaller   = Caller{UIDKnown: true, UID: 1001, GIDs: []uint32{1001}, Source: netip.MustParseAddr("10.0.0.9")}
 	unknownCaller = Caller{UIDKnown: false, UID: 0, GIDs: []uint32{0}, Source: netip.MustParseAddr("127.0.0.1")}
-	container     = Caller{Source: netip.MustParseAddr("172.17.0.5"), Interface: "docker0"}
+	container     = Caller{Source: netip.MustParseAddr("172.17.0.5"), Interface: "docker0", Container: true}
+	containerRoot = Caller{UIDKnown: true, UID: 0, GIDs: []uint32{0}, Source: netip.MustParseAddr("172.17.0.6"), Interface: "docker0", Container: true}
 	mappedCont    = Caller{Source: netip.MustParseAddr("::ffff:172.17.0.5"), Interface: "docker0"}
-	otherCont     = Caller{Source: netip.MustParseAddr("172.18.0.5"), Interface: "br-1234"}
+	otherCont     = Caller{Source: netip.MustParseAddr("172.18.0.5"), Interface: "br-1234", Container: true}
 )
 
 // secretPaths are the canonical forms of the `deny` rows of

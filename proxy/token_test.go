@@ -77,3 +77,21 @@ func TestUnknownGroupsMatchNoGroupRule(t *testing.T) {
 		}
 	}
 }
+
+// A container's uid 0 is not the host's root: under the default policy it
+// gets what every other caller gets, not the role credentials.
+func TestContainerRootIsNotRoot(t *testing.T) {
+	e := newEnv(t, func(o *Options) {
+		o.Identify = func(conn net.Conn) identity.Caller {
+			id := addressesOnly(conn)
+			id.Class, id.UIDKnown, id.UID, id.GIDKnown, id.Unknown = identity.Container, true, 0, true, ""
+			return id
+		}
+	})
+	if got := e.raw(t, "GET", "/latest/meta-data/iam/security-credentials/").StatusCode; got != 403 {
+		t.Fatalf("container uid 0 reading credentials: %d, want 403", got)
+	}
+	if got := e.raw(t, "GET", "/latest/meta-data/instance-id").StatusCode; got != 200 {
+		t.Fatalf("container uid 0 reading instance-id: %d, want 200", got)
+	}
+}

@@ -89,3 +89,10 @@ func TestVersionAndHelp(t *testing.T) {
 		}
 	}
 }
+
+func TestExplainContainerRoot(t *testing.T) {
+	code, out, _ := runCLI(t, "policy", "explain", "--uid", "0", "--container", "GET", "/latest/meta-data/iam/info")
+	if code != 0 || !strings.Contains(out, "decision: deny (403)") || !strings.Contains(out, "rule:     others") {
+		t.Fatalf("container root: %d\n%s", code, out)
+	}
+}

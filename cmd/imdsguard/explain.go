@@ -19,6 +19,7 @@ type explainFlags struct {
 	gids      []uint
 	source    string
 	iface     string
+	container bool
 	v1        bool
 	unknownID bool
 }
@@ -36,7 +37,9 @@ PATH is the request target as a client sends it ("/latest/meta-data/iam/info",
 "//latest/meta-data/placement/../iam/", or an absolute http://169.254.169.254/
 URL); it goes through the same canonicalization as in the proxy. Without --v1
 the request is taken to carry a valid IMDSv2 token. Without --uid the caller's
-user is unknown, as for a caller the kernel could not attest.`,
+user is unknown, as for a caller the kernel could not attest. A container
+caller (--container, or --interface) matches no users or groups entry: its
+uid 0 is not the host's root.`,
 		Example: `  imdsguard policy explain --config /etc/imdsguard/imdsguard.yaml --uid 33 GET /latest/meta-data/iam/security-credentials/
   imdsguard policy explain --uid 1001 --gid 1001 --gid 998 --v1 GET /latest/meta-data/instance-id
   imdsguard policy explain --source 172.17.0.5 --interface docker0 PUT /latest/api/token`,
@@ -51,7 +54,8 @@ user is unknown, as for a caller the kernel could not attest.`,
 	fl.IntVar(&f.uid, "uid", 0, "the caller's uid (as the kernel attests it)")
 	fl.UintSliceVar(&f.gids, "gid", nil, "the caller's primary and supplementary gids (repeat)")
 	fl.StringVar(&f.source, "source", "127.0.0.1", "the caller's source address (containers: their own address)")
-	fl.StringVar(&f.iface, "interface", "", "the ingress interface (container callers)")
+	fl.StringVar(&f.iface, "interface", "", "the ingress interface (implies --container)")
+	fl.BoolVar(&f.container, "container", false, "the caller is in a container (another network namespace): users and groups entries do not apply")
 	fl.BoolVar(&f.v1, "v1", false, "the request carries no IMDSv2 token")
 	return cmd
 }
@@ -97,7 +101,7 @@ func (f explainFlags) caller() (policy.Caller, error) {
 	if err != nil {
 		return policy.Caller{}, usageError("--source %q: %v", f.source, err)
 	}
-	c := policy.Caller{UIDKnown: !f.unknownID, UID: uint32(f.uid), Source: src, Interface: f.iface}
+	c := policy.Caller{UIDKnown: !f.unknownID, UID: uint32(f.uid), Source: src, Interface: f.iface, Container: f.container || f.iface != ""}
 	if f.uid < 0 {
 		return c, usageError("--uid %d: not a uid", f.uid)
 	}
@@ -118,6 +122,9 @@ func describeCaller(c policy.Caller) string {
 	parts = append(parts, "source "+c.Source.String())
 	if c.Interface != "" {
 		parts = append(parts, "interface "+c.Interface)
+	}
+	if c.Container {
+		parts = append(parts, "container (users/groups entries do not apply)")
 	}
 	return strings.Join(parts, ", ")
 }
