@@ -58,5 +58,13 @@ func (e *Event) Log(l *slog.Logger) {
 	if e.Upstream > 0 {
 		attrs = append(attrs, slog.Duration("upstream", e.Upstream))
 	}
-	l.LogAttrs(context.Background(), level, "imds request", attrs...)
+	// The record is built by hand: Logger.LogAttrs would also capture the
+	// caller's program counter, which the audit line never shows.
+	ctx := context.Background()
+	if !l.Enabled(ctx, level) {
+		return
+	}
+	r := slog.NewRecord(time.Now(), level, "imds request", 0)
+	r.AddAttrs(attrs...)
+	l.Handler().Handle(ctx, r)
 }
