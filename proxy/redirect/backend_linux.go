@@ -40,7 +40,10 @@ const lockWait = 5 // seconds
 func openBackend(name string, cfg Config, log *slog.Logger) (string, []familyRunner, error) {
 	switch name {
 	case "":
-		name = detectBackend(log)
+		var err error
+		if name, err = detectBackend(log); err != nil {
+			return "", nil, err
+		}
 	case "nft", "legacy":
 	default:
 		return "", nil, fmt.Errorf("redirect: unknown iptables backend %q (want nft, legacy or empty to detect)", name)

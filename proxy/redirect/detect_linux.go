@@ -1,6 +1,7 @@
 package redirect
 
 import (
+	"fmt"
 	"log/slog"
 )
 
@@ -10,8 +11,11 @@ import (
 // with more rules (legacy only when it has more: on a host where docker or
 // kubelet run iptables-legacy, rules of both kinds in one namespace would be
 // evaluated both, in an order nobody chose); else nft, Debian's default.
-// Only the save tools are run: they read, and create no table.
-func detectBackend(log *slog.Logger) string {
+// Only the save tools are run: they read, and create no table. A save tool
+// that is there but fails (e.g. without CAP_NET_RAW) is an error, not an
+// absent backend: guessing could put rules into a second backend beside the
+// first one's.
+func detectBackend(log *slog.Logger) (string, error) {
 	type count struct{ rules, ours int }
 	counts := map[string]*count{}
 	for name, fams := range backendTools {
@@ -23,7 +27,7 @@ func detectBackend(log *slog.Logger) string {
 			}
 			out, err := run(path, nil)
 			if err != nil {
-				continue
+				return "", fmt.Errorf("detect the iptables backend: %s: %w (needs CAP_NET_ADMIN and CAP_NET_RAW)", path, err)
 			}
 			r, o := countRules(out)
 			c.rules, c.ours = max(c.rules, 0)+r, c.ours+o
@@ -38,5 +42,5 @@ func detectBackend(log *slog.Logger) string {
 	if nft.ours > 0 && legacy.ours > 0 {
 		log.Warn("imdsguard chains exist in both iptables backends; remove the stale ones with the other backend")
 	}
-	return pick
+	return pick, nil
 }
