@@ -5,7 +5,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all build deps tools test unit e2e demo bench fuzz clean
+.PHONY: all build deps tools test unit e2e demo bench deb fuzz clean
 
 all: build
 
@@ -39,6 +39,11 @@ demo: deps build
 
 bench: deps build
 	scripts/bench.sh
+
+# dist/imdsguard_<version>_amd64.deb (the script derives a Debian-valid
+# version from git describe and stamps the binary with it).
+deb:
+	scripts/build-deb.sh
 
 # A longer fuzz of the parser and the pipeline than `make test` does.
 FUZZTIME ?= 60s

@@ -16,6 +16,10 @@ packages=(
 	amazon-ec2-utils # ec2-metadata
 	cloud-utils      # ec2metadata
 	shellcheck       # lint of scripts/
+	curl             # the plain v1 client in the e2e tests and the demo
+	util-linux       # setpriv, unshare: clients as other users, the unit boot test
+	binutils         # objdump: the .deb's glibc dependency check
+	systemd          # systemd-analyze verify/security, the unit boot test
 )
 
 missing=()
