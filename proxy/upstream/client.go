@@ -51,7 +51,7 @@ func New(o Options) (*Client, error) {
 		return nil, fmt.Errorf("upstream url %q: %w", o.Config.URL, err)
 	}
 	c := &Client{base: base, ua: o.UserAgent, http: &http.Client{
-		Transport: newTransport(o.Mark),
+		Transport: NewTransport(o.Mark),
 		CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse // IMDS's 301s go to the caller as they are
 		},
@@ -60,7 +60,10 @@ func New(o Options) (*Client, error) {
 	return c, nil
 }
 
-func newTransport(mark uint32) *http.Transport {
+// NewTransport is the transport of upstream requests: sockets with the
+// firewall mark (0 for none), the dial and response budgets, no proxy from
+// the environment, no compression.
+func NewTransport(mark uint32) *http.Transport {
 	d := &net.Dialer{Timeout: DialTimeout, Control: markControl(mark)}
 	return &http.Transport{
 		DialContext:           d.DialContext,

@@ -52,6 +52,9 @@ type HostOptions struct {
 	// no container_interfaces pattern names, so its metadata traffic is
 	// routed (and refused by IMDSGUARD-FWD) instead of redirected.
 	SecondContainer bool
+	// AllowIMDSv1 runs AEMM without -I: an instance still set to
+	// http-tokens optional.
+	AllowIMDSv1 bool
 }
 
 // Host is the three-namespace model of an instance (TESTBED.md):
@@ -108,8 +111,8 @@ func (e *Env) NewHost(o HostOptions) *Host {
 	}
 	netnstest.Run(t, "ip", "netns", "exec", h.HostNS, "sysctl", "-q", "-w",
 		"net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
-	h.AEMM4 = e.StartAEMM(AEMMOptions{Host: IMDSv4, Port: 80, NS: h.IMDSNS})
-	h.AEMM6 = e.StartAEMM(AEMMOptions{Host: IMDSv6, Port: 80, NS: h.IMDSNS})
+	h.AEMM4 = e.StartAEMM(AEMMOptions{Host: IMDSv4, Port: 80, NS: h.IMDSNS, AllowIMDSv1: o.AllowIMDSv1})
+	h.AEMM6 = e.StartAEMM(AEMMOptions{Host: IMDSv6, Port: 80, NS: h.IMDSNS, AllowIMDSv1: o.AllowIMDSv1})
 	for _, ns := range h.Namespaces() {
 		waitNotTentative(t, ns)
 	}

@@ -1,0 +1,81 @@
+package check
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/imdsguard/imdsguard/proxy/redirect"
+	"github.com/imdsguard/imdsguard/proxy/upstream"
+)
+
+// Timeout bounds each probe.
+const Timeout = 2 * time.Second
+
+// System probes the instance for real.
+type System struct {
+	RulesFor  *redirect.Rules // nil when the configuration turns the redirect off, or RulesErr
+	RulesErr  error           // why the rules could not be opened
+	ProxyAddr string          // 127.0.0.1:PORT
+	Upstream  string          // upstream.url: IMDS itself
+	Metadata  string          // the address callers use, e.g. http://169.254.169.254
+	Mark      uint32          // the daemon's firewall mark
+}
+
+func (s System) Rules(ctx context.Context) (bool, string, error) {
+	if s.RulesErr != nil {
+		return false, "", s.RulesErr
+	}
+	if s.RulesFor == nil {
+		return false, "redirect.ipv4 and redirect.ipv6 are off in the configuration: processes reach IMDS directly", nil
+	}
+	st, err := s.RulesFor.Status(ctx)
+	if err != nil {
+		return false, "", err
+	}
+	if !st.OK() {
+		return false, fmt.Sprintf("%d of %d pieces missing (iptables %s)", len(st.Missing()), len(st.Items), st.Backend), nil
+	}
+	return true, fmt.Sprintf("%d pieces in place (iptables %s)", len(st.Items), st.Backend), nil
+}
+
+func (s System) Proxy(ctx context.Context) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, "http://"+s.ProxyAddr+"/latest/api/token", nil)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("X-aws-ec2-metadata-token-ttl-seconds", "60")
+	status, _, err := do(upstream.NewTransport(0), req)
+	return status, err
+}
+
+func (s System) Direct(ctx context.Context, path string) (int, string, error) {
+	return get(ctx, upstream.NewTransport(s.Mark), s.Upstream+path)
+}
+
+func (s System) Redirected(ctx context.Context, path string) (int, string, error) {
+	return get(ctx, upstream.NewTransport(0), s.Metadata+path)
+}
+
+func get(ctx context.Context, tr http.RoundTripper, url string) (int, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	return do(tr, req)
+}
+
+func do(tr http.RoundTripper, req *http.Request) (int, string, error) {
+	ctx, cancel := context.WithTimeout(req.Context(), Timeout)
+	defer cancel()
+	resp, err := (&http.Client{Transport: tr}).Do(req.WithContext(ctx))
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	return resp.StatusCode, strings.TrimSpace(string(b)), nil
+}
