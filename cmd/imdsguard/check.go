@@ -68,4 +68,3 @@ func systemProbes(cfg *config.Config, metadata string) check.System {
 	}
 	return s
 }
-
