@@ -37,8 +37,11 @@ e2e: deps build
 demo: deps build
 	scripts/demo.sh
 
+# Writes docs/BENCHMARKS.md (proxied vs direct, loopback and through the
+# redirect rules) and docs/IDENTITY_BENCH.md (the caller identity lookup).
 bench: deps build
 	scripts/bench.sh
+	scripts/bench-identity.sh
 
 # dist/imdsguard_<version>_amd64.deb (the script derives a Debian-valid
 # version from git describe and stamps the binary with it).
