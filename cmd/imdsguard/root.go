@@ -6,6 +6,8 @@ import (
 	"io"
 
 	"github.com/spf13/cobra"
+
+	"github.com/imdsguard/imdsguard/proxy/config"
 )
 
 // exitError carries the exit code a command wants.
@@ -27,7 +29,14 @@ func execute(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintln(stderr, "imdsguard:", err)
+	var ce *config.Errors
+	if errors.As(err, &ce) { // file:line:column lines, as compilers print them
+		for _, e := range ce.List {
+			fmt.Fprintln(stderr, e)
+		}
+	} else {
+		fmt.Fprintln(stderr, "imdsguard:", err)
+	}
 	var ee *exitError
 	if errors.As(err, &ee) {
 		return ee.code

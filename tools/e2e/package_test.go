@@ -51,14 +51,14 @@ func TestPackageDefaultConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	block := regexp.MustCompile("(?s)## Configuration\n.*?```yaml\n(.*?)```").FindSubmatch(readme)
+	block := regexp.MustCompile("(?s)## Configure\n.*?```yaml\n(.*?)```").FindSubmatch(readme)
 	if block == nil {
-		t.Fatal("README.md has no yaml block under ## Configuration")
+		t.Fatal("README.md has no yaml block under ## Configure")
 	}
 	want := config.Default()
 	for name, load := range map[string]func() (*config.Config, error){
 		"packaging/imdsguard.yaml": func() (*config.Config, error) { return config.Load(shipped, false) },
-		"README.md Configuration": func() (*config.Config, error) {
+		"README.md Configure": func() (*config.Config, error) {
 			c, err := config.Read(strings.NewReader(string(block[1])), "README.md")
 			for i := range c.Policy.Rules {
 				if c.Policy.Rules[i].IMDSv1 == "" {
