@@ -3,6 +3,8 @@ package policy
 import (
 	"net/netip"
 	"strconv"
+
+	"github.com/imdsguard/imdsguard/proxy/canon"
 )
 
 // Mode says whether decisions are enforced.
@@ -77,7 +79,7 @@ func (p *Policy) Decide(r Request) Decision {
 	if p == nil {
 		return Decision{Enforced: true, Reason: "denied: no policy is loaded"}
 	}
-	if !canonical(r.Path) {
+	if !canon.IsRel(r.Path) {
 		return Decision{Enforced: true, Reason: notCanonicalReason(r.Path)}
 	}
 	d := p.decide(&r)

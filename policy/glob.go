@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/imdsguard/imdsguard/proxy/canon"
 )
 
 // A pattern is a compiled allow or deny entry: "/meta-data/**",
@@ -75,7 +77,7 @@ func parseSegment(raw, text string) (segment, error) {
 		return segment{}, fmt.Errorf(`pattern %q: "**" must be a whole segment ("/meta-data/**"); inside a segment write "*" ("/meta-data/iam/security-credentials/team-*")`, raw)
 	}
 	for i := 0; i < len(text); i++ {
-		if c := text[i]; c != '*' && !pathByte(c) {
+		if c := text[i]; c != '*' && !canon.InAlphabet(c) {
 			return segment{}, fmt.Errorf("pattern %q: character %q is not allowed: %s", raw, c, patternHelp)
 		}
 	}

@@ -53,18 +53,3 @@ func TestMatch(t *testing.T) {
 		}
 	}
 }
-
-func TestCanonical(t *testing.T) {
-	good := []string{"/", "/a", "/meta-data/iam/info", "/meta-data/tags/instance/Name", "/x+y=z,w_v:u@t~s", "/...", "/.a"}
-	bad := []string{"", "a", "/a/", "//", "//a", "/a//b", "/.", "/a/..", "/a/./b", "/a?x", "/a%2f", `/a\b`, "/a b", "/\x00", "/ı"}
-	for _, p := range good {
-		if !canonical(p) {
-			t.Errorf("canonical(%q) = false, want true", p)
-		}
-	}
-	for _, p := range bad {
-		if canonical(p) {
-			t.Errorf("canonical(%q) = true, want false", p)
-		}
-	}
-}

@@ -140,12 +140,12 @@ func checkCanonical(t *testing.T, target string, p Path) {
 		t.Fatalf("upstream path %q is not clean (%q)", s, clean)
 	}
 	for i := 0; i < len(s); i++ {
-		if s[i] != '/' && !inAlphabet(s[i]) {
+		if s[i] != '/' && !InAlphabet(s[i]) {
 			t.Fatalf("upstream path %q has byte %q outside the alphabet", s, s[i])
 		}
 	}
-	if p.Rel != "/" && (strings.HasSuffix(p.Rel, "/") || strings.Contains(p.Rel, "//")) {
-		t.Fatalf("policy path %q is not canonical", p.Rel)
+	if !IsRel(p.Rel) {
+		t.Fatalf("policy path %q is not of the form the policy decides on", p.Rel)
 	}
 }
 
@@ -178,5 +178,20 @@ func BenchmarkParse(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+func TestIsRel(t *testing.T) {
+	good := []string{"/", "/a", "/meta-data/iam/info", "/meta-data/tags/instance/Name", "/x+y=z,w_v:u@t~s", "/...", "/.a"}
+	bad := []string{"", "a", "/a/", "//", "//a", "/a//b", "/.", "/a/..", "/a/./b", "/a?x", "/a%2f", `/a\b`, "/a b", "/\x00", "/ı"}
+	for _, p := range good {
+		if !IsRel(p) {
+			t.Errorf("IsRel(%q) = false, want true", p)
+		}
+	}
+	for _, p := range bad {
+		if IsRel(p) {
+			t.Errorf("IsRel(%q) = true, want false", p)
+		}
 	}
 }

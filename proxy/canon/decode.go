@@ -2,8 +2,9 @@ package canon
 
 import "strings"
 
-// inAlphabet reports whether c may appear in a canonical path segment.
-func inAlphabet(c byte) bool {
+// InAlphabet reports whether c may appear in a segment of a canonical path:
+// A-Z a-z 0-9 and + - = . , _ : @ ~, the characters IMDS paths use.
+func InAlphabet(c byte) bool {
 	switch {
 	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
 		return true
@@ -34,14 +35,14 @@ func decode(p string) (string, error) {
 			if v == '%' {
 				return "", bad("double percent-encoding")
 			}
-			if v != '/' && !inAlphabet(v) {
+			if v != '/' && !InAlphabet(v) {
 				return "", bad("encoded byte outside the metadata path alphabet")
 			}
 			b.WriteByte(v)
 			i += 2
 			continue
 		}
-		if c != '/' && !inAlphabet(c) {
+		if c != '/' && !InAlphabet(c) {
 			return "", bad(rawReason(c))
 		}
 		b.WriteByte(c)
@@ -51,7 +52,7 @@ func decode(p string) (string, error) {
 
 func checkRaw(p string) error {
 	for i := 0; i < len(p); i++ {
-		if c := p[i]; c != '/' && !inAlphabet(c) {
+		if c := p[i]; c != '/' && !InAlphabet(c) {
 			return bad(rawReason(c))
 		}
 	}

@@ -62,3 +62,30 @@ func isVersion(s string) bool {
 	}
 	return true
 }
+
+// IsRel reports whether rel has the form of Path.Rel: "/", or "/"-separated
+// non-empty segments of the alphabet with no "." or ".." segment and no
+// trailing slash. The policy refuses to decide on anything else, so that a
+// bug here fails closed instead of dodging a deny pattern.
+func IsRel(rel string) bool {
+	if rel == "/" {
+		return true
+	}
+	if rel == "" || rel[0] != '/' {
+		return false
+	}
+	start := 1 // of the current segment; it allocates nothing: Decide calls it
+	for i := 1; i <= len(rel); i++ {
+		if i < len(rel) && rel[i] != '/' {
+			if !InAlphabet(rel[i]) {
+				return false
+			}
+			continue
+		}
+		if seg := rel[start:i]; seg == "" || seg == "." || seg == ".." {
+			return false
+		}
+		start = i + 1
+	}
+	return true
+}
