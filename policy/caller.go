@@ -22,16 +22,19 @@ type ifaceMatch struct {
 	prefix bool
 }
 
-// fits reports whether the caller fits any criterion. Users and groups count
-// only for host callers whose uid the kernel attested.
+// fits reports whether the caller fits any criterion. Users and groups
+// name host callers whose uid the kernel attested; sources and interfaces
+// name container callers (traffic through PREROUTING). Each kind matches
+// only its own: a host process can bind the host's bridge address, and a
+// container's uid 0 is not the host's root.
 func (m *callerMatch) fits(c *Caller) bool {
 	if m.all {
 		return true
 	}
-	if c.UIDKnown && !c.Container && (slices.Contains(m.users, c.UID) || m.fitsGroups(c.GIDs)) {
-		return true
+	if c.Container {
+		return m.fitsSource(c.Source) || m.fitsInterface(c.Interface)
 	}
-	return m.fitsSource(c.Source) || m.fitsInterface(c.Interface)
+	return c.UIDKnown && (slices.Contains(m.users, c.UID) || m.fitsGroups(c.GIDs))
 }
 
 func (m *callerMatch) fitsGroups(gids []uint32) bool {

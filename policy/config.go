@@ -33,17 +33,22 @@ type RuleConfig struct {
 // otherwise mean "everybody".
 type MatchConfig struct {
 	// Users are user names or uids ("root", "0"); an entry of digits only is
-	// a uid. Names are resolved at Compile; a caller whose uid the kernel
-	// could not attest matches no entry.
+	// a uid. Names are resolved at Compile. They match host callers only: a
+	// caller whose uid the kernel could not attest, or a container caller,
+	// matches no entry.
 	Users []string `yaml:"users"`
-	// Groups are group names or gids (digits only), matched against the
+	// Groups are group names or gids (digits only), matched against a host
 	// caller's primary and supplementary groups; a caller whose uid the kernel
-	// could not attest matches none.
+	// could not attest, or a container caller, matches none.
 	Groups []string `yaml:"groups"`
 	// Sources are CIDRs ("172.17.0.0/16"); a bare address means /32 or /128.
+	// They match container callers only (traffic through PREROUTING): a host
+	// process's address says nothing, since any local user can bind the
+	// host's bridge address.
 	Sources []string `yaml:"sources"`
 	// Interfaces are ingress interface names; a trailing "+" is a prefix
-	// wildcard as in `iptables -i` ("veth+"). Host processes have none.
+	// wildcard as in `iptables -i` ("veth+"). They match container callers
+	// only; host processes have none.
 	Interfaces []string `yaml:"interfaces"`
 }
 

@@ -33,9 +33,11 @@ type Caller struct {
 	Interface string // ingress interface, "" for host processes
 	// Container is true for a caller in another network namespace (its
 	// traffic came through PREROUTING). Users and groups name users of this
-	// host: a container's uid 0 is not the host's root, so such a caller
-	// matches no users or groups entry, whatever its uid; match containers
-	// by sources or interfaces.
+	// host, sources and interfaces name containers: a container caller
+	// matches no users or groups entry, whatever its uid (a container's uid 0
+	// is not the host's root), and a host caller no sources or interfaces
+	// entry, whatever its address (any local user can bind the host's bridge
+	// address).
 	Container bool
 }
 

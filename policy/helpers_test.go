@@ -90,7 +90,7 @@ var (
 	unknownCaller = Caller{UIDKnown: false, UID: 0, GIDs: []uint32{0}, Source: netip.MustParseAddr("127.0.0.1")}
 	container     = Caller{Source: netip.MustParseAddr("172.17.0.5"), Interface: "docker0", Container: true}
 	containerRoot = Caller{UIDKnown: true, UID: 0, GIDs: []uint32{0}, Source: netip.MustParseAddr("172.17.0.6"), Interface: "docker0", Container: true}
-	mappedCont    = Caller{Source: netip.MustParseAddr("::ffff:172.17.0.5"), Interface: "docker0"}
+	mappedCont    = Caller{Source: netip.MustParseAddr("::ffff:172.17.0.5"), Interface: "docker0", Container: true}
 	otherCont     = Caller{Source: netip.MustParseAddr("172.18.0.5"), Interface: "br-1234", Container: true}
 )
 

@@ -37,15 +37,18 @@ PATH is the request target as a client sends it ("/latest/meta-data/iam/info",
 "//latest/meta-data/placement/../iam/", or an absolute http://169.254.169.254/
 URL); it goes through the same canonicalization as in the proxy. Without --v1
 the request is taken to carry a valid IMDSv2 token. Without --uid the caller's
-user is unknown, as for a caller the kernel could not attest. A container
-caller (--container, or --interface) matches no users or groups entry: its
-uid 0 is not the host's root.`,
+user is unknown, as for a caller the kernel could not attest. Users and
+groups name host callers, sources and interfaces containers: a container
+caller (--container, --source or --interface) matches no users or groups
+entry (its uid 0 is not the host's root), a host caller no sources or
+interfaces entry.`,
 		Example: `  imdsguard policy explain --config /etc/imdsguard/imdsguard.yaml --uid 33 GET /latest/meta-data/iam/security-credentials/
   imdsguard policy explain --uid 1001 --gid 1001 --gid 998 --v1 GET /latest/meta-data/instance-id
   imdsguard policy explain --source 172.17.0.5 --interface docker0 PUT /latest/api/token`,
 		Args: args(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f.unknownID = !cmd.Flags().Changed("uid")
+			f.container = f.container || cmd.Flags().Changed("source") || f.iface != ""
 			return explain(cmd.OutOrStdout(), f, cmd.Flags().Changed("config"), args[0], args[1])
 		},
 	}
@@ -53,7 +56,7 @@ uid 0 is not the host's root.`,
 	fl.StringVar(&f.config, "config", config.DefaultPath, "configuration file (absent default file: built-in defaults)")
 	fl.IntVar(&f.uid, "uid", 0, "the caller's uid (as the kernel attests it)")
 	fl.UintSliceVar(&f.gids, "gid", nil, "the caller's primary and supplementary gids (repeat)")
-	fl.StringVar(&f.source, "source", "127.0.0.1", "the caller's source address (containers: their own address)")
+	fl.StringVar(&f.source, "source", "127.0.0.1", "a container caller's address (implies --container: sources name containers only)")
 	fl.StringVar(&f.iface, "interface", "", "the ingress interface (implies --container)")
 	fl.BoolVar(&f.container, "container", false, "the caller is in a container (another network namespace): users and groups entries do not apply")
 	fl.BoolVar(&f.v1, "v1", false, "the request carries no IMDSv2 token")
@@ -101,7 +104,7 @@ func (f explainFlags) caller() (policy.Caller, error) {
 	if err != nil {
 		return policy.Caller{}, usageError("--source %q: %v", f.source, err)
 	}
-	c := policy.Caller{UIDKnown: !f.unknownID, UID: uint32(f.uid), Source: src, Interface: f.iface, Container: f.container || f.iface != ""}
+	c := policy.Caller{UIDKnown: !f.unknownID, UID: uint32(f.uid), Source: src, Interface: f.iface, Container: f.container}
 	if f.uid < 0 {
 		return c, usageError("--uid %d: not a uid", f.uid)
 	}

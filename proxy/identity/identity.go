@@ -53,9 +53,11 @@ type Caller struct {
 	Container string // container id from the cgroup path, "" for none
 	NetNS     uint64 // inode of the caller's network namespace, 0 if unknown
 
-	// GIDKnown is false when GID and Groups could not be read: they come
-	// from the process (PID), not from the socket, so a caller whose process
-	// is gone has a known UID but no groups and must match no group rule.
+	// GIDKnown is false when GID and Groups could not be read, or are not
+	// the socket owner's: they come from the process (PID), not from the
+	// socket, so a caller whose process is gone, or runs as another user than
+	// the socket's owner, has a known UID but no groups and matches no group
+	// rule.
 	GIDKnown bool
 	// Cgroup is the process's cgroup path (the unified hierarchy's, else the
 	// first one listed), "" when PID is 0.
@@ -95,6 +97,9 @@ func (c *Caller) LogValue() slog.Value {
 	}
 	if c.PID != 0 {
 		attrs = append(attrs, slog.Int("pid", c.PID), slog.String("comm", c.Comm), slog.String("exe", c.Exe))
+		if c.UIDKnown && c.ProcUID != c.UID { // the process changed user after making the socket
+			attrs = append(attrs, slog.Uint64("proc_uid", uint64(c.ProcUID)))
+		}
 	}
 	if c.Container != "" {
 		attrs = append(attrs, slog.String("container", c.Container))

@@ -197,7 +197,12 @@ func (r *Resolver) attest(c *Caller, ans diagAnswer, netns uint64) {
 	}
 	c.PID, c.Comm, c.Exe = pr.pid, info.Comm, info.Exe
 	c.ProcUID = info.Status.UID[1]
-	c.GIDKnown, c.GID, c.Groups = true, info.Status.GID[1], info.Status.Groups
+	// Groups belong to the process. When it no longer runs as the socket's
+	// owner (it made the socket as root and dropped to a user, or was handed
+	// it), they are another user's groups: none count.
+	if c.ProcUID == c.UID {
+		c.GIDKnown, c.GID, c.Groups = true, info.Status.GID[1], info.Status.Groups
+	}
 	c.Cgroup, c.Container = info.Cgroup, info.ContainerID
 }
 
