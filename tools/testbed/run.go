@@ -21,7 +21,7 @@ type Cmd struct {
 	Args    []string
 	Env     []string            // the whole environment (see Env.ClientEnv)
 	NS      string              // network namespace; "" = this one
-	Cred    *syscall.Credential // run as this uid/gid (policy tests); nil = as the test
+	Cred    *syscall.Credential // run as this uid/gid and supplementary Groups (policy tests); nil = as the test
 	Timeout time.Duration       // default runTimeout
 }
 
@@ -48,9 +48,23 @@ func (c Cmd) argv() (string, []string) {
 	if c.Cred != nil {
 		argv = append(argv, "setpriv",
 			"--reuid="+strconv.FormatUint(uint64(c.Cred.Uid), 10),
-			"--regid="+strconv.FormatUint(uint64(c.Cred.Gid), 10), "--clear-groups")
+			"--regid="+strconv.FormatUint(uint64(c.Cred.Gid), 10), setprivGroups(c.Cred.Groups))
 	}
 	return "ip", append(append(argv, c.Path), c.Args...)
+}
+
+// setprivGroups is setpriv's option for the supplementary groups of a
+// Cred: none (--clear-groups) unless Cred.Groups lists some, as
+// SysProcAttr.Credential does outside a namespace.
+func setprivGroups(groups []uint32) string {
+	if len(groups) == 0 {
+		return "--clear-groups"
+	}
+	ids := make([]string, len(groups))
+	for i, g := range groups {
+		ids[i] = strconv.FormatUint(uint64(g), 10)
+	}
+	return "--groups=" + strings.Join(ids, ",")
 }
 
 // Run runs c to completion (it is killed and reaped at its deadline).
