@@ -22,6 +22,12 @@
 # exactly one token PUT upstream (once the runs are done, the report is
 # written even when a check fails; a failed pre-flight or warm-up stops early).
 #
+# Then, as its second part, it runs scripts/bench-redirect.sh: the cost of the
+# redirect, imdsguard reached through its nat rules against the client going
+# straight to 169.254.169.254, measured in network namespaces that script
+# makes and removes (it needs root). It adds the section "Through the
+# redirect (namespaces)" to the same report, with the same settings.
+#
 # Environment:
 #   BENCH_ROUNDS   rounds (default 3)
 #   BENCH_SECONDS  seconds per wrk run (default 5)
@@ -29,8 +35,10 @@
 #   BENCH_PATH     metadata path requested (default /latest/meta-data/instance-id)
 #   BENCH_OUT      report to write (default docs/BENCHMARKS.md of the repository)
 #   BENCH_KEEP     1: keep the work directory (wrk outputs, logs) and say where
+#   BENCH_REDIRECT 0: skip the second part, through the redirect (default 1)
 #
-# Needs wrk and curl (scripts/install-test-deps.sh installs them) and Go.
+# Needs wrk and curl (scripts/install-test-deps.sh installs them) and Go; the
+# second part root, ip and iptables as well.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -42,6 +50,7 @@ warmup=${BENCH_WARMUP:-2}
 path=${BENCH_PATH:-/latest/meta-data/instance-id}
 out=${BENCH_OUT:-$root/docs/BENCHMARKS.md}
 keep=${BENCH_KEEP:-0}
+redirect=${BENCH_REDIRECT:-1}
 concurrencies=(1 16)
 targets=(direct bareproxy imdsguard-v1 imdsguard-v2)
 
@@ -61,6 +70,17 @@ for cmd in wrk curl go ss; do
 	command -v "$cmd" >/dev/null ||
 		die "$cmd not found; install the test dependencies with scripts/install-test-deps.sh (wrk, curl: apt-get install wrk curl; ss: iproute2)"
 done
+# The second part's needs, checked before the first part's minutes.
+[[ $redirect == 0 || $redirect == 1 ]] || die "BENCH_REDIRECT=$redirect: want 0 or 1"
+if [[ $redirect == 1 ]]; then
+	((EUID == 0)) ||
+		die "the second part (through the redirect, in network namespaces) needs root: run sudo make bench, or BENCH_REDIRECT=0 for the loopback part alone"
+	for cmd in ip iptables; do
+		command -v "$cmd" >/dev/null ||
+			die "$cmd not found (the second part needs it); install the test dependencies with scripts/install-test-deps.sh, or BENCH_REDIRECT=0"
+	done
+	[[ -x $root/scripts/bench-redirect.sh ]] || die "scripts/bench-redirect.sh missing or not executable"
+fi
 
 work=$(mktemp -d /tmp/imdsguard-bench.XXXXXX)
 pids=()         # the processes this script started, stopped by cleanup
@@ -88,6 +108,7 @@ stop() {
 # shellcheck disable=SC2317 # invoked by the EXIT trap
 cleanup() {
 	local pid
+	trap '' INT TERM # a second Ctrl-C must not leave processes behind
 	for pid in "${pids[@]}"; do
 		stop "$pid"
 	done
@@ -98,6 +119,8 @@ cleanup() {
 	fi
 }
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # --- build -----------------------------------------------------------------
 
@@ -255,6 +278,19 @@ proxy_pid() {
 	esac
 }
 
+# alive PID NAME TARGET: die unless PID (NAME) still runs, after a run on
+# TARGET. wrk catches Ctrl-C and exits 0, and bash then ignores the SIGINT
+# (the foreground command handled it): the daemons, which got it too and
+# stopped, are how an interrupted run shows.
+alive() {
+	local s
+	s=$(cat "/proc/$1/stat" 2>/dev/null) || s=
+	s=${s##*) }
+	if [[ -z $s || ${s%% *} == Z ]]; then
+		die "$2 (pid $1) exited during the run on $3 (interrupted?)"
+	fi
+}
+
 # cpu_ticks PID: user+system CPU time of a process (all its threads) so far,
 # in clock ticks; 0 for pid 0.
 cpu_ticks() {
@@ -274,19 +310,25 @@ cpu_ticks() {
 # requests duration_us p50_us p99_us err_connect err_read err_write err_status err_timeout
 # proxy_cpu_ticks fakeimds_cpu_ticks
 bench() {
-	local tag=$1 target=$2 conc=$3 secs=$4 threads=1 log line pp p0 f0
+	local tag=$1 target=$2 conc=$3 secs=$4 threads=1 log line pp p0 f0 p1 f1
 	((conc > 1)) && threads=2
 	log="$work/wrk-$tag-$target-c$conc.txt"
-	local -a h
+	local -a h r
 	mapfile -t h < <(headers_of "$target")
 	pp=$(proxy_pid "$target")
-	p0=$(cpu_ticks "$pp")
-	f0=$(cpu_ticks "$fake_pid")
+	p0=$(cpu_ticks "$pp") || exit 1
+	f0=$(cpu_ticks "$fake_pid") || exit 1
 	if ! wrk -t"$threads" -c"$conc" -d"${secs}s" --latency -s "$work/report.lua" "${h[@]}" "$(url_of "$target")" >"$log" 2>&1; then
 		die "wrk failed on $target c=$conc: $(cat "$log")"
 	fi
+	alive "$fake_pid" fakeimds "$target"
+	((pp == 0)) || alive "$pp" "${names[$pp]}" "$target"
 	line=$(grep '^BENCHRESULT' "$log") || die "no result from wrk on $target c=$conc: $(cat "$log")"
-	printf '%s\t%d\t%d\n' "${line#BENCHRESULT	}" $(($(cpu_ticks "$pp") - p0)) $(($(cpu_ticks "$fake_pid") - f0))
+	read -r -a r <<<"${line#BENCHRESULT	}"
+	((r[1] >= secs * 900000)) || die "wrk on $target c=$conc stopped after $((r[1] / 1000)) ms of ${secs} s (interrupted?)"
+	p1=$(cpu_ticks "$pp") || exit 1
+	f1=$(cpu_ticks "$fake_pid") || exit 1
+	printf '%s\t%d\t%d\n' "${line#BENCHRESULT	}" $((p1 - p0)) $((f1 - f0))
 }
 
 # Requests that reached fakeimds outside the measured runs: the pre-flight
@@ -346,6 +388,10 @@ cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 command="BENCH_ROUNDS=$rounds BENCH_SECONDS=$seconds BENCH_WARMUP=$warmup scripts/bench.sh"
 [[ $path == /latest/meta-data/instance-id ]] || command="BENCH_PATH=$path $command"
 
+with_redirect=false
+if [[ $redirect == 1 ]]; then
+	with_redirect=true
+fi
 mkdir -p "$(dirname "$out")"
 status=0
 "$work/benchreport" -runs "$runs" -out "$out" \
@@ -356,5 +402,22 @@ status=0
 	-puts-before "$puts_before" -upstream-puts $((puts_after - puts_before)) \
 	-upstream-gets "$gets" -extra-requests "$extra_requests" -in-flight-max "$in_flight_max" -upstream-unauthorized "$unauthorized" \
 	-audit-bytes "$audit_bytes" -audit-lines "$audit_lines" -guard-rule "$guard_rule" -guard-caller "$guard_caller" \
-	-clk-tck "$clk_tck" -fakeimds "$fake_addr" -bareproxy "$bare_addr" -imdsguard "$guard_addr" || status=$?
+	-clk-tck "$clk_tck" -fakeimds "$fake_addr" -bareproxy "$bare_addr" -imdsguard "$guard_addr" \
+	-with-redirect="$with_redirect" || status=$?
+
+# --- second part: through the redirect -----------------------------------------
+
+if [[ $redirect == 1 ]]; then
+	# The loopback processes would only sit on memory: stop them first.
+	for pid in "${pids[@]}"; do
+		stop "$pid"
+	done
+	pids=()
+	echo "bench: second part, through the redirect: scripts/bench-redirect.sh"
+	rstatus=0
+	BENCH_ROUNDS=$rounds BENCH_SECONDS=$seconds BENCH_WARMUP=$warmup BENCH_PATH=$path \
+		BENCH_OUT=$out BENCH_KEEP=$keep BENCH_NO_BUILD=1 BENCH_COMMAND=$command \
+		"$root/scripts/bench-redirect.sh" || rstatus=$?
+	((status != 0)) || status=$rstatus
+fi
 exit "$status"

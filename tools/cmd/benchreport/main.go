@@ -6,6 +6,14 @@
 //
 //	benchreport -runs runs.tsv -out docs/BENCHMARKS.md -upstream-puts 1 ...
 //
+// With -section redirect it reports the second part of the benchmark
+// (scripts/bench-redirect.sh: direct vs imdsguard through the redirect rules,
+// in network namespaces) as the section "Through the redirect (namespaces)"
+// of -out: an existing section of that name is replaced, otherwise the
+// section is appended; the rest of the file is kept. Its targets are direct,
+// imdsguard-v1, imdsguard-v2 and imdsguard-v1-endpoint, and its ratios are
+// proxied/direct and redirected/endpoint, reported without targets.
+//
 // The runs file has one line per wrk run, tab-separated:
 //
 //	round conc target requests duration_us p50_us p99_us err_connect err_read err_write err_status err_timeout proxy_cpu_ticks fakeimds_cpu_ticks
@@ -31,6 +39,11 @@ import (
 
 // Targets in the order they are run and shown.
 type target struct{ id, label, what string }
+
+// targetIndex is the position of id in ts, -1 if absent.
+func targetIndex(ts []target, id string) int {
+	return slices.IndexFunc(ts, func(t target) bool { return t.id == id })
+}
 
 var targets = []target{
 	{"direct", "(a) fakeimds direct", "v2, fakeimds token"},
@@ -89,6 +102,11 @@ type meta struct {
 	auditLines, extraRequests, inFlightMax     int64
 	fakeimdsAddr, bareproxyAddr, imdsguardAddr string
 	guardRule, guardCaller                     string
+	withRedirect                               bool   // loopback report: the redirect section follows
+	section                                    string // "" (the loopback report) or "redirect"
+	imdsNS, directNS, guardNS                  string // redirect: the namespaces
+	directLink, guardLink                      string // redirect: their links to imdsNS
+	guardConfigFile, rulesFile                 string // redirect: imdsguard's configuration, its nat rules
 }
 
 func main() {
@@ -120,12 +138,27 @@ func main() {
 	flag.StringVar(&m.fakeimdsAddr, "fakeimds", "", "fakeimds address")
 	flag.StringVar(&m.bareproxyAddr, "bareproxy", "", "bareproxy address")
 	flag.StringVar(&m.imdsguardAddr, "imdsguard", "", "imdsguard address")
+	flag.BoolVar(&m.withRedirect, "with-redirect", false, "loopback report: say that the redirect section follows")
+	flag.StringVar(&m.section, "section", "", `"redirect": report the runs through the redirect as a section of -out (see the package doc)`)
+	flag.StringVar(&m.imdsNS, "imds-ns", "", "redirect: the namespace of fakeimds")
+	flag.StringVar(&m.directNS, "direct-ns", "", "redirect: the namespace of the direct runs (no rules)")
+	flag.StringVar(&m.guardNS, "guard-ns", "", "redirect: the namespace of imdsguard and its rules")
+	flag.StringVar(&m.directLink, "direct-link", "", "redirect: the direct namespace's link to the metadata namespace, e.g. 192.0.2.1/24 — 192.0.2.2/24")
+	flag.StringVar(&m.guardLink, "guard-link", "", "redirect: the guard namespace's link to the metadata namespace")
+	flag.StringVar(&m.guardConfigFile, "guard-config", "", "redirect: imdsguard's configuration file (quoted in the report)")
+	flag.StringVar(&m.rulesFile, "rules", "", "redirect: the nat rules imdsguard installed, iptables -S (quoted in the report)")
 	flag.Parse()
 	if m.runsFile == "" {
 		fmt.Fprintln(os.Stderr, "benchreport: -runs is required")
 		os.Exit(2)
 	}
-	runs, err := readRuns(m.runsFile)
+	if m.section == "redirect" {
+		os.Exit(mainRedirect(&m))
+	} else if m.section != "" {
+		fmt.Fprintf(os.Stderr, "benchreport: -section %q: want redirect or nothing\n", m.section)
+		os.Exit(2)
+	}
+	runs, err := readRuns(m.runsFile, targets)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "benchreport:", err)
 		os.Exit(2)
@@ -147,16 +180,22 @@ func main() {
 	}
 }
 
-func readRuns(name string) ([]run, error) {
+func readRuns(name string, ts []target) ([]run, error) {
 	f, err := os.Open(name)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	return parseRuns(f, name)
+	return parseRunsFor(f, name, ts)
 }
 
+// parseRuns parses the loopback runs.
 func parseRuns(r io.Reader, name string) ([]run, error) {
+	return parseRunsFor(r, name, targets)
+}
+
+// parseRunsFor parses runs whose targets are among ts.
+func parseRunsFor(r io.Reader, name string, ts []target) ([]run, error) {
 	var runs []run
 	sc := bufio.NewScanner(r)
 	for line := 1; sc.Scan(); line++ {
@@ -193,7 +232,7 @@ func parseRuns(r io.Reader, name string) ([]run, error) {
 		if rn.durationUS <= 0 {
 			return nil, fmt.Errorf("%s:%d: duration %v", name, line, rn.durationUS)
 		}
-		if !slices.ContainsFunc(targets, func(t target) bool { return t.id == rn.target }) {
+		if targetIndex(ts, rn.target) < 0 {
 			return nil, fmt.Errorf("%s:%d: unknown target %q", name, line, rn.target)
 		}
 		runs = append(runs, rn)
@@ -240,15 +279,32 @@ func (r ratio) ok() bool {
 }
 
 type report struct {
-	concs  []int
-	cells  map[key]*cell
-	ratios []ratio
-	total  int64 // requests completed by wrk, all runs
-	errors int64
+	targets []target // shown, in this order
+	concs   []int
+	cells   map[key]*cell
+	ratios  []ratio
+	total   int64 // requests completed by wrk, all runs
+	errors  int64
 }
 
+// analyse is the loopback report: the cells, and imdsguard/bareproxy
+// against the targets.
 func analyse(runs []run) *report {
-	rep := &report{cells: map[key]*cell{}}
+	rep := cells(runs, targets)
+	lo, hi := rep.concs[0], rep.concs[len(rep.concs)-1]
+	for _, v := range []struct{ version, target string }{{"v1", "imdsguard-v1"}, {"v2", "imdsguard-v2"}} {
+		rep.addRatio(runs, "p50 latency at c="+strconv.Itoa(lo), v.version, v.target, lo,
+			func(c *cell) float64 { return c.p50 }, func(r run) float64 { return r.p50 }, maxP50Ratio, true)
+		rep.addRatio(runs, "req/s at c="+strconv.Itoa(hi), v.version, v.target, hi,
+			func(c *cell) float64 { return c.rps }, func(r run) float64 { return r.rps() }, minRPSRatio, false)
+	}
+	return rep
+}
+
+// cells is the median over rounds of every target and concurrency of runs
+// (which must not be empty), shown in the order of ts.
+func cells(runs []run, ts []target) *report {
+	rep := &report{targets: ts, cells: map[key]*cell{}}
 	byKey := map[key][]run{}
 	for _, r := range runs {
 		k := key{r.target, r.conc}
@@ -281,13 +337,6 @@ func analyse(runs []run) *report {
 		c.p50Min, c.p50Max = slices.Min(p50), slices.Max(p50)
 		rep.cells[k] = c
 	}
-	lo, hi := rep.concs[0], rep.concs[len(rep.concs)-1]
-	for _, v := range []struct{ version, target string }{{"v1", "imdsguard-v1"}, {"v2", "imdsguard-v2"}} {
-		rep.addRatio(runs, "p50 latency at c="+strconv.Itoa(lo), v.version, v.target, lo,
-			func(c *cell) float64 { return c.p50 }, func(r run) float64 { return r.p50 }, maxP50Ratio, true)
-		rep.addRatio(runs, "req/s at c="+strconv.Itoa(hi), v.version, v.target, hi,
-			func(c *cell) float64 { return c.rps }, func(r run) float64 { return r.rps() }, minRPSRatio, false)
-	}
 	return rep
 }
 
@@ -301,22 +350,29 @@ func (rep *report) addRatio(runs []run, name, version, target string, conc int,
 		return
 	}
 	r := ratio{name: name, version: version, value: ofCell(g) / ofCell(b), target: limit, higherIsBad: higherIsBad}
-	base := map[int]float64{}
+	r.lo, r.hi = perRoundRange(runs, target, "bareproxy", conc, ofRun)
+	rep.ratios = append(rep.ratios, r)
+}
+
+// perRoundRange is the range of target/base of a measure at conc over the
+// rounds that have both (0, 0 when none has).
+func perRoundRange(runs []run, target, base string, conc int, ofRun func(run) float64) (lo, hi float64) {
+	of := map[int]float64{}
 	for _, rn := range runs {
-		if rn.target == "bareproxy" && rn.conc == conc {
-			base[rn.round] = ofRun(rn)
+		if rn.target == base && rn.conc == conc {
+			of[rn.round] = ofRun(rn)
 		}
 	}
 	var per []float64
 	for _, rn := range runs {
-		if rn.target == target && rn.conc == conc && base[rn.round] != 0 {
-			per = append(per, ofRun(rn)/base[rn.round])
+		if rn.target == target && rn.conc == conc && of[rn.round] != 0 {
+			per = append(per, ofRun(rn)/of[rn.round])
 		}
 	}
-	if len(per) > 0 {
-		r.lo, r.hi = slices.Min(per), slices.Max(per)
+	if len(per) == 0 {
+		return 0, 0
 	}
-	rep.ratios = append(rep.ratios, r)
+	return slices.Min(per), slices.Max(per)
 }
 
 func median(xs []float64) float64 {
@@ -375,7 +431,7 @@ func (rep *report) table() string {
 		b.WriteString("--:|--:|--:|")
 	}
 	b.WriteString("\n")
-	for _, t := range targets {
+	for _, t := range rep.targets {
 		fmt.Fprintf(&b, "| %s | %s |", t.label, t.what)
 		for _, c := range rep.concs {
 			cl := rep.cells[key{t.id, c}]
@@ -401,7 +457,7 @@ func (rep *report) cpuTable() string {
 		b.WriteString("--:|--:|")
 	}
 	b.WriteString("\n")
-	for _, t := range targets {
+	for _, t := range rep.targets {
 		fmt.Fprintf(&b, "| %s |", t.label)
 		for _, c := range rep.concs {
 			cl := rep.cells[key{t.id, c}]
@@ -466,8 +522,13 @@ func render(m *meta, rep *report, runs []run) string {
 	w("# Benchmarks\n\n")
 	w("<!-- Generated by scripts/bench.sh (tools/cmd/benchreport); edits are overwritten. -->\n\n")
 	w("What imdsguard costs per request compared with a plain reverse proxy, on loopback,\n")
-	w("against a fast fake IMDS (`tools/fakeimds`, tokens required).\n\n")
-	w("## Run\n\n")
+	w("against a fast fake IMDS (`tools/fakeimds`, tokens required).\n")
+	if m.withRedirect {
+		w("The cost of the redirect itself, imdsguard reached through its nat rules against the\n")
+		w("client going straight to the metadata address, is measured in network namespaces by\n")
+		w("the second part of the same run: [Through the redirect (namespaces)](#through-the-redirect-namespaces).\n")
+	}
+	w("\n## Run\n\n")
 	w("```sh\n%s\n```\n\n", m.command)
 	w("| | |\n|---|---|\n")
 	w("| date | %s |\n", m.date)
@@ -539,11 +600,18 @@ func render(m *meta, rep *report, runs []run) string {
 	w("  `BENCH_ROUNDS=5 BENCH_SECONDS=10 scripts/bench.sh`.\n\n")
 
 	w("## Every run\n\n")
+	b.WriteString(runsTable(runs, targets))
+	return b.String()
+}
+
+// runsTable lists every run, by concurrency, target (in the order of ts) and
+// round.
+func runsTable(runs []run, ts []target) string {
+	var b strings.Builder
+	w := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
 	w("| round | c | target | requests | req/s | p50 | p99 | errors | proxy CPU/req | fakeimds CPU/req |\n|--:|--:|---|--:|--:|--:|--:|--:|--:|--:|\n")
 	sorted := slices.Clone(runs)
-	order := func(id string) int {
-		return slices.IndexFunc(targets, func(t target) bool { return t.id == id })
-	}
+	order := func(id string) int { return targetIndex(ts, id) }
 	slices.SortStableFunc(sorted, func(x, y run) int {
 		if x.conc != y.conc {
 			return x.conc - y.conc

@@ -1,0 +1,446 @@
+#!/usr/bin/env bash
+# The second part of `make bench` (scripts/bench.sh runs it after the loopback
+# part): what the redirect costs, measured in network namespaces this script
+# makes, and written as the section "Through the redirect (namespaces)" of
+# docs/BENCHMARKS.md (the rest of the file is kept).
+#
+# Namespaces (all named igbench-PID-*, removed on exit, also on failure or
+# Ctrl-C; the metadata address exists only inside them):
+#   imds    169.254.169.254/32 on lo, fakeimds on 169.254.169.254:80
+#   direct  veth 192.0.2.1/24 — 192.0.2.2/24 (imds side), route
+#           169.254.169.254/32 via 192.0.2.2; no rules, no proxy
+#   guard   veth 198.51.100.1/24 — 198.51.100.2/24 (imds side), route
+#           169.254.169.254/32 via 198.51.100.2; imdsguard runs here with
+#           its redirect rules (ipv4 only, no container interfaces)
+# then measures with wrk, run in the client's namespace, at concurrency 1
+# (-t1 -c1) and 16 (-t2 -c16), GET http://169.254.169.254/latest/...:
+#   (a) direct        from `direct`, v2 with a fakeimds token
+#   (b) imdsguard v1  from `guard`, no token: nat OUTPUT REDIRECT to imdsguard
+#   (c) imdsguard v2  from `guard`, a token minted by imdsguard (PUT through
+#                     the redirect)
+#   (d) imdsguard v1  from `guard`, no token, to http://127.0.0.1:8989/...
+#       as endpoint   (a client configured with the endpoint): no NAT, so
+#                     (b) against (d) is the rule's share of the cost
+# interleaved round by round (a b c d at c=1, a b c d at c=16, next round);
+# each result is the median over the rounds.
+#
+# Performance is reported, never asserted; the script fails (after writing
+# the report) only on correctness: a non-2xx answer or socket error, an
+# upstream 401, upstream GETs that do not match the requests answered, or
+# imdsguard sending other than exactly one token PUT upstream.
+#
+# Environment (the same as scripts/bench.sh):
+#   BENCH_ROUNDS   rounds (default 3)
+#   BENCH_SECONDS  seconds per wrk run (default 5)
+#   BENCH_WARMUP   seconds of warm-up per target at c=16, 0 for none (default 2)
+#   BENCH_PATH     metadata path requested (default /latest/meta-data/instance-id)
+#   BENCH_OUT      report to write into (default docs/BENCHMARKS.md of the repository)
+#   BENCH_KEEP     1: keep the work directory (wrk outputs, logs) and say where
+# and, set by scripts/bench.sh:
+#   BENCH_NO_BUILD 1: bin/ is built already
+#   BENCH_COMMAND  the command line to record in the report
+#
+# Needs root (network namespaces, the rules), ip and iptables, wrk and curl
+# (scripts/install-test-deps.sh installs them) and Go.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PATH="$PATH:/usr/local/go/bin"
+
+rounds=${BENCH_ROUNDS:-3}
+seconds=${BENCH_SECONDS:-5}
+warmup=${BENCH_WARMUP:-2}
+path=${BENCH_PATH:-/latest/meta-data/instance-id}
+out=${BENCH_OUT:-$root/docs/BENCHMARKS.md}
+keep=${BENCH_KEEP:-0}
+no_build=${BENCH_NO_BUILD:-0}
+concurrencies=(1 16)
+targets=(direct imdsguard-v1 imdsguard-v2 imdsguard-v1-endpoint)
+
+imds_addr=169.254.169.254
+guard_port=8989 # listen.port: the daemon's default, free in a namespace of its own
+direct_host=192.0.2.1 direct_peer=192.0.2.2
+guard_host=198.51.100.1 guard_peer=198.51.100.2
+ttl_header='X-aws-ec2-metadata-token-ttl-seconds: 21600'
+
+die() {
+	echo "bench-redirect: $*" >&2
+	exit 1
+}
+
+for v in rounds seconds warmup; do
+	[[ ${!v} =~ ^[0-9]+$ ]] || die "BENCH_${v^^}=${!v}: want a whole number"
+done
+((rounds >= 1)) || die "BENCH_ROUNDS must be at least 1"
+((seconds >= 1)) || die "BENCH_SECONDS must be at least 1"
+[[ $path == /latest/* ]] || die "BENCH_PATH=$path: want a path below /latest/"
+((EUID == 0)) || die "needs root (network namespaces and iptables rules); run: sudo make bench"
+for cmd in ip iptables wrk curl go; do
+	command -v "$cmd" >/dev/null ||
+		die "$cmd not found; install the test dependencies with scripts/install-test-deps.sh (apt-get install iproute2 iptables wrk curl)"
+done
+
+command=${BENCH_COMMAND:-"BENCH_ROUNDS=$rounds BENCH_SECONDS=$seconds BENCH_WARMUP=$warmup scripts/bench-redirect.sh"}
+if [[ -z ${BENCH_COMMAND:-} && $path != /latest/meta-data/instance-id ]]; then
+	command="BENCH_PATH=$path $command"
+fi
+
+# Namespaces of this run; a stale igbench- namespace (a run killed with
+# SIGKILL) is named, never touched: it may be another run's.
+ns_imds=igbench-$$-imds
+ns_direct=igbench-$$-direct
+ns_guard=igbench-$$-guard
+stale=$(ip netns list | awk '$1 ~ /^igbench-/ { print $1 }')
+if [[ -n $stale ]]; then
+	echo "bench-redirect: note: namespaces of another or an earlier run exist (left alone; ip netns del NAME removes one): $(tr '\n' ' ' <<<"$stale")" >&2
+fi
+
+work=$(mktemp -d /tmp/imdsguard-bench-redirect.XXXXXX)
+pids=()           # the processes this script started, stopped by cleanup
+declare -A names  # their names, by pid
+made=()           # the namespaces this script made, removed by cleanup
+
+# stop PID: SIGTERM, then SIGKILL when it has not exited within 10 s (say
+# so: a daemon that ignores SIGTERM is news); reaps it either way.
+# shellcheck disable=SC2317 # called from cleanup, the EXIT trap
+stop() {
+	local pid=$1 s=
+	kill "$pid" 2>/dev/null || return 0
+	for _ in $(seq 100); do
+		s=$(cat "/proc/$pid/stat" 2>/dev/null) || break
+		s=${s##*) }
+		[[ ${s%% *} == Z ]] && break
+		sleep 0.1
+	done
+	if [[ -n $s && ${s%% *} != Z ]]; then
+		echo "bench-redirect: ${names[$pid]:-process} (pid $pid) did not exit within 10 s of SIGTERM; killing it" >&2
+		kill -KILL "$pid" 2>/dev/null || true
+	fi
+	wait "$pid" 2>/dev/null || true
+}
+
+# The processes first (imdsguard leaves its rules, keep_on_exit), then the
+# namespaces: their rules, routes and veths go with them.
+# shellcheck disable=SC2317 # invoked by the EXIT trap
+cleanup() {
+	local pid ns
+	trap '' INT TERM # a second Ctrl-C must not leave namespaces behind
+	for pid in "${pids[@]}"; do
+		stop "$pid"
+	done
+	for ns in "${made[@]}"; do
+		ip netns del "$ns" 2>/dev/null || echo "bench-redirect: could not remove namespace $ns" >&2
+	done
+	if [[ $keep == 1 ]]; then
+		echo "bench-redirect: work directory kept: $work" >&2
+	else
+		rm -rf "$work"
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- build -----------------------------------------------------------------
+
+if [[ $no_build != 1 ]]; then
+	echo "bench-redirect: building"
+	"$root/scripts/build-tools.sh"
+	(cd "$root" && go build -buildvcs=false -o bin/imdsguard ./cmd/imdsguard) ||
+		die "building the daemon failed"
+fi
+(cd "$root/tools" && go build -buildvcs=false -o "$work/benchreport" ./cmd/benchreport) ||
+	die "building tools/cmd/benchreport failed"
+for b in fakeimds imdsguard; do
+	[[ -x $root/bin/$b ]] || die "bin/$b missing; build it with scripts/build-tools.sh and go build -o bin/imdsguard ./cmd/imdsguard"
+done
+
+# --- namespaces ----------------------------------------------------------------
+
+# nsexec NS CMD...: CMD in namespace NS.
+nsexec() {
+	local ns=$1
+	shift
+	ip netns exec "$ns" "$@"
+}
+
+for ns in "$ns_imds" "$ns_direct" "$ns_guard"; do
+	ip netns add "$ns" || die "could not make namespace $ns"
+	made+=("$ns")
+	ip -n "$ns" link set lo up
+done
+ip -n "$ns_imds" addr add "$imds_addr/32" dev lo
+
+# veth_link NS HOST_ADDR PEER_ADDR: a veth from NS (up0) to the imds namespace
+# (IF there: NS's last name part, then 0), made in the namespaces themselves,
+# and NS's route to the metadata address over it.
+veth_link() {
+	local ns=$1 host=$2 peer=$3 peer_if=${1##*-}0
+	ip -n "$ns" link add up0 type veth peer name "$peer_if" netns "$ns_imds"
+	ip -n "$ns" addr add "$host/24" dev up0
+	ip -n "$ns_imds" addr add "$peer/24" dev "$peer_if"
+	ip -n "$ns" link set up0 up
+	ip -n "$ns_imds" link set "$peer_if" up
+	ip -n "$ns" route add "$imds_addr/32" via "$peer"
+}
+veth_link "$ns_direct" "$direct_host" "$direct_peer"
+veth_link "$ns_guard" "$guard_host" "$guard_peer"
+
+# --- processes -------------------------------------------------------------------
+
+# wait_ready PID NAME NS URL [CURL ARGS...]: wait until URL answers HTTP at
+# all, asked from namespace NS.
+wait_ready() {
+	local pid=$1 name=$2 ns=$3 url=$4
+	shift 4
+	local code
+	for _ in $(seq 100); do
+		kill -0 "$pid" 2>/dev/null || die "$name exited at start; its log: $(tail -n 5 "$work/$name.err")"
+		code=$(nsexec "$ns" curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$@" "$url" || true)
+		[[ $code != 000 ]] && return 0
+		sleep 0.05
+	done
+	die "$name did not answer at $url (namespace $ns) within 5 s"
+}
+
+# fake_stat KEY: a count from fakeimds's /_fakeimds/stats, asked in its own
+# namespace.
+fake_stat() {
+	local json n
+	json=$(nsexec "$ns_imds" curl -sf --max-time 2 "http://$imds_addr/_fakeimds/stats") || die "fakeimds stats unreachable"
+	n=$(sed -n "s/.*\"$1\":\([0-9][0-9]*\).*/\1/p" <<<"$json")
+	[[ -n $n ]] || die "fakeimds stats: no $1 in $json"
+	echo "$n"
+}
+
+# `ip netns exec` execs the command, so $! is fakeimds's (imdsguard's) pid.
+ip netns exec "$ns_imds" "$root/bin/fakeimds" -listen "$imds_addr:80" >"$work/fakeimds.out" 2>"$work/fakeimds.err" &
+fake_pid=$!
+pids+=("$fake_pid")
+names[$fake_pid]=fakeimds
+wait_ready "$fake_pid" fakeimds "$ns_imds" "http://$imds_addr/_fakeimds/stats"
+
+# The token of (a) comes first, over the direct namespace's link (which it
+# proves); the PUT count read after it is the baseline: every later PUT is
+# imdsguard's.
+fake_token=$(nsexec "$ns_direct" curl -sf --max-time 2 -X PUT -H "$ttl_header" "http://$imds_addr/latest/api/token") ||
+	die "token PUT to fakeimds from $ns_direct failed"
+puts_before=$(fake_stat token_puts)
+
+head -c 32 /dev/urandom >"$work/token.key"
+chmod 600 "$work/token.key"
+cat >"$work/imdsguard.yaml" <<EOF
+version: 1
+listen: {port: $guard_port}
+upstream: {url: "http://$imds_addr"}
+redirect: {ipv4: true, ipv6: false, container_interfaces: []}
+tokens: {key_file: $work/token.key}
+admin: {socket: $work/admin.sock}
+EOF
+"$root/bin/imdsguard" policy check "$work/imdsguard.yaml" >"$work/policy-check.txt" 2>&1 ||
+	die "imdsguard policy check refuses the configuration: $(cat "$work/policy-check.txt")"
+
+# The audit log (stderr) goes to a file. The daemon installs its rules before
+# it listens: once its port answers (asked directly, not through the
+# redirect) the rules are in place. A GET on the token path is answered
+# locally (405): no upstream traffic yet.
+ip netns exec "$ns_guard" "$root/bin/imdsguard" run --config "$work/imdsguard.yaml" >"$work/imdsguard.out" 2>"$work/imdsguard.err" &
+guard_pid=$!
+pids+=("$guard_pid")
+names[$guard_pid]=imdsguard
+wait_ready "$guard_pid" imdsguard "$ns_guard" "http://127.0.0.1:$guard_port/latest/api/token"
+nsexec "$ns_guard" "$root/bin/imdsguard" rules status --config "$work/imdsguard.yaml" >"$work/rules-status.txt" 2>&1 ||
+	die "imdsguard's rules are not all installed in $ns_guard: $(cat "$work/rules-status.txt")"
+nat_rules=$(nsexec "$ns_guard" iptables -t nat -S) || die "iptables -t nat -S in $ns_guard failed"
+grep -- '^-A ' <<<"$nat_rules" >"$work/rules.txt" || true
+grep -q -- '-j REDIRECT --to-ports '"$guard_port" "$work/rules.txt" ||
+	die "no REDIRECT rule to port $guard_port in $ns_guard: $(cat "$work/rules.txt")"
+direct_rules=$(nsexec "$ns_direct" iptables-save 2>&1) || die "iptables-save in $ns_direct failed: $direct_rules"
+[[ $direct_rules != *IMDSGUARD* ]] || die "imdsguard rules in $ns_direct, which must have none"
+
+# The token of (c): a PUT to the metadata address, through the redirect.
+guard_token=$(nsexec "$ns_guard" curl -sf --max-time 2 -X PUT -H "$ttl_header" "http://$imds_addr/latest/api/token") ||
+	die "token PUT through the redirect failed: $(tail -n 3 "$work/imdsguard.err")"
+
+# --- what each target is asked -------------------------------------------------
+
+# url_of TARGET: what its client asks.
+url_of() {
+	case $1 in
+	imdsguard-v1-endpoint) echo "http://127.0.0.1:$guard_port$path" ;;
+	*) echo "http://$imds_addr$path" ;;
+	esac
+}
+
+# ns_of TARGET: the namespace its client runs in.
+ns_of() {
+	case $1 in
+	direct) echo "$ns_direct" ;;
+	imdsguard-*) echo "$ns_guard" ;;
+	esac
+}
+
+# headers_of TARGET: the curl/wrk -H arguments, one a line.
+headers_of() {
+	case $1 in
+	direct) printf '%s\n' -H "X-aws-ec2-metadata-token: $fake_token" ;;
+	imdsguard-v2) printf '%s\n' -H "X-aws-ec2-metadata-token: $guard_token" ;;
+	esac
+}
+
+# Pre-flight: every target answers 200 with the body fakeimds gives directly.
+# fakeimds requires its tokens: a 200 for v1, or for imdsguard's token, can
+# only come through imdsguard.
+mapfile -t h < <(headers_of direct)
+want=$(nsexec "$ns_direct" curl -sf --max-time 2 "${h[@]}" "$(url_of direct)") || die "fakeimds does not answer $path with 200"
+for t in "${targets[@]}"; do
+	mapfile -t h < <(headers_of "$t")
+	code=$(nsexec "$(ns_of "$t")" curl -s -o "$work/preflight.body" -w '%{http_code}' --max-time 2 "${h[@]}" "$(url_of "$t")" || true)
+	[[ $code == 200 ]] || die "pre-flight: $t answers $path with $code, not 200 ($(head -c 300 "$work/preflight.body"); imdsguard log: $(tail -n 2 "$work/imdsguard.err"))"
+	[[ $(<"$work/preflight.body") == "$want" ]] || die "pre-flight: $t answers a different body than fakeimds"
+done
+echo "bench-redirect: targets answer 200: direct from $ns_direct; imdsguard from $ns_guard, through the redirect and at 127.0.0.1:$guard_port"
+
+# --- wrk -------------------------------------------------------------------------
+
+cat >"$work/report.lua" <<'EOF'
+-- Prints one machine-readable line when wrk is done (latency in µs).
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "BENCHRESULT\t%d\t%d\t%.1f\t%.1f\t%d\t%d\t%d\t%d\t%d\n",
+    summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99),
+    e.connect, e.read, e.write, e.status, e.timeout))
+end
+EOF
+
+# proxy_pid TARGET: the proxy process a target goes through, 0 for none.
+proxy_pid() {
+	case $1 in
+	direct) echo 0 ;;
+	imdsguard-*) echo "$guard_pid" ;;
+	esac
+}
+
+# alive PID NAME TARGET: die unless PID (NAME) still runs, after a run on
+# TARGET. wrk catches Ctrl-C and exits 0, and bash then ignores the SIGINT
+# (the foreground command handled it): the daemons, which got it too and
+# stopped, are how an interrupted run shows.
+alive() {
+	local s
+	s=$(cat "/proc/$1/stat" 2>/dev/null) || s=
+	s=${s##*) }
+	if [[ -z $s || ${s%% *} == Z ]]; then
+		die "$2 (pid $1) exited during the run on $3 (interrupted?)"
+	fi
+}
+
+# cpu_ticks PID: user+system CPU time of a process (all its threads) so far,
+# in clock ticks; 0 for pid 0.
+cpu_ticks() {
+	local s
+	local -a f
+	if (($1 == 0)); then
+		echo 0
+		return
+	fi
+	s=$(<"/proc/$1/stat") || die "process $1 is gone"
+	read -r -a f <<<"${s##*) }" # fields after "pid (comm) ": state is f[0]
+	echo $((f[11] + f[12]))
+}
+
+# bench TAG TARGET CONC SECONDS: run wrk in the target's namespace (its output
+# kept in the work directory as wrk-TAG-TARGET-cCONC.txt); prints the result
+# fields, tab-separated: requests duration_us p50_us p99_us err_connect
+# err_read err_write err_status err_timeout proxy_cpu_ticks fakeimds_cpu_ticks
+bench() {
+	local tag=$1 target=$2 conc=$3 secs=$4 threads=1 log line pp p0 f0 p1 f1
+	((conc > 1)) && threads=2
+	log="$work/wrk-$tag-$target-c$conc.txt"
+	local -a h r
+	mapfile -t h < <(headers_of "$target")
+	pp=$(proxy_pid "$target")
+	p0=$(cpu_ticks "$pp") || exit 1
+	f0=$(cpu_ticks "$fake_pid") || exit 1
+	if ! ip netns exec "$(ns_of "$target")" wrk -t"$threads" -c"$conc" -d"${secs}s" --latency -s "$work/report.lua" "${h[@]}" "$(url_of "$target")" >"$log" 2>&1; then
+		die "wrk failed on $target c=$conc: $(cat "$log")"
+	fi
+	alive "$fake_pid" fakeimds "$target"
+	((pp == 0)) || alive "$pp" "imdsguard" "$target"
+	line=$(grep '^BENCHRESULT' "$log") || die "no result from wrk on $target c=$conc: $(cat "$log")"
+	read -r -a r <<<"${line#BENCHRESULT	}"
+	((r[1] >= secs * 900000)) || die "wrk on $target c=$conc stopped after $((r[1] / 1000)) ms of ${secs} s (interrupted?)"
+	p1=$(cpu_ticks "$pp") || exit 1
+	f1=$(cpu_ticks "$fake_pid") || exit 1
+	printf '%s\t%d\t%d\n' "${line#BENCHRESULT	}" $((p1 - p0)) $((f1 - f0))
+}
+
+# Requests that reached fakeimds outside the measured runs: the pre-flight
+# GETs (one per target and one to learn the answer), then the warm-up's; and
+# how many can have been in flight when a wrk run ended.
+extra_requests=$((${#targets[@]} + 1))
+in_flight_max=0
+if ((warmup > 0)); then
+	echo "bench-redirect: warm-up, ${warmup}s per target"
+	for t in "${targets[@]}"; do
+		res=$(bench warmup "$t" 16 "$warmup")
+		read -r -a f <<<"$res"
+		extra_requests=$((extra_requests + f[0]))
+		in_flight_max=$((in_flight_max + 16))
+		((f[4] + f[5] + f[6] + f[7] + f[8] == 0)) || die "warm-up on $t: errors (connect read write status timeout: ${f[*]:4})"
+	done
+fi
+
+clk_tck=$(getconf CLK_TCK)
+runs="$work/runs.tsv"
+: >"$runs"
+echo "bench-redirect: $rounds round(s) × ${#concurrencies[@]} concurrencies × ${#targets[@]} targets × ${seconds}s"
+for ((r = 1; r <= rounds; r++)); do
+	for c in "${concurrencies[@]}"; do
+		for t in "${targets[@]}"; do
+			res=$(bench "round$r" "$t" "$c" "$seconds")
+			printf '%s\t%s\t%s\t%s\n' "$r" "$c" "$t" "$res" >>"$runs"
+			read -r -a f <<<"$res"
+			in_flight_max=$((in_flight_max + c))
+			printf 'bench-redirect: round %d c=%-2d %-21s %8.0f req/s  p50 %6.0f µs  p99 %6.0f µs  errors %d  CPU/req: imdsguard %5.1f µs, fakeimds %5.1f µs\n' \
+				"$r" "$c" "$t" "$(awk -v n="${f[0]}" -v d="${f[1]}" 'BEGIN { print n / (d / 1e6) }')" \
+				"${f[2]}" "${f[3]}" $((f[4] + f[5] + f[6] + f[7] + f[8])) \
+				"$(awk -v t="${f[9]}" -v n="${f[0]}" -v hz="$clk_tck" 'BEGIN { print t / hz / n * 1e6 }')" \
+				"$(awk -v t="${f[10]}" -v n="${f[0]}" -v hz="$clk_tck" 'BEGIN { print t / hz / n * 1e6 }')"
+		done
+	done
+done
+
+# --- counts and report -----------------------------------------------------------
+
+puts_after=$(fake_stat token_puts)
+gets=$(fake_stat gets)
+unauthorized=$(fake_stat unauthorized)
+
+# imdsguard writes each audit line before it answers, so its log is complete.
+audit_bytes=$(wc -c <"$work/imdsguard.err")
+audit_lines=$(wc -l <"$work/imdsguard.err")
+# Who imdsguard saw and which policy rule served wrk (its first v1 request).
+first=$(awk '/"version":"v1"/ && /"comm":"wrk"/ { print; exit }' "$work/imdsguard.err")
+[[ -n $first ]] || first=$(grep -m 1 '"version":"v1"' "$work/imdsguard.err" || true)
+guard_rule=$(sed -n 's/.*"rule":"\([^"]*\)".*/\1/p' <<<"$first")
+guard_caller=$(sed -n 's/.*"caller":\({[^}]*}\).*/\1/p' <<<"$first")
+
+revision=$(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+
+mkdir -p "$(dirname "$out")"
+status=0
+"$work/benchreport" -section redirect -runs "$runs" -out "$out" \
+	-command "$command" -date "$(date -u '+%Y-%m-%d %H:%M UTC')" \
+	-nproc "$(nproc)" -kernel "$(uname -r)" -go "$(go version)" -cpu "${cpu:-unknown}" \
+	-revision "$revision" -path "$path" \
+	-rounds "$rounds" -seconds "$seconds" -warmup "$warmup" \
+	-puts-before "$puts_before" -upstream-puts $((puts_after - puts_before)) \
+	-upstream-gets "$gets" -extra-requests "$extra_requests" -in-flight-max "$in_flight_max" -upstream-unauthorized "$unauthorized" \
+	-audit-bytes "$audit_bytes" -audit-lines "$audit_lines" -guard-rule "$guard_rule" -guard-caller "$guard_caller" \
+	-clk-tck "$clk_tck" -imds-ns "$ns_imds" -direct-ns "$ns_direct" -guard-ns "$ns_guard" \
+	-direct-link "$direct_host/24 — $direct_peer/24" -guard-link "$guard_host/24 — $guard_peer/24" \
+	-guard-config "$work/imdsguard.yaml" -rules "$work/rules.txt" || status=$?
+exit "$status"
