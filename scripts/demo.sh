@@ -382,7 +382,7 @@ run c1 root "ec2-metadata -i" /usr/bin/ec2-metadata -i
 run c1 root "aws configure export-credentials --format env" /usr/bin/aws configure export-credentials --format env
 show_audit
 say "  -> v1 requests are answered through one IMDSv2 session; v2 clients get tokens minted by imdsguard."
-say "     (The container's uid 0 matches the default policy's root rule: restrict containers with a sources: rule.)"
+say "     (The container's uid 0 is not the host's root: users entries name host users, so it gets the others rule, without the role credentials.)"
 
 step "3. Role credentials: denied to the non-root user, served to root (default policy)"
 run host user "aws configure export-credentials --format env" /usr/bin/aws configure export-credentials --format env
