@@ -44,6 +44,12 @@
 # (scripts/install-test-deps.sh installs them) and Go.
 set -euo pipefail
 
+prog=bench-redirect
+target_width=21
+proxy_label=imdsguard
+# shellcheck source=scripts/lib/bench-common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/bench-common.sh"
+
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PATH="$PATH:/usr/local/go/bin"
 
@@ -62,11 +68,6 @@ guard_port=8989 # listen.port: the daemon's default, free in a namespace of its 
 direct_host=192.0.2.1 direct_peer=192.0.2.2
 guard_host=198.51.100.1 guard_peer=198.51.100.2
 ttl_header='X-aws-ec2-metadata-token-ttl-seconds: 21600'
-
-die() {
-	echo "bench-redirect: $*" >&2
-	exit 1
-}
 
 for v in rounds seconds warmup; do
 	[[ ${!v} =~ ^[0-9]+$ ]] || die "BENCH_${v^^}=${!v}: want a whole number"
@@ -99,25 +100,6 @@ work=$(mktemp -d /tmp/imdsguard-bench-redirect.XXXXXX)
 pids=()           # the processes this script started, stopped by cleanup
 declare -A names  # their names, by pid
 made=()           # the namespaces this script made, removed by cleanup
-
-# stop PID: SIGTERM, then SIGKILL when it has not exited within 10 s (say
-# so: a daemon that ignores SIGTERM is news); reaps it either way.
-# shellcheck disable=SC2317 # called from cleanup, the EXIT trap
-stop() {
-	local pid=$1 s=
-	kill "$pid" 2>/dev/null || return 0
-	for _ in $(seq 100); do
-		s=$(cat "/proc/$pid/stat" 2>/dev/null) || break
-		s=${s##*) }
-		[[ ${s%% *} == Z ]] && break
-		sleep 0.1
-	done
-	if [[ -n $s && ${s%% *} != Z ]]; then
-		echo "bench-redirect: ${names[$pid]:-process} (pid $pid) did not exit within 10 s of SIGTERM; killing it" >&2
-		kill -KILL "$pid" 2>/dev/null || true
-	fi
-	wait "$pid" 2>/dev/null || true
-}
 
 # The processes first (imdsguard leaves its rules, keep_on_exit), then the
 # namespaces: their rules, routes and veths go with them.
@@ -323,33 +305,6 @@ proxy_pid() {
 	esac
 }
 
-# alive PID NAME TARGET: die unless PID (NAME) still runs, after a run on
-# TARGET. wrk catches Ctrl-C and exits 0, and bash then ignores the SIGINT
-# (the foreground command handled it): the daemons, which got it too and
-# stopped, are how an interrupted run shows.
-alive() {
-	local s
-	s=$(cat "/proc/$1/stat" 2>/dev/null) || s=
-	s=${s##*) }
-	if [[ -z $s || ${s%% *} == Z ]]; then
-		die "$2 (pid $1) exited during the run on $3 (interrupted?)"
-	fi
-}
-
-# cpu_ticks PID: user+system CPU time of a process (all its threads) so far,
-# in clock ticks; 0 for pid 0.
-cpu_ticks() {
-	local s
-	local -a f
-	if (($1 == 0)); then
-		echo 0
-		return
-	fi
-	s=$(<"/proc/$1/stat") || die "process $1 is gone"
-	read -r -a f <<<"${s##*) }" # fields after "pid (comm) ": state is f[0]
-	echo $((f[11] + f[12]))
-}
-
 # bench TAG TARGET CONC SECONDS: run wrk in the target's namespace (its output
 # kept in the work directory as wrk-TAG-TARGET-cCONC.txt); prints the result
 # fields, tab-separated: requests duration_us p50_us p99_us err_connect
@@ -376,41 +331,8 @@ bench() {
 	printf '%s\t%d\t%d\n' "${line#BENCHRESULT	}" $((p1 - p0)) $((f1 - f0))
 }
 
-# Requests that reached fakeimds outside the measured runs: the pre-flight
-# GETs (one per target and one to learn the answer), then the warm-up's; and
-# how many can have been in flight when a wrk run ended.
-extra_requests=$((${#targets[@]} + 1))
-in_flight_max=0
-if ((warmup > 0)); then
-	echo "bench-redirect: warm-up, ${warmup}s per target"
-	for t in "${targets[@]}"; do
-		res=$(bench warmup "$t" 16 "$warmup")
-		read -r -a f <<<"$res"
-		extra_requests=$((extra_requests + f[0]))
-		in_flight_max=$((in_flight_max + 16))
-		((f[4] + f[5] + f[6] + f[7] + f[8] == 0)) || die "warm-up on $t: errors (connect read write status timeout: ${f[*]:4})"
-	done
-fi
-
-clk_tck=$(getconf CLK_TCK)
-runs="$work/runs.tsv"
-: >"$runs"
-echo "bench-redirect: $rounds round(s) × ${#concurrencies[@]} concurrencies × ${#targets[@]} targets × ${seconds}s"
-for ((r = 1; r <= rounds; r++)); do
-	for c in "${concurrencies[@]}"; do
-		for t in "${targets[@]}"; do
-			res=$(bench "round$r" "$t" "$c" "$seconds")
-			printf '%s\t%s\t%s\t%s\n' "$r" "$c" "$t" "$res" >>"$runs"
-			read -r -a f <<<"$res"
-			in_flight_max=$((in_flight_max + c))
-			printf 'bench-redirect: round %d c=%-2d %-21s %8.0f req/s  p50 %6.0f µs  p99 %6.0f µs  errors %d  CPU/req: imdsguard %5.1f µs, fakeimds %5.1f µs\n' \
-				"$r" "$c" "$t" "$(awk -v n="${f[0]}" -v d="${f[1]}" 'BEGIN { print n / (d / 1e6) }')" \
-				"${f[2]}" "${f[3]}" $((f[4] + f[5] + f[6] + f[7] + f[8])) \
-				"$(awk -v t="${f[9]}" -v n="${f[0]}" -v hz="$clk_tck" 'BEGIN { print t / hz / n * 1e6 }')" \
-				"$(awk -v t="${f[10]}" -v n="${f[0]}" -v hz="$clk_tck" 'BEGIN { print t / hz / n * 1e6 }')"
-		done
-	done
-done
+warm_up
+measure
 
 # --- counts and report -----------------------------------------------------------
 

@@ -1,0 +1,119 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2154 # the variables listed below are set by the sourcing script
+# Shared by scripts/bench.sh and scripts/bench-redirect.sh; sourced, not run.
+# The sourcing script sets:
+#   prog            its name in messages
+#   names           an associative array pid -> process name (for stop)
+#   work            its temporary directory
+#   targets, concurrencies, rounds, seconds, warmup
+#   target_width    the width of target names in progress lines
+#   proxy_label     what the proxy is called in progress lines
+# and defines bench TAG TARGET CONCURRENCY SECONDS, one wrk run printing its
+# fields: requests, duration (us), p50, p99, five error counts, proxy and
+# fakeimds CPU ticks.
+
+die() {
+	echo "$prog: $*" >&2
+	exit 1
+}
+
+# stop PID: SIGTERM, wait up to 10 s, then SIGKILL (imdsguard exits at once
+# on SIGTERM, so a daemon that ignores it is news); reaps it either way.
+# shellcheck disable=SC2317 # called from the scripts' cleanup, the EXIT trap
+stop() {
+	local pid=$1 s=
+	kill "$pid" 2>/dev/null || return 0
+	for _ in $(seq 100); do
+		s=$(cat "/proc/$pid/stat" 2>/dev/null) || break
+		s=${s##*) }
+		[[ ${s%% *} == Z ]] && break
+		sleep 0.1
+	done
+	if [[ -n $s && ${s%% *} != Z ]]; then
+		echo "$prog: ${names[$pid]:-process} (pid $pid) did not exit within 10 s of SIGTERM; killing it" >&2
+		kill -KILL "$pid" 2>/dev/null || true
+	fi
+	wait "$pid" 2>/dev/null || true
+}
+
+# alive PID NAME TARGET: fail the run when a daemon died during it. wrk
+# catches SIGINT and exits 0, so bash never sees the Ctrl-C (the foreground
+# command handled it): the daemons, which got it too and stopped, are how an
+# interrupted run shows.
+alive() {
+	local s
+	s=$(cat "/proc/$1/stat" 2>/dev/null) || s=
+	s=${s##*) }
+	if [[ -z $s || ${s%% *} == Z ]]; then
+		die "$2 (pid $1) exited during the run on $3 (interrupted?)"
+	fi
+}
+
+# cpu_ticks PID: user+system CPU time of a process (all its threads) so far,
+# in clock ticks; 0 for pid 0.
+cpu_ticks() {
+	local s
+	local -a f
+	if (($1 == 0)); then
+		echo 0
+		return
+	fi
+	s=$(<"/proc/$1/stat") || die "process $1 is gone"
+	read -r -a f <<<"${s##*) }" # fields after "pid (comm) ": state is f[0]
+	echo $((f[11] + f[12]))
+}
+
+# warm_up runs every target at c=16 for $warmup seconds. It sets
+# extra_requests (requests that reached fakeimds outside the measured runs:
+# one pre-flight GET per target and one to learn the answer, then the
+# warm-up's) and in_flight_max (requests that can have been in flight when a
+# wrk run ended: wrk does not count those, fakeimds may have).
+warm_up() {
+	local t res
+	local -a f
+	extra_requests=$((${#targets[@]} + 1))
+	in_flight_max=0
+	((warmup > 0)) || return 0
+	echo "$prog: warm-up, ${warmup}s per target"
+	for t in "${targets[@]}"; do
+		res=$(bench warmup "$t" 16 "$warmup")
+		read -r -a f <<<"$res"
+		extra_requests=$((extra_requests + f[0]))
+		in_flight_max=$((in_flight_max + 16))
+		((f[4] + f[5] + f[6] + f[7] + f[8] == 0)) || die "warm-up on $t: errors (connect read write status timeout: ${f[*]:4})"
+	done
+}
+
+# measure runs the interleaved rounds (every target at one concurrency, then
+# the next concurrency, then the next round) into $runs, one line a run.
+measure() {
+	local r c t res
+	local -a f
+	clk_tck=$(getconf CLK_TCK)
+	runs="$work/runs.tsv"
+	: >"$runs"
+	echo "$prog: $rounds round(s) × ${#concurrencies[@]} concurrencies × ${#targets[@]} targets × ${seconds}s"
+	for ((r = 1; r <= rounds; r++)); do
+		for c in "${concurrencies[@]}"; do
+			for t in "${targets[@]}"; do
+				res=$(bench "round$r" "$t" "$c" "$seconds")
+				printf '%s\t%s\t%s\t%s\n' "$r" "$c" "$t" "$res" >>"$runs"
+				read -r -a f <<<"$res"
+				in_flight_max=$((in_flight_max + c))
+				progress "$r" "$c" "$t" "${f[@]}"
+			done
+		done
+	done
+}
+
+# progress ROUND C TARGET FIELDS...: one line per run on stdout.
+progress() {
+	local r=$1 c=$2 t=$3
+	shift 3
+	local -a f=("$@")
+	printf "%s: round %d c=%-2d %-${target_width}s %8.0f req/s  p50 %6.0f µs  p99 %6.0f µs  errors %d  CPU/req: %s %5.1f µs, fakeimds %5.1f µs\n" \
+		"$prog" "$r" "$c" "$t" "$(awk -v n="${f[0]}" -v d="${f[1]}" 'BEGIN { print n / (d / 1e6) }')" \
+		"${f[2]}" "${f[3]}" $((f[4] + f[5] + f[6] + f[7] + f[8])) "$proxy_label" \
+		"$(awk -v t="${f[9]}" -v n="${f[0]}" -v hz="$clk_tck" 'BEGIN { print t / hz / n * 1e6 }')" \
+		"$(awk -v t="${f[10]}" -v n="${f[0]}" -v hz="$clk_tck" 'BEGIN { print t / hz / n * 1e6 }')"
+}
