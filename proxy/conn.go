@@ -19,9 +19,10 @@ type connKey struct{}
 type connState struct {
 	conn   net.Conn
 	once   sync.Once
-	caller identity.Caller
-	policy policy.Caller
-	ttlSet bool // requests on one connection are sequential: no lock needed
+	caller  identity.Caller
+	policy  policy.Caller
+	binding string // what the caller's tokens are bound to (caller.Binding)
+	ttlSet  bool   // requests on one connection are sequential: no lock needed
 }
 
 // ConnContext is the http.Server ConnContext hook that gives every request
@@ -45,6 +46,7 @@ func (p *Proxy) state(r *http.Request) *connState {
 
 func (cs *connState) identify(c identity.Caller) {
 	cs.caller = c
+	cs.binding = c.Binding()
 	cs.policy = policy.Caller{
 		UIDKnown:  c.UIDKnown,
 		UID:       c.UID,

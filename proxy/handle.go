@@ -63,7 +63,7 @@ func (p *Proxy) read(r *http.Request, cs *connState, rt Route, ev *Event) *http.
 		if len(toks) != 1 {
 			return reject(r, ev, http.StatusUnauthorized, "more than one token")
 		}
-		if err := p.minter.Verify(toks[0], cs.caller.Binding()); err != nil {
+		if err := p.minter.Verify(toks[0], cs.binding); err != nil {
 			return reject(r, ev, http.StatusUnauthorized, err.Error())
 		}
 	}

@@ -36,7 +36,7 @@ func (p *Proxy) tokenEndpoint(r *http.Request, cs *connState, rt Route, ev *Even
 		return resp
 	}
 	p.sendWithHopLimit(r, cs, ev)
-	resp := response(r, http.StatusOK, "text/plain", p.minter.Mint(cs.caller.Binding(), ttl))
+	resp := response(r, http.StatusOK, "text/plain", p.minter.Mint(cs.binding, ttl))
 	resp.Header["X-Aws-Ec2-Metadata-Token-Ttl-Seconds"] = []string{strconv.Itoa(int(ttl / time.Second))}
 	return resp
 }
