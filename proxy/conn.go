@@ -17,8 +17,8 @@ type connKey struct{}
 // is (asked once, at its first request) and whether a token answer changed
 // the socket's TTL.
 type connState struct {
-	conn   net.Conn
-	once   sync.Once
+	conn    net.Conn
+	once    sync.Once
 	caller  identity.Caller
 	policy  policy.Caller
 	binding string // what the caller's tokens are bound to (caller.Binding)
