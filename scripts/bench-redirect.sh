@@ -47,7 +47,7 @@ set -euo pipefail
 prog=bench-redirect
 target_width=21
 proxy_label=imdsguard
-# shellcheck source=scripts/lib/bench-common.sh
+# shellcheck source=SCRIPTDIR/lib/bench-common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/bench-common.sh"
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

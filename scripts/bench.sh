@@ -44,7 +44,7 @@ set -euo pipefail
 prog=bench
 target_width=13
 proxy_label=proxy
-# shellcheck source=scripts/lib/bench-common.sh
+# shellcheck source=SCRIPTDIR/lib/bench-common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/bench-common.sh"
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
