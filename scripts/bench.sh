@@ -226,30 +226,18 @@ headers_of() {
 	esac
 }
 
-# Pre-flight: every target answers 200 with the same body as fakeimds itself.
-mapfile -t h < <(headers_of direct)
-want=$(curl -sf --max-time 2 "${h[@]}" "$(url_of direct)") || die "fakeimds does not answer $path with 200"
-for t in "${targets[@]}"; do
-	mapfile -t h < <(headers_of "$t")
-	code=$(curl -s -o "$work/preflight.body" -w '%{http_code}' --max-time 2 "${h[@]}" "$(url_of "$t")" || true)
-	[[ $code == 200 ]] || die "pre-flight: $t answers $path with $code, not 200 ($(head -c 300 "$work/preflight.body"); imdsguard log: $(tail -n 2 "$work/imdsguard.err"))"
-	[[ $(<"$work/preflight.body") == "$want" ]] || die "pre-flight: $t answers a different body than fakeimds"
-done
+# in_client TARGET CMD...: run CMD where TARGET's client runs: here, on loopback.
+in_client() {
+	shift
+	"$@"
+}
+
+preflight
 echo "bench: targets answer 200: fakeimds $fake_addr, bareproxy $bare_addr, imdsguard $guard_addr"
 
 # --- wrk -------------------------------------------------------------------------
 
-cat >"$work/report.lua" <<'EOF'
--- Prints one machine-readable line when wrk is done (latency in µs).
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    "BENCHRESULT\t%d\t%d\t%.1f\t%.1f\t%d\t%d\t%d\t%d\t%d\n",
-    summary.requests, summary.duration,
-    latency:percentile(50), latency:percentile(99),
-    e.connect, e.read, e.write, e.status, e.timeout))
-end
-EOF
+write_report_lua
 
 # proxy_pid TARGET: the proxy process a target goes through, 0 for none.
 proxy_pid() {
@@ -258,32 +246,6 @@ proxy_pid() {
 	bareproxy) echo "$bare_pid" ;;
 	imdsguard-v1 | imdsguard-v2) echo "$guard_pid" ;;
 	esac
-}
-
-# bench TAG TARGET CONC SECONDS: run wrk (its output kept in the work
-# directory as wrk-TAG-TARGET-cCONC.txt); prints the result fields, tab-separated:
-# requests duration_us p50_us p99_us err_connect err_read err_write err_status err_timeout
-# proxy_cpu_ticks fakeimds_cpu_ticks
-bench() {
-	local tag=$1 target=$2 conc=$3 secs=$4 threads=1 log line pp p0 f0 p1 f1
-	((conc > 1)) && threads=2
-	log="$work/wrk-$tag-$target-c$conc.txt"
-	local -a h r
-	mapfile -t h < <(headers_of "$target")
-	pp=$(proxy_pid "$target")
-	p0=$(cpu_ticks "$pp") || exit 1
-	f0=$(cpu_ticks "$fake_pid") || exit 1
-	if ! wrk -t"$threads" -c"$conc" -d"${secs}s" --latency -s "$work/report.lua" "${h[@]}" "$(url_of "$target")" >"$log" 2>&1; then
-		die "wrk failed on $target c=$conc: $(cat "$log")"
-	fi
-	alive "$fake_pid" fakeimds "$target"
-	((pp == 0)) || alive "$pp" "${names[$pp]}" "$target"
-	line=$(grep '^BENCHRESULT' "$log") || die "no result from wrk on $target c=$conc: $(cat "$log")"
-	read -r -a r <<<"${line#BENCHRESULT	}"
-	((r[1] >= secs * 900000)) || die "wrk on $target c=$conc stopped after $((r[1] / 1000)) ms of ${secs} s (interrupted?)"
-	p1=$(cpu_ticks "$pp") || exit 1
-	f1=$(cpu_ticks "$fake_pid") || exit 1
-	printf '%s\t%d\t%d\n' "${line#BENCHRESULT	}" $((p1 - p0)) $((f1 - f0))
 }
 
 warm_up

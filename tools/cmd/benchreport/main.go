@@ -509,6 +509,19 @@ func summary(m *meta, rep *report) string {
 	return b.String()
 }
 
+// correctnessTable is the table of checks both parts of the report end with.
+func correctnessTable(m *meta, rep *report) string {
+	var b strings.Builder
+	w := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	w("| check | value | |\n|---|--:|---|\n")
+	w("| non-2xx answers and socket errors, all runs | %d | %s |\n", rep.errors, check(rep.errors == 0))
+	w("| upstream token PUTs by imdsguard (the whole run) | %d | %s |\n", m.upstreamPuts, check(m.upstreamPuts == 1))
+	w("| upstream 401s | %d | %s |\n", m.upstreamUnauthorized, check(m.upstreamUnauthorized == 0))
+	w("| upstream GETs / requests answered (runs %d, warm-up and pre-flight %d) | %d / %d (+%d) | %s |\n",
+		rep.total, m.extraRequests, m.upstreamGets, rep.total+m.extraRequests, m.upstreamGets-rep.total-m.extraRequests, check(getsOK(m, rep)))
+	return b.String()
+}
+
 func check(ok bool) string {
 	if ok {
 		return "ok"
@@ -558,12 +571,7 @@ func render(m *meta, rep *report, runs []run) string {
 	w("next request, so it overstates the work per request for every Go process alike.\n\n")
 	b.WriteString(rep.cpuTable())
 	w("\n## Correctness\n\n")
-	w("| check | value | |\n|---|--:|---|\n")
-	w("| non-2xx answers and socket errors, all runs | %d | %s |\n", rep.errors, check(rep.errors == 0))
-	w("| upstream token PUTs by imdsguard (the whole run) | %d | %s |\n", m.upstreamPuts, check(m.upstreamPuts == 1))
-	w("| upstream 401s | %d | %s |\n", m.upstreamUnauthorized, check(m.upstreamUnauthorized == 0))
-	w("| upstream GETs / requests answered (runs %d, warm-up and pre-flight %d) | %d / %d (+%d) | %s |\n",
-		rep.total, m.extraRequests, m.upstreamGets, rep.total+m.extraRequests, m.upstreamGets-rep.total-m.extraRequests, check(getsOK(m, rep)))
+	b.WriteString(correctnessTable(m, rep))
 	w("\nThe PUT count: fakeimds counts token PUTs from everybody. The script fetches the\n")
 	w("fakeimds token used by (a) and (b) first, reads fakeimds's count (%d) before imdsguard\n", m.putsBefore)
 	w("starts, and reports the count at the end minus that. Nothing else sends PUTs to fakeimds\n")

@@ -268,12 +268,7 @@ func renderRedirect(m *meta, rep *redirectReport, runs []run, config, rules stri
 	w("redirect (conntrack, NAT) and the veths is in softirq context and counted for nobody.\n\n")
 	b.WriteString(rep.cpuTable())
 	w("\n### Correctness\n\n")
-	w("| check | value | |\n|---|--:|---|\n")
-	w("| non-2xx answers and socket errors, all runs | %d | %s |\n", rep.errors, check(rep.errors == 0))
-	w("| upstream token PUTs by imdsguard (the whole run) | %d | %s |\n", m.upstreamPuts, check(m.upstreamPuts == 1))
-	w("| upstream 401s | %d | %s |\n", m.upstreamUnauthorized, check(m.upstreamUnauthorized == 0))
-	w("| upstream GETs / requests answered (runs %d, warm-up and pre-flight %d) | %d / %d (+%d) | %s |\n",
-		rep.total, m.extraRequests, m.upstreamGets, rep.total+m.extraRequests, m.upstreamGets-rep.total-m.extraRequests, check(getsOK(m, rep.report)))
+	b.WriteString(correctnessTable(m, rep.report))
 	w("\nThis part has a fakeimds of its own. The script fetches the token of (a) from it first,\n")
 	w("reads its PUT count (%d) before imdsguard starts, and reports the count at the end minus\n", m.putsBefore)
 	w("that: imdsguard's upstream session, one PUT however many callers and requests. fakeimds\n")
