@@ -253,18 +253,7 @@ measure
 
 # --- counts and report -----------------------------------------------------------
 
-puts_after=$(fake_stat token_puts)
-gets=$(fake_stat gets)
-unauthorized=$(fake_stat unauthorized)
-
-# imdsguard writes each audit line before it answers, so its log is complete.
-audit_bytes=$(wc -c <"$work/imdsguard.err")
-audit_lines=$(wc -l <"$work/imdsguard.err")
-# Who imdsguard saw and which policy rule served wrk (its first v1 request).
-first=$(awk '/"version":"v1"/ && /"comm":"wrk"/ { print; exit }' "$work/imdsguard.err")
-[[ -n $first ]] || first=$(grep -m 1 '"version":"v1"' "$work/imdsguard.err" || true)
-guard_rule=$(sed -n 's/.*"rule":"\([^"]*\)".*/\1/p' <<<"$first")
-guard_caller=$(sed -n 's/.*"caller":\({[^}]*}\).*/\1/p' <<<"$first")
+collect_counts
 
 revision=$(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)

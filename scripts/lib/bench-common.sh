@@ -9,7 +9,7 @@
 #   target_width    the width of target names in progress lines
 #   proxy_label     what the proxy is called in progress lines
 #   fake_pid        fakeimds's pid
-# and defines url_of TARGET, headers_of TARGET (wrk -H arguments, one a line),
+# and defines fake_stat FIELD (a count fakeimds keeps), url_of TARGET, headers_of TARGET (wrk -H arguments, one a line),
 # proxy_pid TARGET (0 for none) and in_client TARGET CMD... (CMD run where the
 # target's client runs).
 
@@ -175,4 +175,25 @@ progress() {
 		"${f[2]}" "${f[3]}" $((f[4] + f[5] + f[6] + f[7] + f[8])) "$proxy_label" \
 		"$(awk -v t="${f[9]}" -v n="${f[0]}" -v hz="$clk_tck" 'BEGIN { print t / hz / n * 1e6 }')" \
 		"$(awk -v t="${f[10]}" -v n="${f[0]}" -v hz="$clk_tck" 'BEGIN { print t / hz / n * 1e6 }')"
+}
+
+# collect_counts reads what fakeimds counted (puts_after, gets, unauthorized),
+# the size of imdsguard's audit log (audit_bytes, audit_lines), and who
+# imdsguard saw and which rule served wrk (guard_caller, guard_rule, from its
+# first v1 request).
+# shellcheck disable=SC2034 # its outputs: the sourcing script reads them
+collect_counts() {
+	local first
+	puts_after=$(fake_stat token_puts)
+	gets=$(fake_stat gets)
+	unauthorized=$(fake_stat unauthorized)
+
+	# imdsguard writes each audit line before it answers, so its log is complete.
+	audit_bytes=$(wc -c <"$work/imdsguard.err")
+	audit_lines=$(wc -l <"$work/imdsguard.err")
+	# Who imdsguard saw and which policy rule served wrk (its first v1 request).
+	first=$(awk '/"version":"v1"/ && /"comm":"wrk"/ { print; exit }' "$work/imdsguard.err")
+	[[ -n $first ]] || first=$(grep -m 1 '"version":"v1"' "$work/imdsguard.err" || true)
+	guard_rule=$(sed -n 's/.*"rule":"\([^"]*\)".*/\1/p' <<<"$first")
+	guard_caller=$(sed -n 's/.*"caller":\({[^}]*}\).*/\1/p' <<<"$first")
 }
