@@ -59,15 +59,6 @@ func (cs *connState) identify(c identity.Caller) {
 	}
 }
 
-// callerOf is the caller of a request that has not been through state.
-func (p *Proxy) callerOf(ctx context.Context) *identity.Caller {
-	if cs, ok := ctx.Value(connKey{}).(*connState); ok {
-		cs.once.Do(func() { cs.identify(p.identify(cs.conn)) })
-		return &cs.caller
-	}
-	return &identity.Caller{Unknown: "no connection"}
-}
-
 // addressesOnly is the identity of a connection when no resolver is set:
 // its addresses, and no user.
 func addressesOnly(c net.Conn) identity.Caller {

@@ -48,7 +48,7 @@ func (p *Proxy) refuseConnect(r *http.Request) *http.Response {
 	resp.Close = true
 	ev := Event{Method: r.Method, Target: r.RequestURI, Decision: Reject,
 		Reason: "CONNECT: imdsguard is not a tunnel", Status: resp.StatusCode}
-	ev.Caller = p.callerOf(r.Context())
+	ev.Caller = &p.state(r).caller
 	p.observe(&ev)
 	return resp
 }
