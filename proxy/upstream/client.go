@@ -103,25 +103,27 @@ func (c *Client) Fetch(ctx context.Context, method, path string) (*http.Response
 }
 
 func (c *Client) do(ctx context.Context, method, path, tok string) (*http.Response, error) {
-	req, err := c.newRequest(ctx, method, path)
-	if err != nil {
-		return nil, err
-	}
+	req := c.newRequest(ctx, method, path)
 	req.Header["X-Aws-Ec2-Metadata-Token"] = []string{tok}
 	return c.http.Do(req)
 }
 
 // newRequest builds a request with only the headers IMDS needs; nothing a
-// caller sent is copied into it.
-func (c *Client) newRequest(ctx context.Context, method, path string) (*http.Request, error) {
+// caller sent is copied into it. The URL is built as a value, not formatted
+// and parsed again: path is canonical, so it needs no escaping.
+func (c *Client) newRequest(ctx context.Context, method, path string) *http.Request {
 	u := *c.base
 	u.Path = path
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), nil)
-	if err != nil {
-		return nil, fmt.Errorf("upstream request %s %s: %w", method, path, err)
+	req := &http.Request{
+		Method:     method,
+		URL:        &u,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     http.Header{"User-Agent": {c.ua}, "Accept": {"*/*"}},
+		Host:       u.Host,
 	}
-	req.Header = http.Header{"User-Agent": {c.ua}, "Accept": {"*/*"}}
-	return req, nil
+	return req.WithContext(ctx)
 }
 
 func drain(resp *http.Response) {

@@ -132,10 +132,7 @@ func (s *session) invalidate(tok string) {
 
 // putToken is the PUT /latest/api/token request.
 func (c *Client) putToken(ctx context.Context, ttl time.Duration) (string, error) {
-	req, err := c.newRequest(ctx, http.MethodPut, "/latest/api/token")
-	if err != nil {
-		return "", err
-	}
+	req := c.newRequest(ctx, http.MethodPut, "/latest/api/token")
 	req.Header["X-Aws-Ec2-Metadata-Token-Ttl-Seconds"] = []string{strconv.Itoa(int(ttl / time.Second))}
 	resp, err := c.http.Do(req)
 	if err != nil {
