@@ -1,5 +1,9 @@
 package policy
 
+import (
+	"github.com/imdsguard/imdsguard/proxy/imds"
+)
+
 // Config is the `policy:` section of the configuration file.
 //
 // Rules are tried in order; the first whose Match fits the caller applies.
@@ -60,7 +64,7 @@ const (
 	defaultAllow  = "allow"
 	v1Upgrade     = "upgrade"
 	v1Reject      = "reject"
-	tokenPath     = "/api/token"
+	tokenPath     = imds.TokenPath
 	maxIfaceChars = 15 // IFNAMSIZ - 1
 )
 

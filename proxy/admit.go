@@ -4,9 +4,9 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"slices"
 
 	"github.com/imdsguard/imdsguard/proxy/identity"
+	"github.com/imdsguard/imdsguard/proxy/imds"
 )
 
 // Admit wraps ln so that it hands out only connections from local callers
@@ -55,7 +55,7 @@ func refusal(c net.Conn) string {
 		return "original destination unknown: " + err.Error()
 	case !redirected:
 		return "not redirected metadata traffic: the proxy port serves local callers only"
-	case dst.Port() != 80 || !slices.Contains(identity.DefaultIMDS, dst.Addr().Unmap()):
+	case dst.Port() != imds.Port || !imds.IsAddr(dst.Addr()):
 		return "redirected traffic for " + dst.String() + ", not the metadata service"
 	}
 	return ""

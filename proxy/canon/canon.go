@@ -30,6 +30,8 @@ package canon
 
 import (
 	"strings"
+
+	"github.com/imdsguard/imdsguard/proxy/imds"
 )
 
 // Path is a canonical metadata path.
@@ -127,7 +129,7 @@ func cutPrefixFold(s, prefix string) (string, bool) {
 // metadataHost reports whether an absolute-form authority names IMDS.
 func metadataHost(host string) bool {
 	switch host {
-	case "169.254.169.254", "169.254.169.254:80", "[fd00:ec2::254]", "[fd00:ec2::254]:80":
+	case imds.Host, imds.Host + ":80", imds.HostIPv6, imds.HostIPv6 + ":80":
 		return true
 	}
 	return false

@@ -4,6 +4,8 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+
+	"github.com/imdsguard/imdsguard/proxy/imds"
 )
 
 // Options configure a Resolver.
@@ -13,7 +15,7 @@ type Options struct {
 	// (PREROUTING REDIRECT lands on the ingress interface's own address);
 	// supplied by the redirect package; nil = unknown.
 	InterfaceFor func(netip.Addr) string
-	// IMDS are the metadata addresses; empty means DefaultIMDS.
+	// IMDS are the metadata addresses; empty means imds.Addrs().
 	IMDS []netip.Addr
 }
 
@@ -26,15 +28,9 @@ func (o Options) logger() *slog.Logger {
 
 func (o Options) imds() []netip.Addr {
 	if len(o.IMDS) == 0 {
-		return DefaultIMDS
+		return imds.Addrs()
 	}
 	return o.IMDS
-}
-
-// DefaultIMDS are the metadata service's addresses, used when Options.IMDS is empty.
-var DefaultIMDS = []netip.Addr{
-	netip.MustParseAddr("169.254.169.254"),
-	netip.MustParseAddr("fd00:ec2::254"),
 }
 
 // classify decides the caller class from where a connection landed and where

@@ -3,6 +3,8 @@ package identity
 import (
 	"net/netip"
 	"testing"
+
+	"github.com/imdsguard/imdsguard/proxy/imds"
 )
 
 func TestClassify(t *testing.T) {
@@ -29,7 +31,7 @@ func TestClassify(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if got := classify(ap(c.local), ap(c.origDst), DefaultIMDS); got != c.want {
+			if got := classify(ap(c.local), ap(c.origDst), imds.Addrs()); got != c.want {
 				t.Fatalf("classify = %s, want %s", got, c.want)
 			}
 		})

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/imdsguard/imdsguard/proxy/imds"
 )
 
 // family is one address family with its metadata address.
@@ -14,8 +16,8 @@ type family struct {
 }
 
 var (
-	familyV4 = family{Name: "ipv4", IMDS: netip.MustParsePrefix("169.254.169.254/32")}
-	familyV6 = family{Name: "ipv6", IMDS: netip.MustParsePrefix("fd00:ec2::254/128")}
+	familyV4 = family{Name: "ipv4", IMDS: netip.PrefixFrom(imds.IPv4, 32)}
+	familyV6 = family{Name: "ipv6", IMDS: netip.PrefixFrom(imds.IPv6, 128)}
 )
 
 // families returns the families the configuration redirects.
@@ -96,7 +98,7 @@ func jumpRule(c chain) rule {
 
 // imdsTCP matches tcp to the metadata service's port 80.
 func imdsTCP(f family) []string {
-	return []string{"-d", f.IMDS.String(), "-p", "tcp", "--dport", "80"}
+	return []string{"-d", f.IMDS.String(), "-p", "tcp", "--dport", strconv.Itoa(imds.Port)}
 }
 
 func redirectTo(port int) []string {

@@ -20,6 +20,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/imdsguard/imdsguard/proxy/imds"
 )
 
 // Budget bounds the time one Fetch may take, token refresh included.
@@ -104,7 +106,7 @@ func (c *Client) Fetch(ctx context.Context, method, path string) (*http.Response
 
 func (c *Client) do(ctx context.Context, method, path, tok string) (*http.Response, error) {
 	req := c.newRequest(ctx, method, path)
-	req.Header["X-Aws-Ec2-Metadata-Token"] = []string{tok}
+	req.Header[imds.HeaderToken] = []string{tok}
 	return c.http.Do(req)
 }
 

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/imdsguard/imdsguard/proxy/config/field"
+	"github.com/imdsguard/imdsguard/proxy/imds"
 )
 
 // Config is the `upstream:` section of the configuration file.
@@ -17,7 +18,7 @@ type Config struct {
 // DefaultConfig is the upstream section used when the file does not set it.
 func DefaultConfig() Config {
 	return Config{
-		URL:      "http://169.254.169.254",
+		URL:      imds.URL,
 		TokenTTL: field.Duration{Duration: 6 * time.Hour},
 	}
 }
@@ -28,7 +29,7 @@ func (c Config) Validate() error {
 	if _, err := parseBase(c.URL); err != nil {
 		errs = append(errs, field.Errorf("url", "%v", err))
 	}
-	if err := c.TokenTTL.Check("token_ttl", time.Second, 6*time.Hour); err != nil {
+	if err := c.TokenTTL.Check("token_ttl", time.Second, imds.MaxTokenTTL); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

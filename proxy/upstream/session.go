@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/imdsguard/imdsguard/proxy/imds"
 )
 
 // Backoff after a failed token PUT: callers fail fast instead of each
@@ -132,8 +134,8 @@ func (s *session) invalidate(tok string) {
 
 // putToken is the PUT /latest/api/token request.
 func (c *Client) putToken(ctx context.Context, ttl time.Duration) (string, error) {
-	req := c.newRequest(ctx, http.MethodPut, "/latest/api/token")
-	req.Header["X-Aws-Ec2-Metadata-Token-Ttl-Seconds"] = []string{strconv.Itoa(int(ttl / time.Second))}
+	req := c.newRequest(ctx, http.MethodPut, imds.TokenURLPath)
+	req.Header[imds.HeaderTokenTTL] = []string{strconv.Itoa(int(ttl / time.Second))}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return "", fmt.Errorf("upstream token PUT: %w", err)
