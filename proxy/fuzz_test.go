@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/imdsguard/imdsguard/policy"
+	"github.com/imdsguard/imdsguard/proxy/audit"
 	"github.com/imdsguard/imdsguard/proxy/canon"
 )
 
@@ -90,12 +91,12 @@ func FuzzPipeline(f *testing.F) {
 		f.Add("GET", c)
 	}
 	up := &pessimisticIMDS{}
-	var events []*Event
+	var events []*audit.Event
 	pol, _, err := policy.Compile(policy.DefaultConfig(), nil) // no names resolve: the caller is nobody special
 	if err != nil {
 		f.Fatal(err)
 	}
-	p := New(Options{Upstream: up, Policy: pol, Minter: nil, Observe: func(e *Event) { events = append(events, e) }})
+	p := New(Options{Upstream: up, Policy: pol, Minter: nil, Observe: func(e *audit.Event) { events = append(events, e) }})
 	f.Fuzz(func(t *testing.T, method, target string) {
 		events = events[:0]
 		req, err := http.ReadRequest(bufio.NewReader(strings.NewReader(method + " " + target + " HTTP/1.1\r\nHost: 169.254.169.254\r\n\r\n")))

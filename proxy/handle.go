@@ -4,7 +4,8 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/imdsguard/imdsguard/policy"
+	"github.com/imdsguard/imdsguard/proxy/audit"
+	"github.com/imdsguard/imdsguard/proxy/imds"
 	"github.com/imdsguard/imdsguard/proxy/upstream"
 )
 
@@ -12,38 +13,66 @@ import (
 // comment and returns the answer; it never returns nil.
 func (p *Proxy) handle(r *http.Request) *http.Response {
 	cs := p.state(r)
-	cs.resetTTL()
-	ev := Event{Caller: &cs.caller, Method: r.Method}
-	resp := p.route(r, cs, &ev)
-	ev.Status = resp.StatusCode
-	p.observe(&ev)
-	return resp
+	if err := cs.resetTTL(); err != nil {
+		p.log.Warn("restore the connection's TTL after a token answer", "err", err)
+	}
+	rt, o := p.decide(r, cs)
+	return p.answer(r, cs, rt, o)
 }
 
-func (p *Proxy) route(r *http.Request, cs *connState, ev *Event) *http.Response {
-	relayed := forwardedHeader(r.Header)
-	if relayed != "" && !p.strip {
-		ev.Target = truncate(r.RequestURI)
-		return reject(r, ev, http.StatusForbidden, "carries "+relayed+": requests relayed by another proxy are refused")
+// answer is the pipeline's boundary: it turns the outcome of a request into
+// its audit event, observed once, and its answer. A withheld answer ends
+// here too: nothing is sent, and the connection is aborted.
+func (p *Proxy) answer(r *http.Request, cs *connState, rt Route, o outcome) *http.Response {
+	ev := audit.Event{
+		Caller:   &cs.caller,
+		Method:   r.Method,
+		Version:  o.version,
+		Decision: o.decision,
+		Rule:     o.rule,
+		Reason:   o.reason,
+		Upstream: o.upstream,
+		Token:    rt.Path.Rel == imds.TokenPath,
 	}
-	rt := RouteOf(r.Method, r.RequestURI)
 	if rt.Canonical() {
 		ev.Path = rt.Path.String()
 	} else {
 		ev.Target = truncate(r.RequestURI)
 	}
+	if o.withheld {
+		p.observe(&ev)
+		withhold(r) // does not return
+	}
+	if o.hop > 0 {
+		if err := cs.setTTL(o.hop); err != nil {
+			p.log.Warn("set hop limit of token answer", "err", err, "hop_limit", o.hop)
+		}
+	}
+	ev.Status = o.resp.StatusCode
+	p.observe(&ev)
+	return o.resp
+}
+
+// decide routes a request and runs the step that answers it.
+func (p *Proxy) decide(r *http.Request, cs *connState) (Route, outcome) {
+	relayed := forwardedHeader(r.Header)
+	if relayed != "" && !p.strip {
+		return Route{}, refuse(r, http.StatusForbidden, "carries "+relayed+": requests relayed by another proxy are refused")
+	}
+	rt := RouteOf(r.Method, r.RequestURI)
 	switch rt.Kind {
-	case TokenPUT, TokenOptions:
-		return p.tokenEndpoint(r, cs, rt, ev, relayed)
+	case TokenPUT:
+		return rt, p.tokenPUT(r, cs, rt, relayed)
+	case TokenOptions:
+		return rt, tokenOptions(r)
 	case Read:
-		return p.read(r, cs, rt, ev)
+		return rt, p.read(r, cs, rt)
 	}
-	resp := reject(r, ev, rt.Status, rt.Reason)
-	if rt.Path.Rel == "/api/token" {
-		ev.Token = true
-		resp.Header["Allow"] = []string{tokenAllow}
+	o := refuse(r, rt.Status, rt.Reason)
+	if rt.Path.Rel == imds.TokenPath {
+		o.resp.Header["Allow"] = []string{imds.TokenAllow}
 	}
-	return resp
+	return rt, o
 }
 
 // truncate keeps audit events of absurd targets small.
@@ -55,62 +84,48 @@ func truncate(target string) string {
 }
 
 // read is a GET or HEAD of a metadata path: token check, policy, upstream.
-func (p *Proxy) read(r *http.Request, cs *connState, rt Route, ev *Event) *http.Response {
-	v1 := true
-	ev.Version = "v1"
-	if toks, ok := r.Header["X-Aws-Ec2-Metadata-Token"]; ok {
-		v1, ev.Version = false, "v2"
+func (p *Proxy) read(r *http.Request, cs *connState, rt Route) outcome {
+	version := audit.V1
+	if toks, ok := r.Header[imds.HeaderToken]; ok {
+		version = audit.V2
+		var why string
 		if len(toks) != 1 {
-			return reject(r, ev, http.StatusUnauthorized, "more than one token")
+			why = "more than one token"
+		} else if err := p.minter.Verify(toks[0], cs.binding); err != nil {
+			why = err.Error()
 		}
-		if err := p.minter.Verify(toks[0], cs.binding); err != nil {
-			return reject(r, ev, http.StatusUnauthorized, err.Error())
+		if why != "" {
+			o := refuse(r, http.StatusUnauthorized, why)
+			o.version = version
+			return o
 		}
 	}
-	d := p.policy.Load().Decide(rt.PolicyRequest(cs.policy, v1))
-	if resp := p.enforce(r, ev, d); resp != nil {
-		return resp
+	d := p.policy.Load().Decide(rt.PolicyRequest(cs.policy, version == audit.V1))
+	o, ok := enforce(r, d)
+	o.version = version
+	if !ok {
+		return o
 	}
-	return p.fetch(r, ev)
+	return p.fetch(r, rt, o)
 }
 
-// enforce records the policy decision in ev and returns the refusal, or nil
-// when the request is to be served (allowed, or denied in audit mode).
-func (p *Proxy) enforce(r *http.Request, ev *Event, d policy.Decision) *http.Response {
-	ev.Rule, ev.Reason = d.Rule, d.Reason
-	switch {
-	case d.Allow:
-		ev.Decision = Allow
-	case !d.Enforced:
-		ev.Decision = WouldDeny
-	case d.RejectV1:
-		ev.Decision = Deny
-		return errorResponse(r, http.StatusUnauthorized)
-	default:
-		ev.Decision = Deny
-		return errorResponse(r, http.StatusForbidden)
-	}
-	return nil
-}
-
-func (p *Proxy) fetch(r *http.Request, ev *Event) *http.Response {
+// fetch completes o, a request to be served, with IMDS's answer for the
+// canonical path. On failure the answer is 502, or 504 when IMDS did not
+// answer in time, and the decision becomes an error.
+func (p *Proxy) fetch(r *http.Request, rt Route, o outcome) outcome {
 	start := time.Now()
-	resp, err := p.upstream.Fetch(r.Context(), r.Method, ev.Path)
-	ev.Upstream = time.Since(start)
+	resp, err := p.upstream.Fetch(r.Context(), r.Method, rt.Path.String())
+	o.upstream = time.Since(start)
 	if err != nil {
-		ev.Decision, ev.Reason = Fail, err.Error()
+		status := http.StatusBadGateway
 		if upstream.IsTimeout(err) {
-			return errorResponse(r, http.StatusGatewayTimeout)
+			status = http.StatusGatewayTimeout
 		}
-		return errorResponse(r, http.StatusBadGateway)
+		o.resp, o.decision, o.reason = errorResponse(r, status), audit.Error, err.Error()
+		return o
 	}
-	return passThrough(resp)
-}
-
-// reject is a refusal by the protocol rather than by policy.
-func reject(r *http.Request, ev *Event, status int, reason string) *http.Response {
-	ev.Decision, ev.Reason = Reject, reason
-	return errorResponse(r, status)
+	o.resp = passThrough(resp)
+	return o
 }
 
 // forwardedHeader returns the name of an X-Forwarded-For or Forwarded

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/imdsguard/imdsguard/policy"
+	"github.com/imdsguard/imdsguard/proxy/audit"
 	"github.com/imdsguard/imdsguard/proxy/config/field"
 	"github.com/imdsguard/imdsguard/proxy/token"
 	"github.com/imdsguard/imdsguard/proxy/upstream"
@@ -63,7 +64,7 @@ type env struct {
 	imds   *recordingIMDS
 	proxy  *Proxy
 	url    string // the proxy's base URL
-	events chan *Event
+	events chan *audit.Event
 }
 
 type envOpt func(*Options)
@@ -76,7 +77,7 @@ func strip(o *Options) { o.StripForwarded = true }
 
 func newEnv(t *testing.T, opts ...envOpt) *env {
 	t.Helper()
-	e := &env{imds: &recordingIMDS{}, events: make(chan *Event, 4096)}
+	e := &env{imds: &recordingIMDS{}, events: make(chan *audit.Event, 4096)}
 	imdsSrv := httptest.NewServer(e.imds)
 	t.Cleanup(imdsSrv.Close)
 	up, err := upstream.New(upstream.Options{Config: upstream.Config{URL: imdsSrv.URL, TokenTTL: field.Duration{Duration: time.Hour}}, UserAgent: "imdsguard-test"})
@@ -92,7 +93,7 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 		Minter:   token.NewMinter(bytes.Repeat([]byte{42}, token.KeyLen)),
 		Policy:   pol,
 		HopLimit: token.HopLimit{Host: 1, Container: 2},
-		Observe:  func(ev *Event) { e.events <- ev },
+		Observe:  func(ev *audit.Event) { e.events <- ev },
 	}
 	for _, opt := range opts {
 		opt(&o)

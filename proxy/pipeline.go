@@ -8,6 +8,8 @@ import (
 	"net/http"
 
 	"github.com/elazarl/goproxy"
+
+	"github.com/imdsguard/imdsguard/proxy/imds"
 )
 
 // pipeline builds the goproxy server that runs every request through
@@ -21,7 +23,7 @@ func (p *Proxy) pipeline() *goproxy.ProxyHttpServer {
 	gp.NonproxyHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// An origin-form request (a redirected client, or an SDK pointed at
 		// this endpoint): give it the metadata host and run the same pipeline.
-		r.URL.Scheme, r.URL.Host = "http", metadataHost
+		r.URL.Scheme, r.URL.Host = "http", imds.Host
 		gp.ServeHTTP(w, r)
 	})
 	gp.OnRequest().DoFunc(func(r *http.Request, _ *goproxy.ProxyCtx) (*http.Request, *http.Response) {
@@ -34,8 +36,6 @@ func (p *Proxy) pipeline() *goproxy.ProxyHttpServer {
 	return gp
 }
 
-const metadataHost = "169.254.169.254"
-
 var errNoForwarding = errors.New("imdsguard never forwards through goproxy's transport")
 
 func neverDial(context.Context, string, string) (net.Conn, error) {
@@ -44,11 +44,7 @@ func neverDial(context.Context, string, string) (net.Conn, error) {
 
 // refuseConnect is the answer to CONNECT: 405, and the connection closes.
 func (p *Proxy) refuseConnect(r *http.Request) *http.Response {
-	resp := errorResponse(r, http.StatusMethodNotAllowed)
-	resp.Close = true
-	ev := Event{Method: r.Method, Target: r.RequestURI, Decision: Reject,
-		Reason: "CONNECT: imdsguard is not a tunnel", Status: resp.StatusCode}
-	ev.Caller = &p.state(r).caller
-	p.observe(&ev)
-	return resp
+	o := refuse(r, http.StatusMethodNotAllowed, "CONNECT: imdsguard is not a tunnel")
+	o.resp.Close = true
+	return p.answer(r, p.state(r), Route{}, o)
 }

@@ -26,7 +26,11 @@
 //     IMDS's answer as it is (status, body, Server, Content-Type, Location),
 //     hop-by-hop headers dropped; 502, or 504 when IMDS did not answer in
 //     time.
-//  10. one Event per request (the audit event; metrics count it).
+//  10. one audit.Event per request: every step above returns its outcome
+//     (the answer and what the event says of it), and Proxy.answer alone
+//     turns it into the event, observed once, and the answer. A token
+//     answer withheld for a container beyond the hop limit is such an
+//     outcome too; the connection is aborted there and nowhere else.
 package proxy
 
 import (
@@ -39,6 +43,7 @@ import (
 	"github.com/elazarl/goproxy"
 
 	"github.com/imdsguard/imdsguard/policy"
+	"github.com/imdsguard/imdsguard/proxy/audit"
 	"github.com/imdsguard/imdsguard/proxy/identity"
 	"github.com/imdsguard/imdsguard/proxy/token"
 )
@@ -63,7 +68,7 @@ type Options struct {
 	Identify func(c net.Conn) identity.Caller
 	// Observe receives every request's Event (audit log, metrics, the
 	// IMDSv1 usage table). Nil: events are logged to Log.
-	Observe func(*Event)
+	Observe func(*audit.Event)
 	Log     *slog.Logger
 }
 
@@ -76,7 +81,7 @@ type Proxy struct {
 	strip    bool
 	hop      token.HopLimit
 	identify func(c net.Conn) identity.Caller
-	observe  func(*Event)
+	observe  func(*audit.Event)
 	log      *slog.Logger
 }
 
@@ -98,7 +103,7 @@ func New(o Options) *Proxy {
 		p.identify = addressesOnly
 	}
 	if p.observe == nil {
-		p.observe = func(e *Event) { e.Log(p.log) }
+		p.observe = func(e *audit.Event) { e.Log(p.log) }
 	}
 	p.policy.Store(o.Policy)
 	p.gp = p.pipeline()

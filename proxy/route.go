@@ -6,6 +6,7 @@ import (
 
 	"github.com/imdsguard/imdsguard/policy"
 	"github.com/imdsguard/imdsguard/proxy/canon"
+	"github.com/imdsguard/imdsguard/proxy/imds"
 )
 
 // RouteKind is where the pipeline sends a request.
@@ -28,9 +29,6 @@ type Route struct {
 	Reason string // when Refused
 }
 
-// tokenAllow is the Allow header of 405 answers on the token path.
-const tokenAllow = "OPTIONS, PUT"
-
 // RouteOf routes a request.
 func RouteOf(method, target string) Route {
 	if len(target) > canon.MaxTarget {
@@ -44,11 +42,11 @@ func RouteOf(method, target string) Route {
 	}
 	rt := Route{Kind: Read, Path: path}
 	switch {
-	case path.Rel == "/api/token" && method == http.MethodPut:
+	case path.Rel == imds.TokenPath && method == http.MethodPut:
 		rt.Kind = TokenPUT
-	case path.Rel == "/api/token" && method == http.MethodOptions:
+	case path.Rel == imds.TokenPath && method == http.MethodOptions:
 		rt.Kind = TokenOptions
-	case path.Rel == "/api/token":
+	case path.Rel == imds.TokenPath:
 		rt.Kind, rt.Status, rt.Reason = Refused, http.StatusMethodNotAllowed, "the token path takes PUT"
 	case method != http.MethodGet && method != http.MethodHead:
 		rt.Kind, rt.Status, rt.Reason = Refused, http.StatusMethodNotAllowed, "method not allowed on metadata paths"
@@ -62,7 +60,7 @@ func (rt Route) Canonical() bool { return rt.Path.Rel != "" }
 // PolicyRequest is the question the route puts to the policy for caller.
 func (rt Route) PolicyRequest(caller policy.Caller, v1 bool) policy.Request {
 	if rt.Kind == TokenPUT {
-		return policy.Request{Caller: caller, Path: "/api/token", Token: true}
+		return policy.Request{Caller: caller, Path: imds.TokenPath, Token: true}
 	}
 	return policy.Request{Caller: caller, Path: rt.Path.Rel, V1: v1}
 }

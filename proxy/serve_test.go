@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/imdsguard/imdsguard/proxy/audit"
 )
 
 // serve runs e's proxy with Serve (the daemon's real server and limits) and
@@ -211,13 +213,13 @@ func TestPolicyModes(t *testing.T) {
 			t.Errorf("reject rule: %s %v: %d, want %d", c.target, c.headers, got, c.status)
 		}
 	}
-	audit := newEnv(t, withPolicy(t, "mode: audit\n"+reject))
-	drain(audit.events)
-	if got := audit.raw(t, "GET", "/latest/meta-data/iam/info").StatusCode; got != 200 {
+	auditing := newEnv(t, withPolicy(t, "mode: audit\n"+reject))
+	drain(auditing.events)
+	if got := auditing.raw(t, "GET", "/latest/meta-data/iam/info").StatusCode; got != 200 {
 		t.Fatalf("audit mode served %d, want 200", got)
 	}
-	ev := <-audit.events
-	if ev.Decision != WouldDeny || ev.Rule != "strict" || ev.Version != "v1" || ev.Path != "/latest/meta-data/iam/info" {
+	ev := <-auditing.events
+	if ev.Decision != audit.WouldDeny || ev.Rule != "strict" || ev.Version != audit.V1 || ev.Path != "/latest/meta-data/iam/info" {
 		t.Fatalf("audit event %+v", ev)
 	}
 }
@@ -226,16 +228,16 @@ func TestEventPerRequest(t *testing.T) {
 	e := newEnv(t)
 	e.raw(t, "GET", "/latest/meta-data/iam/security-credentials/")
 	ev := <-e.events
-	if ev.Decision != Deny || ev.Status != 403 || ev.Method != "GET" || ev.Path != "/latest/meta-data/iam/security-credentials/" || ev.Reason == "" || ev.Caller == nil || ev.Version != "v1" {
+	if ev.Decision != audit.Deny || ev.Status != 403 || ev.Method != "GET" || ev.Path != "/latest/meta-data/iam/security-credentials/" || ev.Reason == "" || ev.Caller == nil || ev.Version != audit.V1 {
 		t.Fatalf("event %+v", ev)
 	}
 	e.raw(t, "GET", "/latest/meta-data/%252e")
-	if ev = <-e.events; ev.Decision != Reject || ev.Status != 400 || ev.Target != "/latest/meta-data/%252e" {
+	if ev = <-e.events; ev.Decision != audit.Reject || ev.Status != 400 || ev.Target != "/latest/meta-data/%252e" {
 		t.Fatalf("event %+v", ev)
 	}
 }
 
-func drain(c chan *Event) {
+func drain(c chan *audit.Event) {
 	for {
 		select {
 		case <-c:

@@ -5,8 +5,9 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/imdsguard/imdsguard/proxy/audit"
 	"github.com/imdsguard/imdsguard/proxy/identity"
-	"github.com/imdsguard/imdsguard/proxy/token"
+	"github.com/imdsguard/imdsguard/proxy/imds"
 )
 
 // dropHold is how long a token request beyond the hop limit is held without
@@ -14,31 +15,36 @@ import (
 // connection is closed.
 const dropHold = 10 * time.Second
 
-// tokenEndpoint answers /latest/api/token itself: the upstream session token
-// never leaves the daemon.
-func (p *Proxy) tokenEndpoint(r *http.Request, cs *connState, rt Route, ev *Event, relayed string) *http.Response {
-	ev.Token = true
-	if rt.Kind == TokenOptions {
-		resp := response(r, http.StatusOK, "text/plain", "")
-		resp.Header["Allow"] = []string{tokenAllow}
-		ev.Decision, ev.Reason = Allow, "OPTIONS on the token path"
-		return resp
-	}
+// tokenOptions answers OPTIONS on the token path, as IMDS does.
+func tokenOptions(r *http.Request) outcome {
+	resp := response(r, http.StatusOK, "text/plain", "")
+	resp.Header["Allow"] = []string{imds.TokenAllow}
+	return outcome{resp: resp, decision: audit.Allow, reason: "OPTIONS on the token path"}
+}
+
+// tokenPUT answers PUT /latest/api/token itself, with a token minted for the
+// caller: the upstream session token never leaves the daemon.
+func (p *Proxy) tokenPUT(r *http.Request, cs *connState, rt Route, relayed string) outcome {
 	if relayed != "" { // in strip mode too: IMDS refuses relayed token requests
-		return reject(r, ev, http.StatusForbidden, "token request carries "+relayed)
+		return refuse(r, http.StatusForbidden, "token request carries "+relayed)
 	}
-	ttl, ok := parseTTL(r.Header["X-Aws-Ec2-Metadata-Token-Ttl-Seconds"])
+	ttl, ok := parseTTL(r.Header[imds.HeaderTokenTTL])
 	if !ok {
-		return reject(r, ev, http.StatusBadRequest, "X-aws-ec2-metadata-token-ttl-seconds missing or not 1..21600")
+		return refuse(r, http.StatusBadRequest, "X-aws-ec2-metadata-token-ttl-seconds missing or not 1..21600")
 	}
-	d := p.policy.Load().Decide(rt.PolicyRequest(cs.policy, false))
-	if resp := p.enforce(r, ev, d); resp != nil {
-		return resp
+	o, ok := enforce(r, p.policy.Load().Decide(rt.PolicyRequest(cs.policy, false)))
+	if !ok {
+		return o
 	}
-	p.sendWithHopLimit(r, cs, ev)
-	resp := response(r, http.StatusOK, "text/plain", p.minter.Mint(cs.binding, ttl))
-	resp.Header["X-Aws-Ec2-Metadata-Token-Ttl-Seconds"] = []string{strconv.Itoa(int(ttl / time.Second))}
-	return resp
+	o.hop = p.hopLimit(cs.caller.Class)
+	if o.hop < 1 {
+		o.hop, o.withheld = 0, true
+		o.decision, o.reason = audit.Drop, "container caller beyond tokens.hop_limit.container"
+		return o
+	}
+	o.resp = response(r, http.StatusOK, "text/plain", p.minter.Mint(cs.binding, ttl))
+	o.resp.Header[imds.HeaderTokenTTL] = []string{strconv.Itoa(int(ttl / time.Second))}
+	return o
 }
 
 // parseTTL accepts exactly one value of 1 to 21600 decimal digits-only
@@ -55,31 +61,23 @@ func parseTTL(vals []string) (time.Duration, bool) {
 		n = n*10 + int(c-'0')
 	}
 	ttl := time.Duration(n) * time.Second
-	return ttl, ttl >= token.MinTTL && ttl <= token.MaxTTL
+	return ttl, ttl >= imds.MinTokenTTL && ttl <= imds.MaxTokenTTL
 }
 
-// sendWithHopLimit sets the TTL of the token answer for the caller's class.
-// IMDS's answer to a container crosses this host as one routed hop, which
+// hopLimit is the IP TTL of a token answer for the caller's class. IMDS's
+// answer to a container crosses this host as one routed hop, which
 // imdsguard's own answer does not, so a container gets hop_limit-1; with
-// hop_limit 1 that is nothing, and the answer is withheld exactly as the
-// network would drop IMDS's: no reply, then the connection closes.
-func (p *Proxy) sendWithHopLimit(r *http.Request, cs *connState, ev *Event) {
-	hop := p.hop.Host
-	if cs.caller.Class == identity.Container {
-		hop = p.hop.Container - 1
+// hop_limit 1 that is 0: the answer is to be withheld, exactly as the
+// network would drop IMDS's.
+func (p *Proxy) hopLimit(class identity.Class) int {
+	if class == identity.Container {
+		return p.hop.Container - 1
 	}
-	if hop < 1 {
-		ev.Decision, ev.Reason = Drop, "container caller beyond tokens.hop_limit.container"
-		p.observe(ev)
-		withhold(r)
-	}
-	if err := cs.setTTL(hop); err != nil {
-		p.log.Warn("set hop limit of token answer", "err", err, "hop_limit", hop)
-	}
+	return p.hop.Host
 }
 
 // withhold never answers r: it waits for the client to give up, then aborts
-// the connection without a response.
+// the connection without a response. Only Proxy.answer calls it.
 func withhold(r *http.Request) {
 	t := time.NewTimer(dropHold)
 	defer t.Stop()

@@ -36,8 +36,9 @@ func (cs *connState) setTTL(hop int) error {
 
 // resetTTL undoes a token answer's TTL before the connection's next answer
 // (the previous one has been flushed by then: HTTP/1.1 answers in order).
-func (cs *connState) resetTTL() {
-	if cs.ttlSet {
-		cs.setTTL(-1)
+func (cs *connState) resetTTL() error {
+	if !cs.ttlSet {
+		return nil
 	}
+	return cs.setTTL(-1)
 }

@@ -4,4 +4,4 @@ package proxy
 
 func (cs *connState) setTTL(hop int) error { return nil }
 
-func (cs *connState) resetTTL() {}
+func (cs *connState) resetTTL() error { return nil }

@@ -14,6 +14,7 @@ import (
 	"github.com/imdsguard/imdsguard/policy"
 	"github.com/imdsguard/imdsguard/proxy"
 	"github.com/imdsguard/imdsguard/proxy/admin"
+	"github.com/imdsguard/imdsguard/proxy/audit"
 	"github.com/imdsguard/imdsguard/proxy/config"
 	"github.com/imdsguard/imdsguard/proxy/identity"
 	"github.com/imdsguard/imdsguard/proxy/metrics"
@@ -93,19 +94,19 @@ func compilePolicy(cfg *config.Config, log *slog.Logger) (*policy.Policy, error)
 	return pol, nil
 }
 
-// identify is the per-connection identity, with failures counted.
+// identify is the per-connection identity, with failures counted (the
+// resolver logs them).
 func (d *daemon) identify(c net.Conn) identity.Caller {
 	id := d.who.Identify(c)
 	if id.Unknown != "" {
 		d.metrics.IdentityFailed()
-		d.log.Debug("caller identity unknown", "remote", c.RemoteAddr().String(), "why", id.Unknown)
 	}
 	return id
 }
 
 // observe takes every request's event: the audit line, the IMDSv1 usage
 // table, the metrics. The daemon's own watchdog probes are not callers.
-func (d *daemon) observe(ev *proxy.Event) {
+func (d *daemon) observe(ev *audit.Event) {
 	if ev.Caller.PID == d.pid {
 		return
 	}
@@ -155,6 +156,10 @@ func (d *daemon) listenAddrs() []string {
 func (d *daemon) serve(ctx context.Context) error {
 	defer d.who.Close()
 	if d.rules != nil {
+		// Installed here, not only by Keep (whose own Install then finds
+		// everything in place and writes nothing): a start that cannot put
+		// the rules in must fail before a listener opens or systemd hears
+		// READY, not be retried in the background.
 		if err := d.rules.Install(ctx); err != nil {
 			return fmt.Errorf("install redirect rules (needs root or CAP_NET_ADMIN): %w", err)
 		}

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/imdsguard/imdsguard/proxy"
+	"github.com/imdsguard/imdsguard/proxy/audit"
 	"github.com/imdsguard/imdsguard/proxy/identity"
 	"github.com/imdsguard/imdsguard/proxy/usage"
 )
@@ -43,7 +43,7 @@ func TestUsageOverTheSocket(t *testing.T) {
 		t.Skip("needs root: the admin socket serves uid 0 only; CI runs it as root (sudo make test)")
 	}
 	path, tab := serveAdmin(t, t.TempDir())
-	tab.Record(&proxy.Event{Caller: &identity.Caller{UIDKnown: true, UID: 1000, Comm: "boto", Remote: netip.MustParseAddrPort("127.0.0.1:1")}, Method: "GET", Version: "v1"})
+	tab.Record(&audit.Event{Caller: &identity.Caller{UIDKnown: true, UID: 1000, Comm: "boto", Remote: netip.MustParseAddrPort("127.0.0.1:1")}, Method: "GET", Version: audit.V1})
 	snap, err := Usage(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)

@@ -17,7 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/imdsguard/imdsguard/proxy"
+	"github.com/imdsguard/imdsguard/proxy/audit"
 )
 
 // Sources are counters kept elsewhere, read when Prometheus scrapes.
@@ -78,10 +78,10 @@ func counterFunc(name, help string, f func() uint64) prometheus.Collector {
 }
 
 // Observe counts one request.
-func (m *Metrics) Observe(ev *proxy.Event) {
-	version := ev.Version
-	if version == "" {
-		version = "none"
+func (m *Metrics) Observe(ev *audit.Event) {
+	version := "none"
+	if ev.Version != audit.NoVersion {
+		version = ev.Version.String()
 	}
 	rule := ev.Rule
 	if rule == "" {

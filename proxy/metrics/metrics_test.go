@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imdsguard/imdsguard/proxy"
+	"github.com/imdsguard/imdsguard/proxy/audit"
 	"github.com/imdsguard/imdsguard/proxy/identity"
 )
 
@@ -23,11 +23,11 @@ func TestCounts(t *testing.T) {
 	m := New(Sources{TokenRefreshes: func() uint64 { return 3 }, RuleRestores: func() uint64 { return 2 }})
 	host := &identity.Caller{}
 	cont := &identity.Caller{Class: identity.Container}
-	m.Observe(&proxy.Event{Caller: host, Method: "GET", Version: "v1", Decision: proxy.Allow, Rule: "root", Status: 200, Upstream: 2 * time.Millisecond})
-	m.Observe(&proxy.Event{Caller: host, Method: "GET", Version: "v1", Decision: proxy.Allow, Rule: "root", Status: 200, Upstream: time.Millisecond})
-	m.Observe(&proxy.Event{Caller: cont, Method: "GET", Version: "v2", Decision: proxy.Deny, Rule: "containers", Status: 403})
-	m.Observe(&proxy.Event{Caller: host, Method: "PUT", Token: true, Decision: proxy.Allow, Rule: "root", Status: 200})
-	m.Observe(&proxy.Event{Caller: host, Method: "PUT", Token: true, Decision: proxy.Reject, Status: 400})
+	m.Observe(&audit.Event{Caller: host, Method: "GET", Version: audit.V1, Decision: audit.Allow, Rule: "root", Status: 200, Upstream: 2 * time.Millisecond})
+	m.Observe(&audit.Event{Caller: host, Method: "GET", Version: audit.V1, Decision: audit.Allow, Rule: "root", Status: 200, Upstream: time.Millisecond})
+	m.Observe(&audit.Event{Caller: cont, Method: "GET", Version: audit.V2, Decision: audit.Deny, Rule: "containers", Status: 403})
+	m.Observe(&audit.Event{Caller: host, Method: "PUT", Token: true, Decision: audit.Allow, Rule: "root", Status: 200})
+	m.Observe(&audit.Event{Caller: host, Method: "PUT", Token: true, Decision: audit.Reject, Status: 400})
 	m.IdentityFailed()
 	m.Reloaded(true)
 	m.Reloaded(false)

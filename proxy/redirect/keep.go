@@ -6,7 +6,10 @@ import (
 	"time"
 )
 
-// Keep holds the rules in place until ctx ends. It installs them, then
+// Keep holds the rules in place until ctx ends. It starts with Install, so
+// that it stands on its own; after the daemon's own Install (which runs
+// first so that a start without the rules fails before any listener opens)
+// that is a no-op: one read of each family's rules, nothing written. Then
 // every r.every (750 ms) reads each family's rule set once (iptables-save)
 // and, when the imdsguard lines differ from what Install left (an outside
 // `iptables -t nat -F`, a flushed chain, a deleted jump, a firewalld

@@ -14,12 +14,6 @@ import (
 	"time"
 )
 
-// TTL bounds, as IMDS enforces them on X-aws-ec2-metadata-token-ttl-seconds.
-const (
-	MinTTL = 1 * time.Second
-	MaxTTL = 21600 * time.Second
-)
-
 const (
 	version = 1
 	macLen  = 16

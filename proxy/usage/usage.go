@@ -6,11 +6,13 @@ package usage
 
 import (
 	"cmp"
+	"net/http"
 	"slices"
 	"sync"
 	"time"
 
-	"github.com/imdsguard/imdsguard/proxy"
+	"github.com/imdsguard/imdsguard/proxy/audit"
+	"github.com/imdsguard/imdsguard/proxy/identity"
 )
 
 // MaxCallers bounds the table; past it the caller seen longest ago goes.
@@ -52,9 +54,9 @@ func New() *Table {
 
 // Record counts ev when it is a metadata read (v1 or v2) or a token PUT
 // (which counts as v2: the caller speaks IMDSv2).
-func (t *Table) Record(ev *proxy.Event) {
-	v1 := ev.Version == "v1"
-	if !v1 && ev.Version != "v2" && !(ev.Token && ev.Method == "PUT") {
+func (t *Table) Record(ev *audit.Event) {
+	v1 := ev.Version == audit.V1
+	if !v1 && ev.Version != audit.V2 && !(ev.Token && ev.Method == http.MethodPut) {
 		return
 	}
 	k := keyOf(ev)
@@ -76,13 +78,13 @@ func (t *Table) Record(ev *proxy.Event) {
 	}
 }
 
-func keyOf(ev *proxy.Event) Key {
+func keyOf(ev *audit.Event) Key {
 	c := ev.Caller
 	k := Key{UIDKnown: c.UIDKnown, User: c.User, Comm: c.Comm, Exe: c.Exe, Container: c.Container}
 	if c.UIDKnown {
 		k.UID = c.UID
 	}
-	if !c.UIDKnown || c.Container != "" || c.Class.String() == "container" {
+	if !c.UIDKnown || c.Container != "" || c.Class == identity.Container {
 		k.Source = c.Remote.Addr().String()
 	}
 	return k

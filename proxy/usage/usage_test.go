@@ -5,12 +5,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imdsguard/imdsguard/proxy"
+	"github.com/imdsguard/imdsguard/proxy/audit"
 	"github.com/imdsguard/imdsguard/proxy/identity"
 )
 
-func event(c *identity.Caller, method, version string, token bool) *proxy.Event {
-	return &proxy.Event{Caller: c, Method: method, Version: version, Token: token}
+func event(c *identity.Caller, method string, version audit.Version, token bool) *audit.Event {
+	return &audit.Event{Caller: c, Method: method, Version: version, Token: token}
 }
 
 func TestRecord(t *testing.T) {
@@ -21,18 +21,18 @@ func TestRecord(t *testing.T) {
 	agent := &identity.Caller{UIDKnown: true, UID: 1001, User: "agent", Comm: "agent", Exe: "/opt/agent", PID: 20}
 	cont := &identity.Caller{Class: identity.Container, UIDKnown: true, UID: 0, Comm: "curl", Container: "abc123", Remote: netip.MustParseAddrPort("198.51.100.2:5")}
 	unknown := &identity.Caller{Remote: netip.MustParseAddrPort("127.0.0.1:9"), Unknown: "gone"}
-	tab.Record(event(app, "GET", "v1", false))
-	tab.Record(event(app, "GET", "v1", false))
+	tab.Record(event(app, "GET", audit.V1, false))
+	tab.Record(event(app, "GET", audit.V1, false))
 	now = now.Add(time.Minute)
 	app2 := *app
 	app2.PID = 11 // the same program, restarted
-	tab.Record(event(&app2, "HEAD", "v1", false))
-	tab.Record(event(agent, "PUT", "", true))
-	tab.Record(event(agent, "GET", "v2", false))
-	tab.Record(event(cont, "GET", "v1", false))
-	tab.Record(event(unknown, "GET", "v2", false))
-	tab.Record(event(agent, "OPTIONS", "", true)) // not a metadata request
-	tab.Record(event(agent, "POST", "", false))   // refused before the token check
+	tab.Record(event(&app2, "HEAD", audit.V1, false))
+	tab.Record(event(agent, "PUT", audit.NoVersion, true))
+	tab.Record(event(agent, "GET", audit.V2, false))
+	tab.Record(event(cont, "GET", audit.V1, false))
+	tab.Record(event(unknown, "GET", audit.V2, false))
+	tab.Record(event(agent, "OPTIONS", audit.NoVersion, true)) // not a metadata request
+	tab.Record(event(agent, "POST", audit.NoVersion, false))   // refused before the token check
 
 	s := tab.Snapshot()
 	if len(s.Callers) != 4 {
@@ -60,7 +60,7 @@ func TestRecord(t *testing.T) {
 func TestBounded(t *testing.T) {
 	tab := New()
 	for i := range MaxCallers + 10 {
-		tab.Record(event(&identity.Caller{UIDKnown: true, UID: uint32(i)}, "GET", "v1", false))
+		tab.Record(event(&identity.Caller{UIDKnown: true, UID: uint32(i)}, "GET", audit.V1, false))
 	}
 	if n := len(tab.Snapshot().Callers); n != MaxCallers {
 		t.Fatalf("%d rows, want the bound %d", n, MaxCallers)

@@ -1,4 +1,4 @@
-package proxy
+package audit
 
 import (
 	"bytes"
@@ -17,7 +17,7 @@ func TestEventLog(t *testing.T) {
 	ev := Event{
 		Caller: &identity.Caller{Remote: netip.MustParseAddrPort("127.0.0.1:4242"), UIDKnown: true, UID: 33, User: "www-data",
 			PID: 99, Comm: "php-fpm", Exe: "/usr/sbin/php-fpm"},
-		Method: "GET", Path: "/latest/meta-data/iam/info", Version: "v1", Decision: Deny,
+		Method: "GET", Path: "/latest/meta-data/iam/info", Version: V1, Decision: Deny,
 		Rule: "others", Reason: "denied", Status: 403, Upstream: time.Millisecond,
 	}
 	ev.Log(l)
