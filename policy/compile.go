@@ -65,7 +65,7 @@ func compileRule(path string, rc *RuleConfig, names Names) (rule, []string) {
 		name:           rc.Name,
 		rejectV1:       rc.IMDSv1 == v1Reject,
 		noAllowReason:  "denied by rule " + rc.Name + ": none of its allow patterns matches the path",
-		rejectV1Reason: "rejected by rule " + rc.Name + ": it answers IMDSv1 requests (no token) with 401 (imds_v1: reject)",
+		rejectV1Reason: "rejected by rule " + rc.Name + ": it refuses IMDSv1 requests, those without a token (imds_v1: reject)",
 		tokenReason:    "allowed by rule " + rc.Name + ": its callers may get a token, since no deny pattern of the rule matches " + tokenPath,
 	}
 	m, warns := compileMatch(field.Join(path, "match"), rc.Match, names)

@@ -2,15 +2,16 @@ package policy
 
 import "strings"
 
-// String renders d for `imdsguard policy explain`, one fact a line:
+// String renders the facts of d for `imdsguard policy explain`, one a
+// line: the rule, the pattern that decided (if any) and the reason. What
+// the proxy answers for d is the proxy's to say (proxy.ExplainDecision adds
+// it): the policy knows nothing of HTTP.
 //
-//	decision: deny (403)
 //	rule:     legacy-app
 //	pattern:  /meta-data/iam/**
 //	reason:   denied by rule legacy-app: the path matches deny pattern /meta-data/iam/**
 func (d Decision) String() string {
 	var b strings.Builder
-	b.WriteString("decision: " + d.verdict() + "\n")
 	rule := d.Rule
 	if rule == "" {
 		rule = "(none)"
@@ -21,21 +22,4 @@ func (d Decision) String() string {
 	}
 	b.WriteString("reason:   " + d.Reason + "\n")
 	return b.String()
-}
-
-// verdict says what the proxy does with the request.
-func (d Decision) verdict() string {
-	var v string
-	switch {
-	case d.Allow:
-		return "allow"
-	case d.RejectV1:
-		v = "reject IMDSv1 (401)"
-	default:
-		v = "deny (403)"
-	}
-	if !d.Enforced {
-		v += ", not enforced (audit mode: served anyway, logged as a would-be denial)"
-	}
-	return v
 }

@@ -13,28 +13,28 @@ func TestDecisionString(t *testing.T) {
 		want string
 	}{
 		{"deny pattern", p.Decide(Request{Caller: appCaller, Path: "/meta-data/iam/info"}),
-			"decision: deny (403)\nrule:     legacy-app\npattern:  /meta-data/iam/**\n" +
+			"rule:     legacy-app\npattern:  /meta-data/iam/**\n" +
 				"reason:   denied by rule legacy-app: the path matches deny pattern /meta-data/iam/**\n"},
 		{"allow", p.Decide(Request{Caller: appCaller, Path: "/meta-data/instance-id"}),
-			"decision: allow\nrule:     legacy-app\npattern:  /meta-data/**\n" +
+			"rule:     legacy-app\npattern:  /meta-data/**\n" +
 				"reason:   allowed by rule legacy-app: the path matches allow pattern /meta-data/** and none of its deny patterns\n"},
 		{"no allow", p.Decide(Request{Caller: appCaller, Path: "/user-data"}),
-			"decision: deny (403)\nrule:     legacy-app\n" +
+			"rule:     legacy-app\n" +
 				"reason:   denied by rule legacy-app: none of its allow patterns matches the path\n"},
 		{"v1 reject", p.Decide(Request{Caller: container, Path: "/meta-data/instance-id", V1: true}),
-			"decision: reject IMDSv1 (401)\nrule:     containers\n" +
-				"reason:   rejected by rule containers: it answers IMDSv1 requests (no token) with 401 (imds_v1: reject)\n"},
+			"rule:     containers\n" +
+				"reason:   rejected by rule containers: it refuses IMDSv1 requests, those without a token (imds_v1: reject)\n"},
 		{"token", p.Decide(Request{Caller: container, Path: "/api/token", Token: true}),
-			"decision: allow\nrule:     containers\n" +
+			"rule:     containers\n" +
 				"reason:   allowed by rule containers: its callers may get a token, since no deny pattern of the rule matches /api/token\n"},
 		{"default", p.Decide(Request{Caller: aliceCaller, Path: "/"}),
-			"decision: deny (403)\nrule:     (none)\n" +
+			"rule:     (none)\n" +
 				"reason:   no rule matched the caller (uid 1001, source 10.0.0.9): the default is deny\n"},
 		{"audit", pa.Decide(Request{Caller: appCaller, Path: "/meta-data/iam/info"}),
-			"decision: deny (403), not enforced (audit mode: served anyway, logged as a would-be denial)\nrule:     legacy-app\npattern:  /meta-data/iam/**\n" +
+			"rule:     legacy-app\npattern:  /meta-data/iam/**\n" +
 				"reason:   denied by rule legacy-app: the path matches deny pattern /meta-data/iam/**\n"},
 		{"not canonical", p.Decide(Request{Caller: rootCaller, Path: "/a/../b"}),
-			"decision: deny (403)\nrule:     (none)\n" +
+			"rule:     (none)\n" +
 				"reason:   denied: the path \"/a/../b\" is not canonical (a canonicalization bug): it is never matched against the rules\n"},
 	}
 	for _, tt := range tests {

@@ -77,25 +77,7 @@ func explain(w io.Writer, f explainFlags, explicit bool, method, target string) 
 		return err
 	}
 	fmt.Fprintf(w, "caller:   %s\n", describeCaller(caller))
-	rt := proxy.RouteOf(method, target)
-	switch rt.Kind {
-	case proxy.Refused:
-		fmt.Fprintf(w, "request:  %s %s\ndecision: refused before policy (%d): %s\n", method, target, rt.Status, rt.Reason)
-		return nil
-	case proxy.TokenOptions:
-		fmt.Fprintf(w, "request:  %s %s\ndecision: answered 200 with Allow: OPTIONS, PUT (no policy)\n", method, rt.Path)
-		return nil
-	}
-	req := rt.PolicyRequest(caller, f.v1)
-	version := "IMDSv2 (valid token)"
-	switch {
-	case req.Token:
-		version = "token request"
-	case f.v1:
-		version = "IMDSv1 (no token)"
-	}
-	fmt.Fprintf(w, "request:  %s %s, %s; policy path %s\n", method, rt.Path, version, req.Path)
-	fmt.Fprint(w, pol.Decide(req).String())
+	proxy.Explain(w, pol, caller, f.v1, method, target)
 	return nil
 }
 
