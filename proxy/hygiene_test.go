@@ -68,3 +68,25 @@ func checkUpstreamHeaders(t *testing.T, reqs []*http.Request) {
 		t.Fatal("no request reached IMDS: the test proves nothing")
 	}
 }
+
+// IMDS's answer reaches the caller without the headers that belong to the
+// upstream connection: the hop-by-hop ones and those its Connection names.
+func TestPassThroughDropsConnectionHeaders(t *testing.T) {
+	resp := &http.Response{Header: http.Header{
+		"Connection":      {"X-Upstream-Only, keep-alive", " x-other "},
+		"X-Upstream-Only": {"hop"},
+		"X-Other":         {"hop"},
+		"Keep-Alive":      {"timeout=5"},
+		"Content-Type":    {"text/plain"},
+		"Server":          {"EC2ws"},
+	}}
+	got := passThrough(resp).Header
+	for _, h := range []string{"Connection", "X-Upstream-Only", "X-Other", "Keep-Alive"} {
+		if v, ok := got[h]; ok {
+			t.Errorf("%s: %q reached the caller", h, v)
+		}
+	}
+	if got.Get("Content-Type") != "text/plain" || got.Get("Server") != "EC2ws" {
+		t.Errorf("end-to-end headers lost: %v", got)
+	}
+}

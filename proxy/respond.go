@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/textproto"
 	"strconv"
 	"strings"
 )
@@ -63,8 +64,16 @@ func response(r *http.Request, status int, contentType, body string) *http.Respo
 var hopByHop = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
 
 // passThrough hands IMDS's answer to the caller as it is, minus the headers
-// that belong to the upstream connection.
+// that belong to the upstream connection: the hop-by-hop ones, and those
+// that its Connection header names (RFC 9110 7.6.1, as httputil does).
 func passThrough(resp *http.Response) *http.Response {
+	for _, v := range resp.Header["Connection"] {
+		for name := range strings.SplitSeq(v, ",") {
+			if name = textproto.TrimString(name); name != "" {
+				resp.Header.Del(name)
+			}
+		}
+	}
 	for _, h := range hopByHop {
 		delete(resp.Header, h)
 	}
