@@ -6,8 +6,8 @@ import (
 	"testing"
 )
 
-// The SPEC §3 table, against a recording tokens-required IMDS, as the test
-// process (a host caller; under the default policy it may read non-secret
+// The table of the README's "What callers see", against a recording
+// tokens-required IMDS, as the test process (a host caller; under the default policy it may read non-secret
 // metadata).
 func TestWhatCallersSee(t *testing.T) {
 	e := newEnv(t)
