@@ -3,7 +3,8 @@ package policy
 import (
 	"net/netip"
 	"slices"
-	"strings"
+
+	"github.com/imdsguard/imdsguard/proxy/ifname"
 )
 
 // callerMatch is a compiled MatchConfig. Names are already resolved: an entry
@@ -13,13 +14,7 @@ type callerMatch struct {
 	users   []uint32
 	groups  []uint32
 	sources []netip.Prefix // masked, IPv4 prefixes unmapped
-	ifaces  []ifaceMatch
-}
-
-// ifaceMatch is one `interfaces` entry: a name, or a prefix when written "veth+".
-type ifaceMatch struct {
-	name   string
-	prefix bool
+	ifaces  []ifname.Pattern
 }
 
 // fits reports whether the caller fits any criterion. Users and groups
@@ -60,12 +55,11 @@ func (m *callerMatch) fitsSource(addr netip.Addr) bool {
 	return false
 }
 
+// fitsInterface matches the ingress interface name; "" (none known) fits
+// no pattern, not even "+".
 func (m *callerMatch) fitsInterface(name string) bool {
-	if name == "" {
-		return false
-	}
-	for _, f := range m.ifaces {
-		if name == f.name || f.prefix && strings.HasPrefix(name, f.name) {
+	for _, p := range m.ifaces {
+		if p.Match(name) {
 			return true
 		}
 	}

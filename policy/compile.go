@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/imdsguard/imdsguard/proxy/config/field"
+	"github.com/imdsguard/imdsguard/proxy/ifname"
 )
 
 // Policy is a compiled Config. It is immutable and safe for concurrent use;
@@ -104,11 +105,21 @@ func compileMatch(path string, mc *MatchConfig, names Names) (callerMatch, []str
 	warns = append(warns, w...)
 	m.sources, w = compileSources(field.Join(path, "sources"), mc.Sources)
 	warns = append(warns, w...)
-	for _, s := range mc.Interfaces {
-		name := strings.TrimSuffix(s, "+")
-		m.ifaces = append(m.ifaces, ifaceMatch{name: name, prefix: name != s})
-	}
+	m.ifaces = compileInterfaces(mc.Interfaces)
 	return m, warns
+}
+
+// compileInterfaces parses validated interfaces entries.
+func compileInterfaces(list []string) []ifname.Pattern {
+	out := make([]ifname.Pattern, 0, len(list))
+	for _, s := range list {
+		p, err := ifname.Parse(s)
+		if err != nil {
+			panic("policy: interface passed Validate but not ifname.Parse: " + err.Error())
+		}
+		out = append(out, p)
+	}
+	return out
 }
 
 // resolveIDs turns users or groups entries into ids. A name that does not

@@ -39,6 +39,33 @@ func TestCompileResolvesNames(t *testing.T) {
 	}
 }
 
+// The interfaces entries compile to package ifname's patterns, the ones
+// redirect.container_interfaces uses: "+" is every container caller whose
+// ingress interface is known, never a host caller.
+func TestCompileInterfacePatterns(t *testing.T) {
+	c := Config{Rules: []RuleConfig{
+		{Name: "cilium", Match: &MatchConfig{Interfaces: []string{"lxc+", "cilium_host"}}, Allow: []string{"/**"}},
+		{Name: "any-iface", Match: &MatchConfig{Interfaces: []string{"+"}}, Allow: []string{"/**"}},
+	}}
+	p := mustCompile(t, c, nil)
+	for _, tc := range []struct {
+		caller Caller
+		rule   string
+	}{
+		{Caller{Container: true, Interface: "lxc_health"}, "cilium"},
+		{Caller{Container: true, Interface: "cilium_host"}, "cilium"},
+		{Caller{Container: true, Interface: "cilium_net"}, "any-iface"},
+		{container, "any-iface"},
+		{otherCont, "any-iface"},
+		{Caller{Container: true, Source: container.Source}, ""}, // interface unknown
+		{rootCaller, ""},
+	} {
+		if d := p.Decide(Request{Caller: tc.caller, Path: "/"}); d.Rule != tc.rule {
+			t.Errorf("caller %+v: rule %q, want %q", tc.caller, d.Rule, tc.rule)
+		}
+	}
+}
+
 func TestCompileUnknownNames(t *testing.T) {
 	c := Config{Rules: []RuleConfig{
 		{Name: "ghosts", Match: &MatchConfig{Users: []string{"ghost", "1001"}, Groups: []string{"spectres"}}, Allow: []string{"/**"}},

@@ -50,22 +50,23 @@ type MatchConfig struct {
 	// process's address says nothing, since any local user can bind the
 	// host's bridge address.
 	Sources []string `yaml:"sources"`
-	// Interfaces are ingress interface names; a trailing "+" is a prefix
-	// wildcard as in `iptables -i` ("veth+"). They match container callers
-	// only; host processes have none.
+	// Interfaces are ingress interface patterns, as in
+	// redirect.container_interfaces (package ifname): a name, a prefix with a
+	// trailing "+" ("veth+"), or "+" for every interface. They match
+	// container callers only; host processes have none, and a container
+	// caller whose interface is unknown fits none.
 	Interfaces []string `yaml:"interfaces"`
 }
 
 // Values of the string fields. The empty string means the default.
 const (
-	modeEnforce   = "enforce"
-	modeAudit     = "audit"
-	defaultDeny   = "deny"
-	defaultAllow  = "allow"
-	v1Upgrade     = "upgrade"
-	v1Reject      = "reject"
-	tokenPath     = imds.TokenPath
-	maxIfaceChars = 15 // IFNAMSIZ - 1
+	modeEnforce  = "enforce"
+	modeAudit    = "audit"
+	defaultDeny  = "deny"
+	defaultAllow = "allow"
+	v1Upgrade    = "upgrade"
+	v1Reject     = "reject"
+	tokenPath    = imds.TokenPath
 )
 
 // empty reports whether no criterion is listed: the match fits every caller.

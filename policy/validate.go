@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/imdsguard/imdsguard/proxy/config/field"
+	"github.com/imdsguard/imdsguard/proxy/ifname"
 )
 
 // Validate checks every field and returns all problems at once, joined with
@@ -132,19 +133,11 @@ func checkSource(s string) error {
 	return nil
 }
 
-// checkInterface accepts 1..15 characters of [A-Za-z0-9_.-], optionally
-// followed by "+" (a prefix wildcard, as in iptables -i).
+// checkInterface accepts an interface pattern (package ifname), as
+// redirect.container_interfaces does.
 func checkInterface(s string) error {
-	name := strings.TrimSuffix(s, "+")
-	bad := name == "" || len(name) > maxIfaceChars || name == "." || name == ".."
-	for i := 0; i < len(name) && !bad; i++ {
-		c := name[i]
-		bad = !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == '-')
-	}
-	if bad {
-		return errors.New(strconv.Quote(s) + ` is not an interface name: 1 to 15 letters, digits, "_", "." or "-", optionally followed by "+" for every name with that prefix (write e.g. docker0 or veth+)`)
-	}
-	return nil
+	_, err := ifname.Parse(s)
+	return err
 }
 
 // parseSource parses a sources entry; a bare address is a /32 or /128.

@@ -19,7 +19,7 @@ func TestValidateAccepts(t *testing.T) {
 			Match: &MatchConfig{
 				Users: []string{"root", "0", "4294967295", "svc.agent", "DOMAIN\\bob"}, Groups: []string{"wheel", "10"},
 				Sources:    []string{"10.0.0.0/8", "10.1.2.3", "fd00::/8", "fd00::1", "::ffff:172.17.0.0/112"},
-				Interfaces: []string{"docker0", "br-+", "veth+", "eth0.100", "a_b", "abcdefghijklmno", "abcdefghijklmno+"},
+				Interfaces: []string{"docker0", "br-+", "veth+", "eth0.100", "a_b", "abcdefghijklmno", "abcdefghijklmn+", "+", "lxc_health", "flannel.1"},
 			},
 			Allow:  []string{"/", "/**", "/meta-data/", "/meta-data/*/x", "/a/team-*", "/*-role*/b", "/x+y=z,w_v:u@t~s"},
 			Deny:   []string{"/api/token", "/...", "/a.b/**/c"},
@@ -65,7 +65,10 @@ func TestValidateErrors(t *testing.T) {
 		{"source zone", rule(func(r *RuleConfig) { r.Match.Sources = []string{"fe80::1%eth0"} }), "rules[1].match.sources[0]", "not a CIDR"},
 		{"iface long", rule(func(r *RuleConfig) { r.Match.Interfaces = []string{"abcdefghijklmnop"} }), "rules[1].match.interfaces[0]", "1 to 15"},
 		{"iface char", rule(func(r *RuleConfig) { r.Match.Interfaces = []string{"eth/0"} }), "rules[1].match.interfaces[0]", "not an interface name"},
-		{"iface plus only", rule(func(r *RuleConfig) { r.Match.Interfaces = []string{"+"} }), "rules[1].match.interfaces[0]", "veth+"},
+		{"iface long with plus", rule(func(r *RuleConfig) { r.Match.Interfaces = []string{"abcdefghijklmno+"} }), "rules[1].match.interfaces[0]", "1 to 15 (IFNAMSIZ-1), a trailing \"+\" included; write abcdefghijklmno"},
+		{"iface plus inside", rule(func(r *RuleConfig) { r.Match.Interfaces = []string{"ve+th"} }), "rules[1].match.interfaces[0]", "veth+"},
+		{"iface ip link peer", rule(func(r *RuleConfig) { r.Match.Interfaces = []string{"veth1@if3"} }), "rules[1].match.interfaces[0]", "not an interface name"},
+		{"iface negation", rule(func(r *RuleConfig) { r.Match.Interfaces = []string{"!eth0"} }), "rules[1].match.interfaces[0]", "negation is not supported"},
 		{"iface star", rule(func(r *RuleConfig) { r.Match.Interfaces = []string{"veth*"} }), "rules[1].match.interfaces[0]", "not an interface name"},
 		{"iface empty", rule(func(r *RuleConfig) { r.Match.Interfaces = []string{""} }), "rules[1].match.interfaces[0]", "not an interface name"},
 		{"iface dotdot", rule(func(r *RuleConfig) { r.Match.Interfaces = []string{".."} }), "rules[1].match.interfaces[0]", "not an interface name"},
@@ -111,7 +114,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 		Rules: []RuleConfig{
 			{Name: "a", Match: &MatchConfig{Sources: []string{"x", "10.0.0.0/8", "y"}}, Allow: []string{"/latest/**"}, IMDSv1: "v2"},
 			{Name: "a"},
-			{Match: &MatchConfig{Interfaces: []string{"+"}}, Deny: []string{"*"}},
+			{Match: &MatchConfig{Interfaces: []string{"veth*"}}, Deny: []string{"*"}},
 		},
 	}
 	var got []string

@@ -21,6 +21,11 @@ func TestPolicyCheck(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(bad, []byte("version: 1\npolicy:\n  rules:\n    - name: x\n      match: {users: [root]}\n      allow: [\"/latest/meta-data/**\"]\n      imds_v1: maybe\n"), 0o644)
+	// One interface pattern type: the same entry gets the same verdict in
+	// the redirect and the policy, each at its own line and column.
+	ifaces := filepath.Join(dir, "ifaces.yaml")
+	os.WriteFile(ifaces, []byte("version: 1\nredirect:\n  container_interfaces: [\"+\", \"veth1@if3\"]\npolicy:\n  rules:\n    - name: x\n      match: {interfaces: [\"+\", \"veth1@if3\"]}\n      allow: [\"/**\"]\n"), 0o644)
+	const badIface = `: "veth1@if3" is not an interface name: "@" is not part of a name`
 	for _, c := range []struct {
 		name   string
 		args   []string
@@ -31,6 +36,8 @@ func TestPolicyCheck(t *testing.T) {
 		{"valid", []string{"policy", "check", example}, 0, "valid (3 rules, mode enforce, default deny)", nil},
 		{"invalid, every error positioned", []string{"policy", "check", bad}, 1, "", []string{
 			bad + ":6:15: policy.rules[0].allow[0]:", bad + ":7:16: policy.rules[0].imds_v1:"}},
+		{"interface patterns, one verdict in both sections", []string{"policy", "check", ifaces}, 1, "", []string{
+			ifaces + ":3:31: redirect.container_interfaces[1]" + badIface, ifaces + ":7:33: policy.rules[0].match.interfaces[1]" + badIface}},
 		{"missing file", []string{"policy", "check", filepath.Join(dir, "none.yaml")}, 1, "", []string{"no such file"}},
 		{"no argument", []string{"policy", "check"}, 2, "", []string{"accepts 1 arg"}},
 		{"bad flag", []string{"policy", "check", "--frobnicate", example}, 2, "", []string{"unknown flag"}},

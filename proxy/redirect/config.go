@@ -2,17 +2,18 @@ package redirect
 
 import (
 	"errors"
-	"strings"
 
 	"github.com/imdsguard/imdsguard/proxy/config/field"
+	"github.com/imdsguard/imdsguard/proxy/ifname"
 )
 
 // Config is the `redirect:` section of the configuration file.
 type Config struct {
 	IPv4 bool `yaml:"ipv4"` // redirect 169.254.169.254 (iptables)
 	IPv6 bool `yaml:"ipv6"` // redirect fd00:ec2::254 (ip6tables)
-	// ContainerInterfaces are iptables -i patterns ("veth+" is every name
-	// starting with veth) whose metadata traffic is redirected in PREROUTING.
+	// ContainerInterfaces are interface patterns in iptables -i syntax
+	// (package ifname: "veth+" is every name starting with veth, "+" every
+	// interface) whose metadata traffic is redirected in PREROUTING.
 	ContainerInterfaces []string `yaml:"container_interfaces"`
 	// KeepOnExit leaves the rules in place when the daemon stops, so that
 	// callers get "connection refused" instead of the real IMDS (fail closed).
@@ -30,57 +31,41 @@ func DefaultConfig() Config {
 	}
 }
 
-// maxIfName is IFNAMSIZ-1, the longest interface name (and -i pattern).
-const maxIfName = 15
-
 // Validate reports every problem of c as *field.Error values with paths
 // relative to the section, joined with errors.Join.
 func (c Config) Validate() error {
+	_, err := c.parseInterfaces()
+	return err
+}
+
+// parseInterfaces parses container_interfaces; a pattern that does not
+// parse or is listed twice is a *field.Error.
+func (c Config) parseInterfaces() ([]ifname.Pattern, error) {
 	var errs []error
-	seen := map[string]int{}
-	for i, name := range c.ContainerInterfaces {
+	out := make([]ifname.Pattern, 0, len(c.ContainerInterfaces))
+	seen := map[ifname.Pattern]int{}
+	for i, s := range c.ContainerInterfaces {
 		path := field.Index("container_interfaces", i)
-		if err := checkIfPattern(name); err != "" {
-			errs = append(errs, field.Errorf(path, "%q: %s", name, err))
+		p, err := ifname.Parse(s)
+		if err != nil {
+			errs = append(errs, field.Errorf(path, "%v", err))
 			continue
 		}
-		if j, dup := seen[name]; dup {
-			errs = append(errs, field.Errorf(path, "%q is listed twice (also at [%d])", name, j))
+		if j, dup := seen[p]; dup {
+			errs = append(errs, field.Errorf(path, "%q is listed twice (also at [%d])", s, j))
 			continue
 		}
-		seen[name] = i
+		seen[p] = i
+		out = append(out, p)
 	}
-	return errors.Join(errs...)
+	return out, errors.Join(errs...)
 }
 
-// checkIfPattern says what is wrong with an iptables -i pattern, "" if
-// nothing: a name the kernel accepts, at most 15 characters, with an
-// optional trailing "+" wildcard; no negation.
-func checkIfPattern(p string) string {
-	switch {
-	case p == "":
-		return "empty interface name"
-	case len(p) > maxIfName:
-		return "longer than 15 characters (IFNAMSIZ)"
-	case p == "." || p == "..":
-		return "not an interface name"
-	case strings.HasPrefix(p, "!"):
-		return "negation is not supported: list the interfaces to redirect"
+// interfaces returns the container_interfaces of a validated c.
+func (c Config) interfaces() []ifname.Pattern {
+	ps, err := c.parseInterfaces()
+	if err != nil {
+		panic("redirect: container_interfaces passed Validate but do not parse: " + err.Error())
 	}
-	body := strings.TrimSuffix(p, "+")
-	for _, r := range body {
-		if r <= ' ' || r >= 0x7f || strings.ContainsRune(`/:+"'\!`, r) {
-			return "only a trailing + may be a wildcard; no spaces, quotes, '/', ':' or '!'"
-		}
-	}
-	return ""
-}
-
-// matchIf reports whether the interface name matches the iptables -i
-// pattern: exact, or a prefix when the pattern ends in "+".
-func matchIf(pattern, name string) bool {
-	if prefix, ok := strings.CutSuffix(pattern, "+"); ok {
-		return strings.HasPrefix(name, prefix)
-	}
-	return pattern == name
+	return ps
 }

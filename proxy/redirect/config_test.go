@@ -41,6 +41,8 @@ func TestValidate(t *testing.T) {
 		{"space", func(c *Config) { c.ContainerInterfaces = []string{"a b"} }, []string{"container_interfaces[0]"}},
 		{"quote", func(c *Config) { c.ContainerInterfaces = []string{`a"b`} }, []string{"container_interfaces[0]"}},
 		{"dot", func(c *Config) { c.ContainerInterfaces = []string{".."} }, []string{"container_interfaces[0]"}},
+		{"ip link's @peer", func(c *Config) { c.ContainerInterfaces = []string{"veth1@if3"} }, []string{"container_interfaces[0]"}},
+		{"glob star", func(c *Config) { c.ContainerInterfaces = []string{"veth*"} }, []string{"container_interfaces[0]"}},
 		{"duplicate", func(c *Config) { c.ContainerInterfaces = []string{"cni+", "docker0", "cni+"} }, []string{"container_interfaces[2]"}},
 		{
 			"all problems joined",
@@ -66,21 +68,27 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-func TestMatchIf(t *testing.T) {
+// containerLinks keeps the links some pattern matches (package ifname
+// matches), ordered by index.
+func TestContainerLinks(t *testing.T) {
+	all := []Link{{Name: "veth9", Index: 9}, {Name: "eth0", Index: 2}, {Name: "docker0", Index: 3}, {Name: "docker01", Index: 4}, {Name: "br-1a2b", Index: 5}, {Name: "lo", Index: 1}}
 	for _, tc := range []struct {
-		pattern, name string
-		want          bool
+		patterns []string
+		want     []string
 	}{
-		{"docker0", "docker0", true},
-		{"docker0", "docker01", false},
-		{"veth+", "veth1234", true},
-		{"veth+", "veth", true},
-		{"veth+", "vet", false},
-		{"br-+", "br-0123abcd", true},
-		{"+", "eth0", true},
+		{nil, nil},
+		{DefaultConfig().ContainerInterfaces, []string{"docker0", "br-1a2b", "veth9"}},
+		{[]string{"docker0"}, []string{"docker0"}},
+		{[]string{"docker+"}, []string{"docker0", "docker01"}},
+		{[]string{"+"}, []string{"lo", "eth0", "docker0", "docker01", "br-1a2b", "veth9"}},
+		{[]string{"vet"}, nil},
 	} {
-		if got := matchIf(tc.pattern, tc.name); got != tc.want {
-			t.Errorf("matchIf(%q, %q) = %v", tc.pattern, tc.name, got)
+		var got []string
+		for _, l := range containerLinks(all, Config{ContainerInterfaces: tc.patterns}.interfaces()) {
+			got = append(got, l.Name)
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("containerLinks(%q) = %q, want %q", tc.patterns, got, tc.want)
 		}
 	}
 }

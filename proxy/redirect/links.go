@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/imdsguard/imdsguard/proxy/ifname"
 )
 
 // Link is a network interface with its addresses.
@@ -64,10 +66,10 @@ func (c *linkCache) set(links []Link, following bool) (appeared, vanished []Link
 }
 
 // containerLinks keeps the links whose names match a pattern, by index.
-func containerLinks(all []Link, patterns []string) []Link {
+func containerLinks(all []Link, patterns []ifname.Pattern) []Link {
 	var out []Link
 	for _, l := range all {
-		if slices.ContainsFunc(patterns, func(p string) bool { return matchIf(p, l.Name) }) {
+		if slices.ContainsFunc(patterns, func(p ifname.Pattern) bool { return p.Match(l.Name) }) {
 			out = append(out, l)
 		}
 	}

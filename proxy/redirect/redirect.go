@@ -67,7 +67,7 @@ func newRules(o Options, backend string, fams []familyRunner, links openLinks) *
 	}
 	r := &Rules{
 		cfg:       o.Config,
-		params:    params{Port: o.Port, Mark: o.Mark, Interfaces: o.Config.ContainerInterfaces},
+		params:    params{Port: o.Port, Mark: o.Mark, Interfaces: o.Config.interfaces()},
 		backend:   backend,
 		log:       o.Log.With("component", "redirect", "backend", backend),
 		all:       fams,

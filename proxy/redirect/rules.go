@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/imdsguard/imdsguard/proxy/ifname"
 	"github.com/imdsguard/imdsguard/proxy/imds"
 )
 
@@ -34,9 +35,9 @@ func (c Config) families() []family {
 
 // params are the values the rules are built from.
 type params struct {
-	Port       int      // the proxy's listen port
-	Mark       uint32   // the daemon's socket mark
-	Interfaces []string // container interface patterns (iptables -i)
+	Port       int              // the proxy's listen port
+	Mark       uint32           // the daemon's socket mark
+	Interfaces []ifname.Pattern // container interface patterns
 }
 
 // rule is one iptables rule: matches, the comment every rule carries, target.
@@ -127,8 +128,8 @@ func preRules(f family, p params) []rule {
 	out := make([]rule, 0, len(p.Interfaces))
 	for _, in := range p.Interfaces {
 		out = append(out, rule{
-			Match:   append([]string{"-i", in}, imdsTCP(f)...),
-			Comment: "redirect metadata traffic from " + in,
+			Match:   append([]string{"-i", in.String()}, imdsTCP(f)...),
+			Comment: "redirect metadata traffic from " + in.String(),
 			Target:  redirectTo(p.Port),
 		})
 	}

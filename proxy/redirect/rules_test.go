@@ -20,7 +20,7 @@ func renderPlan(f family, p params) string {
 	return b.String()
 }
 
-var goldenParams = params{Port: 8989, Mark: Mark, Interfaces: DefaultConfig().ContainerInterfaces}
+var goldenParams = params{Port: 8989, Mark: Mark, Interfaces: DefaultConfig().interfaces()}
 
 const goldenV4 = `-t nat -N IMDSGUARD-OUT
 -t nat -A IMDSGUARD-OUT -d 169.254.169.254/32 -p tcp --dport 80 -m mark --mark 0x1d5a -m comment --comment "imdsguard: daemon upstream traffic skips the redirect" -j RETURN
