@@ -7,6 +7,7 @@ package config
 
 import (
 	"github.com/imdsguard/imdsguard/policy"
+	"github.com/imdsguard/imdsguard/proxy/audit"
 	"github.com/imdsguard/imdsguard/proxy/redirect"
 	"github.com/imdsguard/imdsguard/proxy/token"
 	"github.com/imdsguard/imdsguard/proxy/upstream"
@@ -29,6 +30,7 @@ type Config struct {
 	Metrics          Metrics         `yaml:"metrics"`
 	Admin            Admin           `yaml:"admin"`
 	Policy           policy.Config   `yaml:"policy"`
+	Audit            audit.Config    `yaml:"audit"`
 
 	// File is where the configuration was read from ("" for the defaults).
 	File string `yaml:"-"`
@@ -66,5 +68,6 @@ func Default() Config {
 		Tokens:           token.DefaultConfig(),
 		Admin:            Admin{Socket: "/run/imdsguard/admin.sock"},
 		Policy:           policy.DefaultConfig(),
+		Audit:            audit.DefaultConfig(),
 	}
 }

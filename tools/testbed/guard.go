@@ -18,6 +18,9 @@ type GuardConfig struct {
 	RedirectIPv6 bool   // redirect.ipv6
 	KeyFile      string // tokens.key_file
 	AdminSocket  string // admin.socket
+	// AuditSummary is audit.summary_interval; "" is 0s: every request on
+	// its own audit line, which is what the tests read.
+	AuditSummary string
 	Extra        string // more top-level YAML appended verbatim (policy:, forwarded_headers: ...)
 	Raw          string // when set, the whole file verbatim; Port must still say where it listens
 }
@@ -34,10 +37,18 @@ func (c GuardConfig) YAML() string {
 	fmt.Fprintf(&b, "redirect: {ipv4: %t, ipv6: %t}\n", c.RedirectIPv4, c.RedirectIPv6)
 	fmt.Fprintf(&b, "tokens: {key_file: %q}\n", c.KeyFile)
 	fmt.Fprintf(&b, "admin: {socket: %q}\n", c.AdminSocket)
+	fmt.Fprintf(&b, "audit: {summary_interval: %s}\n", orZero(c.AuditSummary))
 	if c.Extra != "" {
 		b.WriteString(strings.TrimRight(c.Extra, "\n") + "\n")
 	}
 	return b.String()
+}
+
+func orZero(d string) string {
+	if d == "" {
+		return "0s"
+	}
+	return d
 }
 
 // GuardOptions place the daemon.
