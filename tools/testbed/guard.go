@@ -7,10 +7,10 @@ import (
 	"strings"
 )
 
-// GuardConfig is what a test sets in imdsguard's YAML configuration (SPEC
-// §2); YAML renders it. Fields left zero get test-friendly values from
-// StartGuard: a free port, redirect off, key and admin socket in the Env's
-// temporary directory.
+// GuardConfig is what a test sets in imdsguard's YAML configuration (the
+// README's "Configure" section); YAML renders it. Fields left zero get
+// test-friendly values from StartGuard: a free port, redirect off, key and
+// admin socket in the Env's temporary directory.
 type GuardConfig struct {
 	Port         int    // listen.port
 	UpstreamURL  string // upstream.url
