@@ -21,14 +21,29 @@ type fakeIMDS struct {
 	gets    atomic.Int64
 	putWait time.Duration // delay before answering a PUT
 	putCode atomic.Int32  // status of PUT answers (0 = 200)
+	getWait time.Duration // delay before answering a GET
+	open    atomic.Int64  // requests being answered now
+	maxOpen atomic.Int64  // most requests answered at once
+	putsNow atomic.Int64  // PUTs being answered now
+	maxPuts atomic.Int64  // most PUTs answered at once
 	valid   atomic.Value  // the token GETs must carry
 	seq     atomic.Int64
 	mu      sync.Mutex
 	headers []http.Header // headers of every GET received
 }
 
+// track counts n up for the length of a request and keeps the maximum in most.
+func track(n, most *atomic.Int64) func() {
+	v := n.Add(1)
+	for m := most.Load(); v > m && !most.CompareAndSwap(m, v); m = most.Load() {
+	}
+	return func() { n.Add(-1) }
+}
+
 func (f *fakeIMDS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer track(&f.open, &f.maxOpen)()
 	if r.Method == http.MethodPut && r.URL.Path == "/latest/api/token" {
+		defer track(&f.putsNow, &f.maxPuts)()
 		f.puts.Add(1)
 		time.Sleep(f.putWait)
 		if c := f.putCode.Load(); c != 0 {
@@ -45,6 +60,7 @@ func (f *fakeIMDS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	f.headers = append(f.headers, r.Header.Clone())
 	f.mu.Unlock()
+	time.Sleep(f.getWait)
 	if v, _ := f.valid.Load().(string); v == "" || r.Header.Get("X-Aws-Ec2-Metadata-Token") != v {
 		w.WriteHeader(http.StatusUnauthorized)
 		return
@@ -145,6 +161,37 @@ func TestUnauthorizedRenewsOnce(t *testing.T) {
 	}
 	if n := c2.TokenPuts(); n != 2 {
 		t.Fatalf("always-401 upstream: %d PUTs, want 2 (first + one retry)", n)
+	}
+}
+
+// At most MaxConns requests are open towards IMDS at once; the others wait
+// for a slot inside their budget.
+func TestConnectionsBounded(t *testing.T) {
+	f := &fakeIMDS{getWait: 20 * time.Millisecond}
+	c, _ := newClient(t, f)
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for range 60 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := c.Fetch(context.Background(), http.MethodGet, "/latest/meta-data/instance-id")
+			if err != nil {
+				failed.Add(1)
+				return
+			}
+			drain(resp)
+		}()
+	}
+	wg.Wait()
+	if failed.Load() != 0 {
+		t.Fatalf("%d fetches failed", failed.Load())
+	}
+	if m := f.maxOpen.Load(); m > MaxConns {
+		t.Fatalf("%d requests open at IMDS at once, want at most %d", m, MaxConns)
+	}
+	if len(c.slots) != 0 {
+		t.Fatalf("%d connection slots still held after every body was closed", len(c.slots))
 	}
 }
 

@@ -134,7 +134,7 @@ func (s *session) invalidate(tok string) {
 func (c *Client) putToken(ctx context.Context, ttl time.Duration) (string, error) {
 	req := c.newRequest(ctx, http.MethodPut, "/latest/api/token")
 	req.Header["X-Aws-Ec2-Metadata-Token-Ttl-Seconds"] = []string{strconv.Itoa(int(ttl / time.Second))}
-	resp, err := c.http.Do(req)
+	resp, err := c.send(ctx, req)
 	if err != nil {
 		return "", fmt.Errorf("upstream token PUT: %w", err)
 	}
