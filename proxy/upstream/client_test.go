@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -21,6 +22,7 @@ type fakeIMDS struct {
 	gets    atomic.Int64
 	putWait time.Duration // delay before answering a PUT
 	putCode atomic.Int32  // status of PUT answers (0 = 200)
+	putFail atomic.Int64  // the next putFail PUTs answer 500
 	getWait time.Duration // delay before answering a GET
 	open    atomic.Int64  // requests being answered now
 	maxOpen atomic.Int64  // most requests answered at once
@@ -48,6 +50,10 @@ func (f *fakeIMDS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		time.Sleep(f.putWait)
 		if c := f.putCode.Load(); c != 0 {
 			w.WriteHeader(int(c))
+			return
+		}
+		if f.putFail.Add(-1) >= 0 {
+			w.WriteHeader(http.StatusInternalServerError)
 			return
 		}
 		tok := "tok-" + string(rune('a'+f.seq.Add(1)%26))
@@ -164,6 +170,94 @@ func TestUnauthorizedRenewsOnce(t *testing.T) {
 	}
 }
 
+// A failing PUT is retried once per jittered back-off, never two at once.
+// Callers wait for the retry while it fits in their 700 ms budget (before
+// this, every caller in the back-off window failed at once); a caller whose
+// budget ends before the next retry fails at once with ErrBackoff.
+func TestPutFailureBacksOff(t *testing.T) {
+	f := &fakeIMDS{}
+	f.putCode.Store(http.StatusInternalServerError)
+	c, _ := newClient(t, f)
+	var wg sync.WaitGroup
+	var succeeded atomic.Int64
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := c.Fetch(context.Background(), http.MethodGet, "/latest/meta-data/"); err == nil {
+				succeeded.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if succeeded.Load() != 0 {
+		t.Fatal("Fetch succeeded with a failing token PUT")
+	}
+	// The back-offs are drawn from [50,100], [100,200], [200,400], [400,800] ms:
+	// inside one 700 ms budget the first PUT is followed by two or three retries.
+	if n := f.puts.Load(); n < 2 || n > 4 {
+		t.Fatalf("20 callers sharing one 700 ms budget sent %d PUTs, want 2..4 (one per back-off step)", n)
+	}
+	if m := f.maxPuts.Load(); m != 1 {
+		t.Fatalf("%d PUTs in flight at once, want 1", m)
+	}
+	c.session.mu.Lock()
+	retryAt := c.session.retryAt
+	c.session.mu.Unlock()
+	if time.Until(retryAt) > FetchTimeout {
+		start, before := time.Now(), f.puts.Load()
+		if _, err := c.Fetch(context.Background(), http.MethodGet, "/latest/meta-data/"); !errors.Is(err, ErrBackoff) {
+			t.Fatalf("retry %v away, beyond the budget: err = %v, want ErrBackoff", time.Until(retryAt), err)
+		}
+		if d := time.Since(start); d > FetchTimeout/2 || f.puts.Load() != before {
+			t.Fatalf("a caller that cannot make the retry waited %v and sent %d PUTs", d, f.puts.Load()-before)
+		}
+	}
+	f.putCode.Store(0)
+	time.Sleep(time.Until(retryAt))
+	before := f.puts.Load()
+	if code, _ := fetchBody(t, c); code != 200 {
+		t.Fatalf("after the backoff: %d, want 200", code)
+	}
+	if n := f.puts.Load() - before; n != 1 {
+		t.Fatalf("after the backoff: %d PUTs, want 1", n)
+	}
+}
+
+// The case of issue 10: the first PUT fails under load. Callers still inside
+// their budget wait for one retry and are answered; nobody gets a 502 while
+// a retry would succeed.
+func TestPutFailureRetriedWithinBudget(t *testing.T) {
+	f := &fakeIMDS{putWait: 20 * time.Millisecond}
+	f.putFail.Store(1)
+	c, _ := newClient(t, f)
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for i := range 200 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			time.Sleep(time.Duration(i%50) * time.Millisecond) // some arrive during the back-off
+			resp, err := c.Fetch(context.Background(), http.MethodGet, "/latest/meta-data/instance-id")
+			if err != nil {
+				failed.Add(1)
+				return
+			}
+			drain(resp)
+			if resp.StatusCode != 200 {
+				failed.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if failed.Load() != 0 {
+		t.Fatalf("%d of 200 callers failed although the retry succeeded", failed.Load())
+	}
+	if n := f.puts.Load(); n != 2 {
+		t.Fatalf("PUTs = %d, want 2 (the failed one and one retry)", n)
+	}
+}
+
 // At most MaxConns requests are open towards IMDS at once; the others wait
 // for a slot inside their budget.
 func TestConnectionsBounded(t *testing.T) {
@@ -192,25 +286,6 @@ func TestConnectionsBounded(t *testing.T) {
 	}
 	if len(c.slots) != 0 {
 		t.Fatalf("%d connection slots still held after every body was closed", len(c.slots))
-	}
-}
-
-func TestPutFailureBacksOff(t *testing.T) {
-	f := &fakeIMDS{}
-	f.putCode.Store(http.StatusInternalServerError)
-	c, _ := newClient(t, f)
-	for range 20 {
-		if _, err := c.Fetch(context.Background(), http.MethodGet, "/latest/meta-data/"); err == nil {
-			t.Fatal("Fetch succeeded with a failing token PUT")
-		}
-	}
-	if n := f.puts.Load(); n != 1 {
-		t.Fatalf("20 fetches in the backoff window sent %d PUTs, want 1", n)
-	}
-	f.putCode.Store(0)
-	time.Sleep(minBackoff + 20*time.Millisecond)
-	if code, _ := fetchBody(t, c); code != 200 {
-		t.Fatalf("after the backoff: %d, want 200", code)
 	}
 }
 

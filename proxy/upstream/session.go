@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
@@ -13,14 +14,19 @@ import (
 	"time"
 )
 
-// Backoff after a failed token PUT: callers fail fast instead of each
-// hammering IMDS, and the wait doubles up to maxBackoff.
+// Back-off after a failed token PUT: the wait doubles from minBackoff up to
+// maxBackoff, and each wait is drawn from [d/2, d] so that hosts (or
+// daemons restarted together) do not retry in step. Callers that need a
+// token during the wait are not failed at once: when the retry falls inside
+// their budget they wait for it and for its PUT (one PUT, whoever triggers
+// it); only a caller whose budget ends before the retry gets ErrBackoff.
 const (
 	minBackoff = 100 * time.Millisecond
 	maxBackoff = 5 * time.Second
 )
 
-// ErrBackoff is returned while the session waits before its next token PUT.
+// ErrBackoff is returned to a caller whose budget ends before the session's
+// next token PUT may be sent.
 var ErrBackoff = errors.New("upstream token unavailable (backing off after a failure)")
 
 // session holds the host's one IMDSv2 token. At most one PUT is in flight;
@@ -56,33 +62,68 @@ func newSession(put func(context.Context, time.Duration) (string, error), ttl ti
 	return &session{put: put, ttl: ttl, log: log, now: time.Now}
 }
 
-// token returns a valid session token, fetching one if needed.
+// token returns a valid session token, fetching one if needed. A failed
+// PUT does not fail the callers still inside their budget: they wait for
+// the back-off to pass and for the next PUT.
 func (s *session) token(ctx context.Context) (string, error) {
-	s.mu.Lock()
-	now := s.now()
-	if s.tok != "" && now.Before(s.expires) {
-		tok := s.tok
-		if s.expires.Sub(now) < s.ttl/10 && s.flight == nil && !now.Before(s.retryAt) {
-			s.start() // renew early; callers keep the current token meanwhile
+	for {
+		s.mu.Lock()
+		now := s.now()
+		if s.tok != "" && now.Before(s.expires) {
+			tok := s.tok
+			if s.expires.Sub(now) < s.ttl/10 && s.flight == nil && !now.Before(s.retryAt) {
+				s.start() // renew early; callers keep the current token meanwhile
+			}
+			s.mu.Unlock()
+			return tok, nil
+		}
+		f := s.flight
+		if f == nil {
+			if wait := s.retryAt.Sub(now); wait > 0 {
+				err := fmt.Errorf("%w: %v", ErrBackoff, s.lastErr)
+				s.mu.Unlock()
+				if !within(ctx, wait) {
+					return "", err
+				}
+				if err := sleep(ctx, wait); err != nil {
+					return "", err
+				}
+				continue
+			}
+			f = s.start()
 		}
 		s.mu.Unlock()
-		return tok, nil
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+		if f.err == nil {
+			return f.tok, nil
+		}
+		if !within(ctx, 0) {
+			return "", f.err
+		}
+		// The PUT failed and this caller has budget left: the next round
+		// waits for the back-off and the retry, or gives up if they do not fit.
 	}
-	if now.Before(s.retryAt) {
-		err := fmt.Errorf("%w: %v", ErrBackoff, s.lastErr)
-		s.mu.Unlock()
-		return "", err
-	}
-	f := s.flight
-	if f == nil {
-		f = s.start()
-	}
-	s.mu.Unlock()
+}
+
+// within reports whether ctx has a deadline later than wait from now.
+// Without a deadline there is no budget to wait in.
+func within(ctx context.Context, wait time.Duration) bool {
+	deadline, ok := ctx.Deadline()
+	return ok && time.Until(deadline) > wait
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
 	select {
-	case <-f.done:
-		return f.tok, f.err
+	case <-t.C:
+		return nil
 	case <-ctx.Done():
-		return "", ctx.Err()
+		return ctx.Err()
 	}
 }
 
@@ -108,17 +149,27 @@ func (s *session) run(f *flight) {
 	if err != nil {
 		s.failed++
 		s.lastErr = err
-		s.retryAt = s.now().Add(backoff(s.failed))
-		s.log.Warn("upstream token PUT failed", "err", err, "attempt", s.failed, "retry_in", backoff(s.failed))
+		wait := jitter(backoff(s.failed, minBackoff, maxBackoff))
+		s.retryAt = s.now().Add(wait)
+		s.log.Warn("upstream token PUT failed", "err", err, "attempt", s.failed, "retry_in", wait)
 		return
 	}
 	s.tok, s.expires, s.failed, s.retryAt = tok, sent.Add(s.ttl), 0, time.Time{}
 	s.log.Debug("upstream token renewed", "ttl", s.ttl)
 }
 
-func backoff(failed int) time.Duration {
-	d := minBackoff << min(failed-1, 10)
-	return min(d, maxBackoff)
+// backoff is lo doubled for each failure after the first, at most hi.
+func backoff(failures int, lo, hi time.Duration) time.Duration {
+	d := lo << min(failures-1, 20)
+	return min(d, hi)
+}
+
+// jitter draws a wait from [d/2, d].
+func jitter(d time.Duration) time.Duration {
+	if d <= 1 {
+		return d
+	}
+	return d/2 + rand.N(d/2+1)
 }
 
 // invalidate drops tok after IMDS refused it, unless a newer one replaced it.
