@@ -89,7 +89,8 @@ func NewTransport(mark uint32) *http.Transport {
 // Fetch sends a GET or HEAD for path, which must be a canonical path
 // (canon.Path.String()), with the session token, and returns IMDS's answer;
 // the caller closes its body. A 401 drops the session token and retries
-// once with a new one.
+// once with a new one, unless IMDS has just refused a new token as well
+// (then the 401 is the answer; see minRefusedBackoff).
 func (c *Client) Fetch(ctx context.Context, method, path string) (*http.Response, error) {
 	ctx, cancel := context.WithTimeout(ctx, FetchTimeout)
 	for attempt := 0; ; attempt++ {
@@ -103,12 +104,14 @@ func (c *Client) Fetch(ctx context.Context, method, path string) (*http.Response
 			cancel()
 			return nil, err
 		}
-		if resp.StatusCode != http.StatusUnauthorized || attempt > 0 {
+		if resp.StatusCode != http.StatusUnauthorized {
+			c.session.accepted()
+		}
+		if resp.StatusCode != http.StatusUnauthorized || attempt > 0 || !c.session.invalidate(tok) {
 			resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
 			return resp, nil
 		}
 		drain(resp)
-		c.session.invalidate(tok)
 	}
 }
 

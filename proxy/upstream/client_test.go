@@ -23,6 +23,7 @@ type fakeIMDS struct {
 	putWait time.Duration // delay before answering a PUT
 	putCode atomic.Int32  // status of PUT answers (0 = 200)
 	putFail atomic.Int64  // the next putFail PUTs answer 500
+	refuse  atomic.Bool   // answer 401 to every GET, whatever the token
 	getWait time.Duration // delay before answering a GET
 	open    atomic.Int64  // requests being answered now
 	maxOpen atomic.Int64  // most requests answered at once
@@ -67,7 +68,7 @@ func (f *fakeIMDS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.headers = append(f.headers, r.Header.Clone())
 	f.mu.Unlock()
 	time.Sleep(f.getWait)
-	if v, _ := f.valid.Load().(string); v == "" || r.Header.Get("X-Aws-Ec2-Metadata-Token") != v {
+	if v, _ := f.valid.Load().(string); v == "" || r.Header.Get("X-Aws-Ec2-Metadata-Token") != v || f.refuse.Load() {
 		w.WriteHeader(http.StatusUnauthorized)
 		return
 	}
@@ -255,6 +256,43 @@ func TestPutFailureRetriedWithinBudget(t *testing.T) {
 	}
 	if n := f.puts.Load(); n != 2 {
 		t.Fatalf("PUTs = %d, want 2 (the failed one and one retry)", n)
+	}
+}
+
+// IMDS answering 401 to everything for a while: the refused token is
+// replaced once; the replacement is refused too, and the session keeps it
+// instead of sending a PUT per request. A later single refusal, once IMDS
+// has accepted the token again, is replaced at once.
+func TestRefusedTokenReplacedOnce(t *testing.T) {
+	f := &fakeIMDS{}
+	c, _ := newClient(t, f)
+	fetchBody(t, c)
+	f.refuse.Store(true)
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for end := time.Now().Add(500 * time.Millisecond); time.Now().Before(end); {
+				if code, _ := fetchBody(t, c); code != http.StatusUnauthorized {
+					t.Errorf("refusing IMDS: %d, want the 401 passed on", code)
+					return
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := f.puts.Load(); n != 2 {
+		t.Fatalf("401 to everything for 500 ms: %d PUTs, want 2 (the first and one replacement)", n)
+	}
+	f.refuse.Store(false)
+	if code, _ := fetchBody(t, c); code != 200 {
+		t.Fatalf("after the refusals: %d, want 200 with the kept token", code)
+	}
+	f.valid.Store("rotated-away")
+	if code, _ := fetchBody(t, c); code != 200 || f.puts.Load() != 3 {
+		t.Fatalf("a later refusal: %d after %d PUTs, want 200 after 3", code, f.puts.Load())
 	}
 }
 

@@ -25,6 +25,16 @@ const (
 	maxBackoff = 5 * time.Second
 )
 
+// A token IMDS refuses (401) is replaced at once. If the replacement is
+// refused as well, IMDS is refusing everything, not our token: the session
+// keeps it, and replaces a refused token again only after a back-off from
+// minRefusedBackoff doubling to maxRefusedBackoff (jittered the same way).
+// The first answer that is not a 401 ends the back-off.
+const (
+	minRefusedBackoff = 2 * time.Second
+	maxRefusedBackoff = time.Minute
+)
+
 // ErrBackoff is returned to a caller whose budget ends before the session's
 // next token PUT may be sent.
 var ErrBackoff = errors.New("upstream token unavailable (backing off after a failure)")
@@ -45,6 +55,10 @@ type session struct {
 	failed  int       // consecutive failed PUTs
 	retryAt time.Time // no PUT before this after a failure
 	lastErr error
+
+	refused      int       // consecutive refused tokens replaced
+	refusedUntil time.Time // no replacement of a refused token before this
+	refusing     atomic.Bool
 
 	puts atomic.Uint64 // token PUTs sent, for metrics and tests
 }
@@ -172,12 +186,38 @@ func jitter(d time.Duration) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-// invalidate drops tok after IMDS refused it, unless a newer one replaced it.
-func (s *session) invalidate(tok string) {
+// invalidate drops tok after IMDS refused it and reports whether the caller
+// should retry with a new token: yes when tok was already replaced, or when
+// this refusal replaces it; no while the session is backing off from
+// refused tokens, because IMDS then refuses whatever token it is given.
+func (s *session) invalidate(tok string) bool {
 	s.mu.Lock()
-	if s.tok == tok {
-		s.tok = ""
+	defer s.mu.Unlock()
+	if s.tok != tok {
+		return true
 	}
+	now := s.now()
+	if now.Before(s.refusedUntil) {
+		return false
+	}
+	s.tok = ""
+	s.refused++
+	s.refusing.Store(true)
+	wait := jitter(backoff(s.refused, minRefusedBackoff, maxRefusedBackoff))
+	s.refusedUntil = now.Add(wait)
+	s.log.Warn("upstream refused the session token; replacing it", "refused", s.refused, "next_replacement_after", wait)
+	return true
+}
+
+// accepted records an answer that was not a 401: IMDS takes our token, and
+// the refused-token back-off, if any, ends.
+func (s *session) accepted() {
+	if !s.refusing.Load() {
+		return
+	}
+	s.mu.Lock()
+	s.refused, s.refusedUntil = 0, time.Time{}
+	s.refusing.Store(false)
 	s.mu.Unlock()
 }
 
