@@ -39,7 +39,9 @@ func TestLifetimes(t *testing.T) {
 	} {
 		t.Run(c.path+"/"+http.StatusText(c.status), func(t *testing.T) {
 			f := newFake(map[string]fakeAnswer{c.path: {status: c.status, body: "v1"}})
-			cache, clk := newTestCache(t, f, testConfig())
+			clk := newFrozenClock()
+			cache := New(f, Options{Config: testConfig(), Clock: clk})
+			defer cache.Close()
 			if _, _, o := get(t, cache, c.path); o != Miss {
 				t.Fatalf("first read: %s, want miss", o)
 			}
@@ -47,12 +49,12 @@ func TestLifetimes(t *testing.T) {
 			if c.refresh != 0 {
 				first = c.refresh
 			}
-			clk.Advance(first - 10*ms)
+			clk.Advance(first - ms)
 			if code, _, o := get(t, cache, c.path); o != Hit || code != c.status {
-				t.Fatalf("at %v: %d %s, want %d hit", first-10*ms, code, o, c.status)
+				t.Fatalf("at %v: %d %s, want %d hit", first-ms, code, o, c.status)
 			}
 			if c.refresh != 0 {
-				clk.Advance(20 * ms) // past the refresh point: still a hit, refreshed behind it
+				clk.Advance(ms) // at the refresh point: still a hit, refreshed behind it
 				if _, _, o := get(t, cache, c.path); o != Hit {
 					t.Fatalf("past the refresh point: %s, want hit", o)
 				}
@@ -64,7 +66,11 @@ func TestLifetimes(t *testing.T) {
 					t.Fatalf("Stats.Refreshes = %d, want 1", s.Refreshes)
 				}
 			}
-			clk.Advance(c.fresh + 10*ms)
+			if c.refresh != 0 {
+				clk.Advance(c.fresh) // the refreshed answer's lifetime, from the refresh
+			} else {
+				clk.Advance(ms) // exactly the lifetime
+			}
 			if _, _, o := get(t, cache, c.path); o != Miss {
 				t.Fatalf("after %v: %s, want miss", c.fresh, o)
 			}

@@ -21,13 +21,22 @@ import (
 // still run.
 type testClock struct {
 	origin     time.Time
+	frozen     bool // only Advance and Jump move it
 	mono, wall atomic.Int64
 }
 
 func newTestClock() *testClock { return &testClock{origin: time.Now()} }
 
+// newFrozenClock is a test clock that real time does not move, for exact
+// lifetimes; only for tests without back-offs, which wait on real timers
+// for the clock to pass a point.
+func newFrozenClock() *testClock { return &testClock{origin: time.Now(), frozen: true} }
+
 func (c *testClock) Now() (time.Time, time.Duration) {
 	t := time.Now()
+	if c.frozen {
+		t = c.origin
+	}
 	return t.Round(0).Add(time.Duration(c.wall.Load())), t.Sub(c.origin) + time.Duration(c.mono.Load())
 }
 
