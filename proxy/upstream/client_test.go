@@ -299,11 +299,11 @@ func TestRefusedTokenReplacedOnce(t *testing.T) {
 // At most MaxConns requests are open towards IMDS at once; the others wait
 // for a slot inside their budget.
 func TestConnectionsBounded(t *testing.T) {
-	f := &fakeIMDS{getWait: 20 * time.Millisecond}
+	f := &fakeIMDS{getWait: 10 * time.Millisecond}
 	c, _ := newClient(t, f)
 	var wg sync.WaitGroup
 	var failed atomic.Int64
-	for range 60 {
+	for range 6 * MaxConns { // 60 ms through the slots at least, well inside the budget
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
