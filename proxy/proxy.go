@@ -44,14 +44,21 @@ import (
 
 	"github.com/imdsguard/imdsguard/policy"
 	"github.com/imdsguard/imdsguard/proxy/audit"
+	"github.com/imdsguard/imdsguard/proxy/cache"
 	"github.com/imdsguard/imdsguard/proxy/identity"
 	"github.com/imdsguard/imdsguard/proxy/token"
 )
 
 // Upstream answers metadata requests for canonical paths: the real IMDS
-// through upstream.Client, or a cache in front of it.
+// through upstream.Client, or the cache in front of it.
 type Upstream interface {
 	Fetch(ctx context.Context, method, path string) (*http.Response, error)
+}
+
+// cachedUpstream is an Upstream that also says how it answered (the cache):
+// the audit event carries it.
+type cachedUpstream interface {
+	FetchOutcome(ctx context.Context, method, path string) (*http.Response, cache.Outcome, error)
 }
 
 // Options configure a Proxy.
@@ -76,6 +83,7 @@ type Options struct {
 type Proxy struct {
 	gp       *goproxy.ProxyHttpServer
 	upstream Upstream
+	cached   cachedUpstream // upstream, when it is a cache
 	minter   *token.Minter
 	policy   atomic.Pointer[policy.Policy]
 	strip    bool
@@ -96,6 +104,7 @@ func New(o Options) *Proxy {
 		observe:  o.Observe,
 		log:      o.Log,
 	}
+	p.cached, _ = o.Upstream.(cachedUpstream)
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
