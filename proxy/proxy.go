@@ -22,10 +22,11 @@
 //     caller and unexpired (401); absent: an IMDSv1 request.
 //  8. policy: v1 rejected by the caller's rule (401), path denied (403);
 //     in audit mode both are served and reported as would-deny.
-//  9. upstream.Fetch of the canonical path with the host's session token:
-//     IMDS's answer as it is (status, body, Server, Content-Type, Location),
-//     hop-by-hop headers dropped; 502, or 504 when IMDS did not answer in
-//     time.
+//  9. Upstream.Fetch of the canonical path: the cache (proxy/cache), which
+//     answers from memory or asks upstream.Client with the host's session
+//     token; IMDS's answer as it is (status, body, Server, Content-Type,
+//     Location), hop-by-hop headers dropped; 502, or 504 when IMDS did not
+//     answer in time (and the cache held nothing recent).
 //  10. one audit.Event per request: every step above returns its outcome
 //     (the answer and what the event says of it), and Proxy.answer alone
 //     turns it into the event, observed once, and the answer. A token
