@@ -92,9 +92,15 @@ func runRuntimeCases(t *testing.T, e *testbed.Env, g *testbed.Guard, who callerC
 			if last.Decision != c.decision || last.Status != c.status {
 				t.Errorf("last event %v; want %s %s %d", last, c.version, c.decision, c.status)
 			}
-			t.Logf("%v (run %v); %d events, last: %v", strings.TrimSpace(r.Stdout), took.Round(time.Millisecond), len(evs), last)
+			t.Logf("%s (run %v); %d events, last: %v", lastLine(r.Stdout), took.Round(time.Millisecond), len(evs), last)
 		})
 	}
+}
+
+// lastLine is the last non-empty line of s.
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
 }
 
 // containerCaller wants class container, the container's id, its source
