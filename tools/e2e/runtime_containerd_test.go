@@ -5,6 +5,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -98,5 +101,32 @@ func TestRuntimeContainerd(t *testing.T) {
 		who := containerCaller("", named.att.IPv4.String(), testbed.CNIBridge)
 		runRuntimeCases(t, e, g, who, v1v2Denied(named.exec(c), "")[:1])
 	})
+	t.Run("beside-dockerd", func(t *testing.T) { besideDockerd(t, e, h, g, c, pod) })
 	onlyGuardReachedIMDS(t, h, past)
+}
+
+// besideDockerd starts a dockerd in the same host namespace, as on a node
+// with both: dockerd's own containerd (the same Debian binary, under
+// dockerd's exec root, namespace moby) and the standalone one do not meet,
+// dockerd's FORWARD policy DROP changes nothing for the pod (its metadata
+// traffic is redirected before routing), and both runtimes' containers
+// are served.
+func besideDockerd(t *testing.T, e *testbed.Env, h *testbed.Host, g *testbed.Guard, c *testbed.Containerd, pod *ctrPod) {
+	d := e.StartDockerd(h.HostNS)
+	d.Import(e.ClientImage(), clientImage)
+	id := d.RunDetached(clientImage, "sleep", "3600")
+	ip := d.MustDocker("inspect", "-f", "{{.NetworkSettings.IPAddress}}", id)
+	dockerExec := func(argv ...string) testbed.Cmd { return d.Exec(id, argv...) }
+	runRuntimeCases(t, e, g, containerCaller(id, ip, "docker0"), v1v2Denied(dockerExec, "")[:1])
+	runRuntimeCases(t, e, g, containerCaller(pod.id, pod.att.IPv4.String(), testbed.CNIBridge), v1v2Denied(pod.exec(c), "")[:1])
+	mine := strings.Fields(c.MustCtr("namespaces", "list", "-q"))
+	theirs := e.Run(testbed.Cmd{Name: "ctr (dockerd's containerd)", Path: testbed.CtrPath,
+		Args: []string{"--address", filepath.Join(d.ExecRoot, "containerd", "containerd.sock"), "namespaces", "list", "-q"}})
+	if theirs.Err != nil {
+		t.Fatalf("%v", theirs)
+	}
+	if !slices.Equal(mine, []string{testbed.CtrNamespace}) || !slices.Equal(strings.Fields(theirs.Stdout), []string{"moby"}) {
+		t.Errorf("containerd namespaces: standalone %v, dockerd's %q; want [%s] and [moby]", mine, theirs.Stdout, testbed.CtrNamespace)
+	}
+	t.Logf("two containerds in one network namespace: standalone at %s (namespaces %v), dockerd's under %s (namespace moby)", c.Sock, mine, d.ExecRoot)
 }
