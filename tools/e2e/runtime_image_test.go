@@ -73,7 +73,8 @@ func probeContainer(c corev1.Container) corev1.Container {
 // test host namespace: --network host and --pid host of that dockerd, the
 // five capabilities with ALL dropped, a read-only root, docker's default
 // seccomp profile, the ConfigMap's configuration unchanged, the key on a
-// "hostPath". Before the daemon runs, the readiness probe fails; with it,
+// "hostPath". Both iptables backends run in it with those capabilities.
+// Before the daemon runs, the readiness probe fails; with it,
 // the probe passes and the node is served: a bridge container (IMDSv1
 // upgraded, an IMDSv2 token session, iam/ denied, container id in the
 // events) and host processes (root allowed and named from the node's
@@ -89,6 +90,14 @@ func TestRuntimeImageDaemonSet(t *testing.T) {
 	buildImage(t, e, d)
 	d.Import(e.ClientImage(), clientImage)
 	past := forwardCounter(t, h)
+
+	for _, save := range []string{"/usr/sbin/iptables-nft-save", "/usr/sbin/ip6tables-nft-save", "/usr/sbin/iptables-legacy-save", "/usr/sbin/ip6tables-legacy-save"} {
+		cc := c
+		cc.Command, cc.Args = []string{save}, nil
+		if r := e.Run(d.Docker(append([]string{"run", "--rm"}, podRun(t, e, m, cc, "imdsguard-backend")...)...)); r.Err != nil {
+			t.Errorf("%s in the image, with the pod's capabilities: %v", save, r)
+		}
+	}
 
 	probe := d.Docker(append([]string{"run", "--rm"}, podRun(t, e, m, probeContainer(c), "imdsguard-probe")...)...)
 	if r := e.Run(probe); r.Err == nil || !strings.Contains(r.Stderr, "rules not (fully) installed") {
