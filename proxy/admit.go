@@ -11,7 +11,9 @@ import (
 
 // Admit wraps ln so that it hands out only connections from local callers
 // (loopback, or the host calling one of its own addresses) and metadata
-// traffic that the redirect rules sent here (original destination IMDS:80).
+// traffic that the redirect rules sent here (original destination IMDS:80):
+// REDIRECTed to loopback from OUTPUT, or DNATed from PREROUTING to a
+// landing address on lo, which any pod could otherwise dial directly.
 // Anything else is closed at once. The IMDSGUARD-IN chain already drops
 // such packets; this is the second line, for a host whose rules someone
 // else rewrote.

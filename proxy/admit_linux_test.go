@@ -3,6 +3,7 @@ package proxy
 import (
 	"io"
 	"net"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -19,6 +20,13 @@ func TestAdmit(t *testing.T) {
 	netnstest.IP(t, peer, "route", "add", "169.254.169.254/32", "via", "192.0.2.1")
 	netnstest.Run(t, "ip", "netns", "exec", host, "iptables", "-t", "nat", "-A", "PREROUTING", "-i", "h0",
 		"-d", "169.254.169.254/32", "-p", "tcp", "--dport", "80", "-j", "REDIRECT", "--to-ports", "18989")
+	// A pod behind an address-less veth, DNATed to a landing address on lo
+	// (the daemon's rules for containers).
+	pod := netnstest.AddPod(t, host, "adm-pod", netnstest.VPCCNI, "eni-adm",
+		netip.MustParseAddr("203.0.113.7"), netip.MustParseAddr("2001:db8:5::7"))
+	netnstest.IP(t, host, "addr", "add", "169.254.254.169/32", "dev", "lo", "scope", "host")
+	netnstest.Run(t, "ip", "netns", "exec", host, "iptables", "-t", "nat", "-A", "PREROUTING", "-i", "eni-adm",
+		"-d", "169.254.169.254/32", "-p", "tcp", "--dport", "80", "-j", "DNAT", "--to-destination", "169.254.254.169:18989")
 
 	var ln net.Listener
 	if err := netnstest.Do(host, func() (err error) { ln, err = net.Listen("tcp4", "0.0.0.0:18989"); return err }); err != nil {
@@ -44,6 +52,8 @@ func TestAdmit(t *testing.T) {
 		{"host to its own address", host, "192.0.2.1:18989", true},
 		{"redirected metadata traffic", peer, "169.254.169.254:80", true},
 		{"network straight to the port", peer, "192.0.2.1:18989", false},
+		{"DNATed metadata traffic from an address-less pod veth", pod.NS, "169.254.169.254:80", true},
+		{"a pod straight to the landing address", pod.NS, "169.254.254.169:18989", false},
 	} {
 		var got string
 		err := netnstest.Do(c.ns, func() error {

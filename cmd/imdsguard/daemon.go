@@ -118,7 +118,8 @@ func (d *daemon) observe(ev *audit.Event) {
 	d.metrics.Observe(ev)
 }
 
-// interfaceFor names the container interface that owns a local address.
+// interfaceFor names the container interface a container caller at
+// address a came in through.
 func (d *daemon) interfaceFor(a netip.Addr) string {
 	if d.rules == nil {
 		return ""
@@ -133,22 +134,21 @@ func (d *daemon) ruleRestores() uint64 {
 	return d.rules.Restores()
 }
 
-// listenAddrs are loopback, where OUTPUT's REDIRECT lands, and every
-// address of a family whose PREROUTING rules redirect containers: their
-// REDIRECT lands on the ingress interface's own address. The IMDSGUARD-IN
-// chain and proxy.Admit keep the port closed to everything else.
+// listenAddrs are loopback, where OUTPUT's REDIRECT lands, and the landing
+// address of each family whose PREROUTING rules DNAT containers there (the
+// rules put it on lo before the listeners open). Nothing else: the proxy
+// port has no socket on any address the network could reach. The
+// IMDSGUARD-IN chain and proxy.Admit keep even these closed to everything
+// but local callers and redirected metadata traffic.
 func (d *daemon) listenAddrs() []string {
 	port := strconv.Itoa(d.cfg.Listen.Port)
-	v4, v6 := "127.0.0.1", "::1"
-	if len(d.cfg.Redirect.ContainerInterfaces) > 0 {
-		if d.cfg.Redirect.IPv4 {
-			v4 = "0.0.0.0"
-		}
-		if d.cfg.Redirect.IPv6 {
-			v6 = "::"
+	out := []string{net.JoinHostPort("127.0.0.1", port), net.JoinHostPort("::1", port)}
+	if redirecting(d.cfg) {
+		for _, a := range d.cfg.Redirect.LandingAddrs() {
+			out = append(out, net.JoinHostPort(a.String(), port))
 		}
 	}
-	return []string{net.JoinHostPort(v4, port), net.JoinHostPort(v6, port)}
+	return out
 }
 
 // serve runs until ctx ends. Order matters: the rules go in first (so

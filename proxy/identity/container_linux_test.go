@@ -14,8 +14,8 @@ import (
 )
 
 // containerEnv is a host namespace with the proxy (one dual-stack listener)
-// and nat PREROUTING REDIRECT from a veth, and a "container" namespace
-// behind that veth.
+// and nat PREROUTING DNAT from a veth to landing addresses on lo, as the
+// daemon's rules do, and a "container" namespace behind that veth.
 type containerEnv struct {
 	host, ctr string
 	l         *net.TCPListener
@@ -30,17 +30,21 @@ func newContainerEnv(t testing.TB) *containerEnv {
 	netnstest.IP(t, e.ctr, "-6", "addr", "add", "2001:db8:1::2/64", "dev", "vc", "nodad")
 	netnstest.IP(t, e.ctr, "route", "add", "default", "via", "198.51.100.1")
 	netnstest.IP(t, e.ctr, "-6", "route", "add", "default", "via", "2001:db8:1::1")
+	netnstest.IP(t, e.host, "addr", "add", "169.254.254.169/32", "dev", "lo", "scope", "host")
+	netnstest.IP(t, e.host, "-6", "addr", "add", "fd69:6d64:7367::254/128", "dev", "lo", "nodad", "preferred_lft", "0")
 	e.l = listen(t, e.host, "tcp", ":0")
 	nsExec(t, e.host, "iptables", "-t", "nat", "-A", "PREROUTING", "-i", "vh", "-d", "169.254.169.254/32",
-		"-p", "tcp", "--dport", "80", "-j", "REDIRECT", "--to-ports", port(e.l))
+		"-p", "tcp", "--dport", "80", "-j", "DNAT", "--to-destination", "169.254.254.169:"+port(e.l))
 	nsExec(t, e.host, "ip6tables", "-t", "nat", "-A", "PREROUTING", "-i", "vh", "-d", "fd00:ec2::254/128",
-		"-p", "tcp", "--dport", "80", "-j", "REDIRECT", "--to-ports", port(e.l))
+		"-p", "tcp", "--dport", "80", "-j", "DNAT", "--to-destination", "[fd69:6d64:7367::254]:"+port(e.l))
 	e.r = newResolver(t, e.host, Options{InterfaceFor: interfaceFor})
 	return e
 }
 
+// interfaceFor stands in for the redirect's route lookup: the interface
+// the host reaches a container's address through.
 func interfaceFor(a netip.Addr) string {
-	if a == netip.MustParseAddr("198.51.100.1") || a == netip.MustParseAddr("2001:db8:1::1") {
+	if a == netip.MustParseAddr("198.51.100.2") || a == netip.MustParseAddr("2001:db8:1::2") {
 		return "vh"
 	}
 	return ""
@@ -53,9 +57,9 @@ func TestIdentifyContainer(t *testing.T) {
 	cases := []struct {
 		name, dial, origDst, src string
 	}{
-		{"IPv4 via PREROUTING REDIRECT", "169.254.169.254:80", "169.254.169.254:80", "198.51.100.2"},
+		{"IPv4 via PREROUTING DNAT", "169.254.169.254:80", "169.254.169.254:80", "198.51.100.2"},
 		{"IPv4 again: namespace remembered for the source", "169.254.169.254:80", "169.254.169.254:80", "198.51.100.2"},
-		{"IPv6 via PREROUTING REDIRECT", "[fd00:ec2::254]:80", "[fd00:ec2::254]:80", "2001:db8:1::2"},
+		{"IPv6 via PREROUTING DNAT", "[fd00:ec2::254]:80", "[fd00:ec2::254]:80", "2001:db8:1::2"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -11,9 +11,10 @@ import (
 // Options configure a Resolver.
 type Options struct {
 	Log *slog.Logger // nil: discard
-	// InterfaceFor names the container interface that owns a local address
-	// (PREROUTING REDIRECT lands on the ingress interface's own address);
-	// supplied by the redirect package; nil = unknown.
+	// InterfaceFor names the container interface a container caller at
+	// the given (source) address came in through: every container lands on
+	// the same address, so the redirect package asks the host's route back
+	// to the caller; nil = unknown.
 	InterfaceFor func(netip.Addr) string
 	// IMDS are the metadata addresses; empty means imds.Addrs().
 	IMDS []netip.Addr
@@ -35,10 +36,11 @@ func (o Options) imds() []netip.Addr {
 
 // classify decides the caller class from where a connection landed and where
 // it was going. nat OUTPUT REDIRECT lands a local process's connection on
-// loopback; PREROUTING REDIRECT lands a container's on the ingress
-// interface's own address. So: a connection to a metadata address that landed
-// on a non-loopback address came through PREROUTING (Container); anything
-// else is a host process, redirected or calling the proxy directly.
+// loopback; PREROUTING DNAT lands a container's on a landing address (on
+// lo, but not a loopback address). So: a connection to a metadata address
+// that landed on a non-loopback address came through PREROUTING
+// (Container); anything else is a host process, redirected or calling the
+// proxy directly.
 func classify(local, origDst netip.AddrPort, imds []netip.Addr) Class {
 	if !origDst.IsValid() || local.Addr().Unmap().IsLoopback() {
 		return Host

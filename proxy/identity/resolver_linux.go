@@ -83,7 +83,7 @@ func (r *Resolver) Identify(c net.Conn) Caller {
 	cl.Class = classify(cl.Local, cl.OrigDst, r.imds)
 	if cl.Class == Container {
 		if r.interfaceFor != nil {
-			cl.Interface = r.interfaceFor(cl.Local.Addr())
+			cl.Interface = r.interfaceFor(cl.Remote.Addr())
 		}
 		r.identifyContainer(&cl, dst)
 	} else {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 
 	"github.com/coreos/go-iptables/iptables"
@@ -26,8 +27,8 @@ var backendTools = map[string]map[string]tools{
 		"ipv6": {"ip6tables-nft", "ip6tables-nft-save", "ip6tables-nft-restore"},
 	},
 	"legacy": {
-		"ipv4": {"iptables-legacy", "iptables-legacy-save", ""},
-		"ipv6": {"ip6tables-legacy", "ip6tables-legacy-save", ""},
+		"ipv4": {"iptables-legacy", "iptables-legacy-save", "iptables-legacy-restore"},
+		"ipv6": {"ip6tables-legacy", "ip6tables-legacy-save", "ip6tables-legacy-restore"},
 	},
 }
 
@@ -67,11 +68,13 @@ func openBackend(name string, cfg Config, log *slog.Logger) (string, []familyRun
 	return name, fams, nil
 }
 
-// xtables is go-iptables for one backend and family, plus the whole-table
-// operations it lacks, done with the same backend's save/restore tools.
+// xtables is go-iptables for one backend and family, plus what it lacks,
+// done with the same backend's save/restore tools: reading the whole rule
+// set, moving a rule to the top in one step, dropping a table.
 type xtables struct {
 	*iptables.IPTables
 	save, restore string
+	dropTables    bool // nf_tables: a table can be deleted
 }
 
 func newXtables(backend string, f family) (*xtables, error) {
@@ -88,14 +91,12 @@ func newXtables(backend string, f family) (*xtables, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redirect: %s: %w", path, err)
 	}
-	x := &xtables{IPTables: ipt}
+	x := &xtables{IPTables: ipt, dropTables: backend == "nft"}
 	if x.save, err = findTool(t.save); err != nil {
 		return nil, err
 	}
-	if t.restore != "" {
-		if x.restore, err = findTool(t.restore); err != nil {
-			return nil, err
-		}
+	if x.restore, err = findTool(t.restore); err != nil {
+		return nil, err
 	}
 	return x, nil
 }
@@ -122,24 +123,35 @@ func (x *xtables) Save() (string, error) {
 }
 
 // CanDropTables: only nf_tables tables can be deleted.
-func (x *xtables) CanDropTables() bool { return x.restore != "" }
+func (x *xtables) CanDropTables() bool { return x.dropTables }
 
 // DropTable deletes an nf_tables table: iptables-nft-restore, given the
 // table with no chains and without --noflush, deletes it and recreates
 // nothing. Remove calls it only for a table it checked holds nothing but
 // the ChainMadeTable marker.
 func (x *xtables) DropTable(table string) error {
-	if x.restore == "" {
+	if !x.dropTables {
 		return fmt.Errorf("drop table %s: %w: legacy tables live as long as their namespace", table, errors.ErrUnsupported)
 	}
 	_, err := run(x.restore, strings.NewReader("*"+table+"\nCOMMIT\n"))
 	return err
 }
 
+// MoveFirst deletes the first rule of table/chain that matches rulespec and
+// inserts it at position 1, in one iptables-restore --noflush transaction:
+// at no moment is the rule missing, and no rule of anyone else can be hit
+// by a position that shifted meanwhile (a delete by number could).
+func (x *xtables) MoveFirst(table, chain string, rulespec ...string) error {
+	spec := render(rulespec)
+	in := fmt.Sprintf("*%s\n-D %s %s\n-I %s 1 %s\nCOMMIT\n", table, chain, spec, chain, spec)
+	_, err := run(x.restore, strings.NewReader(in), "--noflush", "--wait", strconv.Itoa(lockWait))
+	return err
+}
+
 // run runs a tool to completion and returns its standard output.
-func run(path string, stdin *strings.Reader) (string, error) {
+func run(path string, stdin *strings.Reader, args ...string) (string, error) {
 	var out, errb bytes.Buffer
-	cmd := exec.Command(path)
+	cmd := exec.Command(path, args...)
 	if stdin != nil {
 		cmd.Stdin = stdin
 	}

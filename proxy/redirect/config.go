@@ -12,22 +12,30 @@ type Config struct {
 	IPv4 bool `yaml:"ipv4"` // redirect 169.254.169.254 (iptables)
 	IPv6 bool `yaml:"ipv6"` // redirect fd00:ec2::254 (ip6tables)
 	// ContainerInterfaces are interface patterns in iptables -i syntax
-	// (package ifname: "veth+" is every name starting with veth, "+" every
-	// interface) whose metadata traffic is redirected in PREROUTING.
+	// (package ifname: "veth+" is every name starting with veth) whose
+	// metadata traffic is redirected in PREROUTING; "+" is every interface
+	// but lo there (see ingress in rules.go).
 	ContainerInterfaces []string `yaml:"container_interfaces"`
 	// KeepOnExit leaves the rules in place when the daemon stops, so that
 	// callers get "connection refused" instead of the real IMDS (fail closed).
 	KeepOnExit bool `yaml:"keep_on_exit"`
+	// LandingIPv4 and LandingIPv6 are the host-local addresses on lo that
+	// container metadata traffic is DNATed to (landing.go); "" = default.
+	LandingIPv4 string `yaml:"landing_ipv4"`
+	LandingIPv6 string `yaml:"landing_ipv6"`
 }
 
-// DefaultConfig returns the safe defaults: both families, the usual Docker,
-// bridge and CNI interface names, rules kept on exit.
+// DefaultConfig returns the safe defaults: both families, every interface
+// but lo ("+": metadata traffic that arrives on an interface comes from a
+// container, a pod or a VM on this host), rules kept on exit.
 func DefaultConfig() Config {
 	return Config{
 		IPv4:                true,
 		IPv6:                true,
-		ContainerInterfaces: []string{"docker0", "br-+", "cni+", "veth+"},
+		ContainerInterfaces: []string{"+"},
 		KeepOnExit:          true,
+		LandingIPv4:         DefaultLandingIPv4.String(),
+		LandingIPv6:         DefaultLandingIPv6.String(),
 	}
 }
 
@@ -35,7 +43,7 @@ func DefaultConfig() Config {
 // relative to the section, joined with errors.Join.
 func (c Config) Validate() error {
 	_, err := c.parseInterfaces()
-	return err
+	return errors.Join(append(field.Split(err), c.validateLanding()...)...)
 }
 
 // parseInterfaces parses container_interfaces; a pattern that does not

@@ -4,8 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/netip"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 )
@@ -27,6 +27,7 @@ type fakeIPT struct {
 	// of that Save (from 1): an outside change racing with a read.
 	beforeSave func(n int)
 	saves      int
+	packets    map[string]uint64 // "table/chain" → the packet counter of each of its rules
 }
 
 type fakeTable struct {
@@ -49,7 +50,7 @@ var fakeTargets = []string{"ACCEPT", "DROP", "RETURN", "REJECT", "REDIRECT", "MA
 var errFakeNotExist = errors.New("No chain/target/match by that name")
 
 func newFakeIPT(mode string) *fakeIPT {
-	return &fakeIPT{mode: mode, tables: map[string]*fakeTable{}, fail: map[string]error{}}
+	return &fakeIPT{mode: mode, tables: map[string]*fakeTable{}, fail: map[string]error{}, packets: map[string]uint64{}}
 }
 
 // call logs an operation and returns the injected error for it, if any.
@@ -79,18 +80,6 @@ func (f *fakeIPT) chain(table, chain string, create bool) *fakeChain {
 		return nil
 	}
 	return t.chains[chain]
-}
-
-// render joins a rule spec the way iptables -S prints it (quoted comments).
-func render(spec []string) string {
-	out := make([]string, len(spec))
-	for i, s := range spec {
-		if strings.ContainsAny(s, " \t") {
-			s = strconv.Quote(s)
-		}
-		out[i] = s
-	}
-	return strings.Join(out, " ")
 }
 
 func (f *fakeIPT) ChainExists(table, chain string) (bool, error) {
@@ -186,6 +175,32 @@ func (f *fakeIPT) List(table, chain string) ([]string, error) {
 		out = append(out, "-A "+chain+" "+r)
 	}
 	return out, nil
+}
+
+// ListWithCounters is List with "-c PACKETS BYTES" on every rule line.
+func (f *fakeIPT) ListWithCounters(table, chain string) ([]string, error) {
+	lines, err := f.List(table, chain)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, l := range lines {
+		if strings.HasPrefix(l, "-A ") {
+			lines[i] = fmt.Sprintf("%s -c %d 0", l, f.packets[table+"/"+chain])
+		}
+	}
+	return lines, err
+}
+
+// MoveFirst deletes the first rule matching spec and inserts it at the top,
+// in one step (as iptables-restore --noflush does).
+func (f *fakeIPT) MoveFirst(table, chain string, spec ...string) error {
+	return f.write("MoveFirst", table, chain, spec, func(c *fakeChain, r string) error {
+		i := slices.Index(c.rules, r)
+		if i < 0 {
+			return errors.New("Bad rule (does a matching rule exist in that chain?)")
+		}
+		c.rules = slices.Insert(slices.Delete(c.rules, i, i+1), 0, r)
+		return nil
+	})
 }
 
 func (f *fakeIPT) Exists(table, chain string, spec ...string) (bool, error) {
@@ -355,6 +370,15 @@ func (f *fakeIPT) deleteRuleContaining(table, chain, s string) bool {
 	return true
 }
 
+// insertForeign is someone else's rule, inserted at the top of a chain (as
+// dockerd, kube-proxy or Calico put their jumps).
+func (f *fakeIPT) insertForeign(table, chain, rule string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.chain(table, chain, true)
+	c.rules = slices.Insert(c.rules, 0, rule)
+}
+
 // addForeign is someone else's rule, appended to a built-in chain.
 func (f *fakeIPT) addForeign(table, chain, rule string) {
 	f.mu.Lock()
@@ -371,7 +395,7 @@ func (f *fakeIPT) writes() []string {
 	for _, c := range f.calls {
 		op, _, _ := strings.Cut(c, " ")
 		switch op {
-		case "NewChain", "ClearChain", "DeleteChain", "Insert", "Append", "Delete", "DropTable":
+		case "NewChain", "ClearChain", "DeleteChain", "Insert", "Append", "Delete", "DropTable", "MoveFirst":
 			out = append(out, c)
 		}
 	}
@@ -400,4 +424,56 @@ func (f *fakeIPT) save() string {
 	f.calls = calls
 	f.mu.Unlock()
 	return s
+}
+
+// fakeLo is lo's addresses, kept like the kernel keeps them: adding one
+// that is there fails, deleting one that is not fails.
+type fakeLo struct {
+	mu     sync.Mutex
+	addrs  []loAddr
+	writes []string // "add ADDR" / "del ADDR", in order
+}
+
+func (l *fakeLo) List() ([]loAddr, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.addrs), nil
+}
+
+func (l *fakeLo) Add(a loAddr) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if hasAddr(l.addrs, a.Prefix.Addr()) {
+		return errors.New("file exists")
+	}
+	l.addrs = append(l.addrs, a)
+	l.writes = append(l.writes, "add "+a.String())
+	return nil
+}
+
+func (l *fakeLo) Del(a loAddr) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	i := slices.IndexFunc(l.addrs, func(b loAddr) bool { return b.Prefix == a.Prefix })
+	if i < 0 {
+		return errors.New("cannot assign requested address")
+	}
+	l.addrs = slices.Delete(l.addrs, i, i+1)
+	l.writes = append(l.writes, "del "+a.String())
+	return nil
+}
+
+// del is an outside `ip addr del` of address a.
+func (l *fakeLo) del(a netip.Addr) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := len(l.addrs)
+	l.addrs = slices.DeleteFunc(l.addrs, func(b loAddr) bool { return b.Prefix.Addr() == a })
+	return len(l.addrs) < n
+}
+
+func (l *fakeLo) snapshot() []loAddr {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.addrs)
 }

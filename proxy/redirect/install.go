@@ -23,6 +23,7 @@ func (r *Rules) Install(ctx context.Context) error {
 		}
 		if len(fixed) > 0 {
 			r.log.Info("installed rules", "family", fr.fam.Name, "pieces", fixed)
+			r.dropDirectFlows(fr.fam)
 		}
 		if err := r.snapshot(fr); err != nil {
 			return err
@@ -49,14 +50,35 @@ func (r *Rules) snapshot(fr familyRunner) error {
 	return nil
 }
 
+// dropDirectFlows deletes the conntrack entries of metadata connections
+// that go straight to IMDS: a connection opened before the rules were (back)
+// in place would otherwise keep its path past the nat table, which only
+// sees a connection's first packet (kiam #284). The filter backstops reset
+// such packets anyway; this makes the kernel forget them too. Redirected
+// connections keep their entries. A failure is logged, not fatal: the
+// rules are in place.
+func (r *Rules) dropDirectFlows(f family) {
+	n, err := r.flushConntrack(f)
+	switch {
+	case err != nil:
+		r.log.Warn("cannot drop conntrack entries of direct metadata flows", "family", f.Name, "err", err)
+	case n > 0:
+		r.log.Info("dropped conntrack entries of metadata flows opened before the rules", "family", f.Name, "entries", n)
+	}
+}
+
 // ensureFamily installs what is missing in one family and returns what it
 // had to fix, as "table/chain piece" strings (empty when all was in place).
+// The landing address goes in first, so that no DNAT points nowhere.
 func (r *Rules) ensureFamily(fr familyRunner) ([]string, error) {
+	fixed, err := ensureLanding(r.lo, fr.fam, r.params)
+	if err != nil {
+		return nil, err
+	}
 	save, err := fr.ipt.Save()
 	if err != nil {
-		return nil, fmt.Errorf("install %s: read rules: %w", fr.fam.Name, err)
+		return fixed, fmt.Errorf("install %s: read rules: %w", fr.fam.Name, err)
 	}
-	var fixed []string
 	if fr.ipt.CanDropTables() {
 		have := savedTables(save)
 		for _, t := range tables() {
@@ -103,16 +125,53 @@ func ensureChain(ipt runner, c chainPlan) ([]string, error) {
 		}
 		fixed = append(fixed, where+" rules")
 	}
-	if ok, err = ipt.Exists(c.Table, c.Hook, c.Jump.Spec()...); err != nil {
-		return fixed, fmt.Errorf("check jump from %s: %w", c.Hook, err)
-	}
-	if !ok {
+	f, err := ensureJumpFirst(ipt, c)
+	return append(fixed, f...), err
+}
+
+// ensureJumpFirst makes c's jump the first rule of its hook: inserted there
+// when missing, moved there (in one step) when something was put before it
+// (kube-proxy, Calico or dockerd inserting their own jumps at the top).
+func ensureJumpFirst(ipt runner, c chainPlan) ([]string, error) {
+	pos, _, err := jumpPosition(ipt, c)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("check jump from %s: %w", c.Hook, err)
+	case pos == 0:
 		if err := ipt.Insert(c.Table, c.Hook, 1, c.Jump.Spec()...); err != nil {
-			return fixed, fmt.Errorf("jump from %s: %w", c.Hook, err)
+			return nil, fmt.Errorf("jump from %s: %w", c.Hook, err)
 		}
-		fixed = append(fixed, c.Table+"/"+c.Hook+" jump")
+		return []string{c.Table + "/" + c.Hook + " jump"}, nil
+	case pos > 1:
+		if err := ipt.MoveFirst(c.Table, c.Hook, c.Jump.Spec()...); err != nil {
+			return nil, fmt.Errorf("move the jump from %s to position 1: %w", c.Hook, err)
+		}
+		return []string{fmt.Sprintf("%s/%s jump moved to position 1 (was %d)", c.Table, c.Hook, pos)}, nil
 	}
-	return fixed, nil
+	return nil, nil
+}
+
+// jumpPosition returns the place (from 1) of c's jump among the rules of
+// its hook, 0 when it is not there, and how many rules the hook holds.
+func jumpPosition(ipt runner, c chainPlan) (pos, of int, err error) {
+	listing, err := ipt.List(c.Table, c.Hook)
+	if err != nil {
+		return 0, 0, err
+	}
+	lines := ruleLines(listing)
+	for i, l := range lines {
+		if isJump(l, c) {
+			return i + 1, len(lines), nil
+		}
+	}
+	return 0, len(lines), nil
+}
+
+// isJump reports whether l, an "-A HOOK ..." line of iptables -S or
+// iptables-save, is c's jump: its comment and its target.
+func isJump(l string, c chainPlan) bool {
+	return strings.HasPrefix(l, "-A "+c.Hook+" ") && strings.HasSuffix(l, " -j "+c.Name) &&
+		strings.Contains(l, c.Jump.quotedComment())
 }
 
 // chainCurrent reports whether c holds exactly its rules, in order, and

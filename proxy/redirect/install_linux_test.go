@@ -33,6 +33,7 @@ func TestRealInstallRemove(t *testing.T) {
 					foreignRules(t, ns, backend)
 				}
 				before := saveAll(t, ns, backend)
+				loBefore := netnstest.Run(t, "ip", "-n", ns, "addr", "show", "dev", "lo")
 				nftBefore := nftRuleset(t, ns)
 				otherBefore := saveAll(t, ns, otherBackend(backend))
 				logs := &syncBuffer{}
@@ -57,9 +58,16 @@ func TestRealInstallRemove(t *testing.T) {
 				}
 				t.Logf("status:\n%s", st)
 
+				lo := netnstest.Run(t, "ip", "-n", ns, "addr", "show", "dev", "lo")
+				if !strings.Contains(lo, "169.254.254.169/32 scope host lo:imdsguard") || !strings.Contains(lo, "fd69:6d64:7367::254/128 scope global nodad deprecated") {
+					t.Errorf("lo after install:\n%s", lo)
+				}
 				in(t, ns, func() error { return r.Remove(ctx) })
 				after := saveAll(t, ns, backend)
 				checkRemoved(t, backend, pre, before, after)
+				if lo := netnstest.Run(t, "ip", "-n", ns, "addr", "show", "dev", "lo"); lo != loBefore {
+					t.Errorf("lo after remove:\n%s\nbefore install:\n%s", lo, loBefore)
+				}
 				if nftAfter := nftRuleset(t, ns); nftAfter != nftBefore {
 					t.Logf("note: `nft list ruleset` differs (iptables-save does not):\nbefore:\n%s\nafter:\n%s", nftBefore, nftAfter)
 				}
@@ -159,4 +167,21 @@ func TestNewRejects(t *testing.T) {
 			t.Logf("New(port %d, backend %q): %v", o.Port, o.Backend, err)
 		}
 	}
+}
+
+// A host with IPv6 off on lo (net.ipv6.conf.lo.disable_ipv6=1: the kernel
+// refuses an IPv6 address there) still installs: only the IPv6 landing
+// address is left out, and status says so.
+func TestRealInstallIPv6OffOnLo(t *testing.T) {
+	requireBackend(t, "nft")
+	ns := netnstest.New(t, "rg-nov6")
+	sysctl(t, ns, "net.ipv6.conf.lo.disable_ipv6", "1")
+	r := newRulesIn(t, ns, Options{Config: DefaultConfig(), Port: 8989, Backend: "nft", Log: testLog(t, &syncBuffer{})})
+	in(t, ns, func() error { return r.Install(context.Background()) })
+	var st Status
+	in(t, ns, func() (err error) { st, err = r.Status(context.Background()); return err })
+	if !st.OK() || !strings.Contains(st.String(), "IPv6 is off on lo") {
+		t.Errorf("status:\n%s", st)
+	}
+	in(t, ns, func() error { return r.Remove(context.Background()) })
 }

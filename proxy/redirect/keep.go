@@ -12,8 +12,9 @@ import (
 // that is a no-op: one read of each family's rules, nothing written. Then
 // every r.every (750 ms) reads each family's rule set once (iptables-save)
 // and, when the imdsguard lines differ from what Install left (an outside
-// `iptables -t nat -F`, a flushed chain, a deleted jump, a firewalld
-// reload), restores what is missing, logs it and counts it (Restores).
+// `iptables -t nat -F`, a flushed chain, a deleted jump, a rule put before
+// a jump, a firewalld reload) or a landing address is gone from lo,
+// restores what is missing, logs it and counts it (Restores).
 // It also follows the container interfaces through netlink and logs those
 // that appear or vanish. When ctx ends the rules stay (KeepOnExit: fail
 // closed) or are removed.
@@ -52,8 +53,9 @@ func (r *Rules) Keep(ctx context.Context) error {
 	}
 }
 
-// check compares each family's imdsguard lines with the snapshot and
-// restores the family when they differ.
+// check compares each family's imdsguard lines with the snapshot, and
+// looks for its landing address on lo; it restores the family when either
+// differs.
 func (r *Rules) check() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -63,11 +65,26 @@ func (r *Rules) check() {
 			r.log.Warn("cannot read rules", "family", fr.fam.Name, "err", err)
 			continue
 		}
-		if snap, ok := r.snap[fr.fam.Name]; ok && slices.Equal(ourLines(save), snap) {
+		if snap, ok := r.snap[fr.fam.Name]; ok && slices.Equal(ourLines(save), snap) && r.landingThere(fr.fam) {
 			continue
 		}
 		r.restore(fr)
 	}
+}
+
+// landingThere reports whether family f's landing address is on lo (or
+// not needed). When lo cannot be read it says yes: a restore could not do
+// better, and the rules are checked again at the next tick.
+func (r *Rules) landingThere(f family) bool {
+	if !r.params.wantsLanding() {
+		return true
+	}
+	have, err := r.lo.List()
+	if err != nil {
+		r.log.Warn("cannot list the addresses of lo", "family", f.Name, "err", err)
+		return true
+	}
+	return !landingMissing(f, r.params, have)
 }
 
 // restore reinstalls one family and records the new snapshot; it counts a
@@ -83,6 +100,7 @@ func (r *Rules) restore(fr familyRunner) {
 		n := r.restores.Add(1)
 		r.log.Warn("restored rules deleted from outside", "family", fr.fam.Name, "fixed", fixed,
 			"took", time.Since(start).String(), "restores", n)
+		r.dropDirectFlows(fr.fam)
 	}
 	if err := r.snapshot(fr); err != nil {
 		r.log.Warn("cannot read rules", "family", fr.fam.Name, "err", err)

@@ -69,6 +69,12 @@ func TestRealKeep(t *testing.T) {
 			if !strings.Contains(logs.String(), "restored rules deleted from outside") {
 				t.Error("restores not logged")
 			}
+			lo := netnstest.Run(t, "ip", "-n", ns, "addr", "show", "dev", "lo")
+			for _, want := range []string{"inet 169.254.254.169/32 scope host lo:imdsguard", "inet6 fd69:6d64:7367::254/128 scope global nodad deprecated"} {
+				if !strings.Contains(lo, want) {
+					t.Errorf("lo lacks %q:\n%s", want, lo)
+				}
+			}
 
 			followLinks(t, ns, r, logs)
 
@@ -111,6 +117,12 @@ func keepDamages(backend string) []damage {
 			{v6, "-t", "nat", "-F", ChainPre}, {v6, "-t", "nat", "-X", ChainPre},
 		}},
 	}
+	damages = append(damages,
+		damage{"iptables -t nat -I PREROUTING 1 (a rule before the jump)", [][]string{{v4, "-t", "nat", "-I", "PREROUTING", "1", "-p", "udp", "-j", "RETURN"}}},
+		damage{"ip6tables -I FORWARD 1 (a rule before the jump)", [][]string{{v6, "-I", "FORWARD", "1", "-p", "udp", "-j", "ACCEPT"}}},
+		damage{"ip addr del the IPv4 landing address", [][]string{{"ip", "addr", "del", "169.254.254.169/32", "dev", "lo"}}},
+		damage{"ip -6 addr del the IPv6 landing address", [][]string{{"ip", "-6", "addr", "del", "fd69:6d64:7367::254/128", "dev", "lo"}}},
+	)
 	if _, err := findTool("nft"); err == nil && backend == "nft" {
 		damages = append(damages, damage{"nft delete table ip nat (a firewall reload)", [][]string{{"nft", "delete", "table", "ip", "nat"}}})
 	}
@@ -118,25 +130,37 @@ func keepDamages(backend string) []damage {
 }
 
 // followLinks: a veth and a bridge made and deleted while Keep runs show up
-// in Interfaces and InterfaceFor, and are logged.
+// in Interfaces (every link but lo: the default "+"), are logged, and a
+// route through the veth names it in InterfaceFor.
 func followLinks(t *testing.T, ns string, r *Rules, logs *syncBuffer) {
 	addr := netip.MustParseAddr("198.51.100.77")
 	start := time.Now()
 	netnstest.IP(t, ns, "link", "add", "veth-new", "type", "veth", "peer", "name", "vpeer-new")
-	netnstest.IP(t, ns, "addr", "add", "198.51.100.77/24", "dev", "veth-new")
+	netnstest.IP(t, ns, "link", "set", "veth-new", "up")
+	netnstest.IP(t, ns, "link", "set", "vpeer-new", "up")
+	netnstest.IP(t, ns, "route", "add", addr.String()+"/32", "dev", "veth-new")
 	netnstest.IP(t, ns, "link", "add", "br-test", "type", "bridge")
-	waitFor(t, 2*time.Second, "veth-new followed", func() bool { return r.InterfaceFor(addr) == "veth-new" })
-	waitFor(t, 2*time.Second, "br-test followed", func() bool {
-		return slices.ContainsFunc(r.Interfaces(), func(l Link) bool { return l.Name == "br-test" && l.Kind == "bridge" })
+	has := func(name, kind string) bool {
+		return slices.ContainsFunc(r.Interfaces(), func(l Link) bool { return l.Name == name && l.Kind == kind })
+	}
+	waitFor(t, 2*time.Second, "links followed", func() bool {
+		return has("veth-new", "veth") && has("vpeer-new", "veth") && has("br-test", "bridge")
 	})
-	t.Logf("LINKS veth-new and br-test followed after %s: %v", time.Since(start).Round(time.Millisecond), r.Interfaces())
-	if slices.ContainsFunc(r.Interfaces(), func(l Link) bool { return l.Name == "vpeer-new" }) {
-		t.Error("vpeer-new matches no pattern but is listed")
+	interfaceFor := func() (name string) {
+		in(t, ns, func() error { name = r.InterfaceFor(addr); return nil })
+		return name
+	}
+	if got := interfaceFor(); got != "veth-new" {
+		t.Errorf("InterfaceFor(%s) = %q, want veth-new", addr, got)
+	}
+	t.Logf("LINKS veth-new, vpeer-new and br-test followed after %s: %v", time.Since(start).Round(time.Millisecond), r.Interfaces())
+	if slices.ContainsFunc(r.Interfaces(), func(l Link) bool { return l.Name == "lo" }) {
+		t.Error("lo is listed as a container interface")
 	}
 	start = time.Now()
 	netnstest.IP(t, ns, "link", "del", "veth-new")
 	netnstest.IP(t, ns, "link", "del", "br-test")
-	waitFor(t, 2*time.Second, "links gone", func() bool { return len(r.Interfaces()) == 0 && r.InterfaceFor(addr) == "" })
+	waitFor(t, 2*time.Second, "links gone", func() bool { return len(r.Interfaces()) == 0 && interfaceFor() == "" })
 	t.Logf("LINKS gone after %s", time.Since(start).Round(time.Millisecond))
 	log := logs.String()
 	for _, want := range []string{

@@ -16,6 +16,10 @@ type Link struct {
 	Index int
 	Kind  string // as netlink reports it: "veth", "bridge", "" for a plain device
 	Addrs []netip.Prefix
+	// Master names the bridge (or bond, VRF) the link is enslaved to, ""
+	// for none. A bridge port's traffic enters the host's IP stack on the
+	// bridge: -i matches the bridge's name, never the port's.
+	Master string
 }
 
 func (l Link) String() string {
@@ -23,11 +27,33 @@ func (l Link) String() string {
 	for i, a := range l.Addrs {
 		addrs[i] = a.String()
 	}
-	kind := l.Kind
-	if kind == "" {
-		kind = "device"
+	desc := l.KindName()
+	if l.Master != "" {
+		desc += ", port of " + l.Master
+	} else if l.AddressLess() {
+		desc += ", address-less"
 	}
-	return fmt.Sprintf("%s (index %d, %s) [%s]", l.Name, l.Index, kind, strings.Join(addrs, " "))
+	return fmt.Sprintf("%s (index %d, %s) [%s]", l.Name, l.Index, desc, strings.Join(addrs, " "))
+}
+
+// KindName is the link's kind, "device" for a plain one.
+func (l Link) KindName() string {
+	if l.Kind == "" {
+		return "device"
+	}
+	return l.Kind
+}
+
+// AddressLess reports whether the link has no address but IPv6 link-local
+// ones: the host side of a pod's veth on most CNIs, where REDIRECT would
+// have nothing to redirect to.
+func (l Link) AddressLess() bool {
+	for _, a := range l.Addrs {
+		if !a.Addr().IsLinkLocalUnicast() || a.Addr().Is4() {
+			return false
+		}
+	}
+	return true
 }
 
 // linkWatch is the kernel's view of the links of the network namespace it
@@ -65,10 +91,14 @@ func (c *linkCache) set(links []Link, following bool) (appeared, vanished []Link
 	return diffLinks(old, links), diffLinks(links, old)
 }
 
-// containerLinks keeps the links whose names match a pattern, by index.
+// containerLinks keeps the links whose names match a pattern, by index;
+// never lo, which "+" leaves out too (see ingress).
 func containerLinks(all []Link, patterns []ifname.Pattern) []Link {
 	var out []Link
 	for _, l := range all {
+		if l.Name == "lo" {
+			continue
+		}
 		if slices.ContainsFunc(patterns, func(p ifname.Pattern) bool { return p.Match(l.Name) }) {
 			out = append(out, l)
 		}
@@ -86,19 +116,6 @@ func diffLinks(a, b []Link) []Link {
 		}
 	}
 	return out
-}
-
-// ownerOf names the link that holds local address a, "" if none does.
-func ownerOf(links []Link, a netip.Addr) string {
-	a = a.Unmap().WithZone("")
-	for _, l := range links {
-		for _, p := range l.Addrs {
-			if p.Addr() == a {
-				return l.Name
-			}
-		}
-	}
-	return ""
 }
 
 // Interfaces returns the container interfaces present now: from Keep's
@@ -122,12 +139,28 @@ func (r *Rules) Interfaces() []Link {
 	return containerLinks(all, r.params.Interfaces)
 }
 
-// InterfaceFor names the container interface that owns local address a, ""
-// if none does. A connection REDIRECTed from PREROUTING lands on the
-// ingress interface's own address, so this names the caller's interface.
-// Cheap while Keep runs (a cache lookup); a netlink query otherwise.
+// InterfaceFor names the container interface a caller at address a (the
+// source of a redirected connection) came in through, "" when that is not
+// a container interface. Every container's connection lands on the same
+// landing address, so where it landed says nothing; the host's route back
+// to the caller does (one netlink query, ip route get): a pod's /32 route
+// through its veth, a bridge's subnet route through the bridge. With
+// symmetric routing, the usual case on container hosts, that is the
+// interface the connection arrived on. Its limit: where routing is
+// asymmetric (source-based policy routing, two interfaces routing one
+// address) the name is that of the way back, which may not be the way in.
+// A TCP caller cannot pick another's address and still complete the
+// handshake, so the name follows the caller's real address.
 func (r *Rules) InterfaceFor(a netip.Addr) string {
-	return ownerOf(r.Interfaces(), a)
+	name, err := r.routeTo(a.Unmap().WithZone(""))
+	if err != nil {
+		r.log.Debug("no route to a container caller", "addr", a, "err", err)
+		return ""
+	}
+	if name == "lo" || !slices.ContainsFunc(r.params.Interfaces, func(p ifname.Pattern) bool { return p.Match(name) }) {
+		return ""
+	}
+	return name
 }
 
 // refreshLinks reads the links through w, stores the container interfaces

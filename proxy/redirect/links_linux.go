@@ -95,10 +95,14 @@ func (w *netlinkWatch) Links() ([]Link, error) {
 	if err != nil {
 		return nil, fmt.Errorf("netlink: list links: %w", err)
 	}
+	names := make(map[int]string, len(nls))
+	for _, nl := range nls {
+		names[nl.Attrs().Index] = nl.Attrs().Name
+	}
 	out := make([]Link, 0, len(nls))
 	for _, nl := range nls {
 		a := nl.Attrs()
-		l := Link{Name: a.Name, Index: a.Index, Kind: nl.Type()}
+		l := Link{Name: a.Name, Index: a.Index, Kind: nl.Type(), Master: names[a.MasterIndex]}
 		if l.Kind == "device" {
 			l.Kind = ""
 		}

@@ -3,6 +3,7 @@ package redirect
 import (
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,10 +33,27 @@ type Rules struct {
 	snap     map[string][]string // family → ourLines after the last install
 	restores atomic.Uint64
 
-	every     time.Duration // Keep's check interval
-	openLinks openLinks
-	links     linkCache
+	every time.Duration // Keep's check interval
+	kernel
+	links linkCache
 }
+
+// kernel is the netlink side of Rules: links, the landing addresses on lo,
+// route lookups and conntrack. Each part acts in the network namespace of
+// the calling thread, as the iptables tools do; fakes stand in for them in
+// tests.
+type kernel struct {
+	openLinks openLinks
+	lo        loAddrs
+	// routeTo names the interface the host routes an address through.
+	routeTo func(netip.Addr) (string, error)
+	// flushConntrack deletes a family's conntrack entries of metadata
+	// flows that go to IMDS itself (see conntrack_linux.go).
+	flushConntrack func(family) (uint, error)
+}
+
+// netlinkKernel is the real kernel.
+var netlinkKernel = kernel{openLinks: netlinkLinks, lo: netlinkLo{}, routeTo: netlinkRoute, flushConntrack: netlinkConntrack}
 
 // New checks the options, picks the backend (detecting it unless
 // o.Backend names one) and returns the rules, not yet installed.
@@ -54,11 +72,11 @@ func New(o Options) (*Rules, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newRules(o, name, fams, netlinkLinks), nil
+	return newRules(o, name, fams, netlinkKernel), nil
 }
 
 // newRules assembles Rules around runners: New's real ones, or fakes.
-func newRules(o Options, backend string, fams []familyRunner, links openLinks) *Rules {
+func newRules(o Options, backend string, fams []familyRunner, k kernel) *Rules {
 	if o.Mark == 0 {
 		o.Mark = Mark
 	}
@@ -66,14 +84,14 @@ func newRules(o Options, backend string, fams []familyRunner, links openLinks) *
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	r := &Rules{
-		cfg:       o.Config,
-		params:    params{Port: o.Port, Mark: o.Mark, Interfaces: o.Config.interfaces()},
-		backend:   backend,
-		log:       o.Log.With("component", "redirect", "backend", backend),
-		all:       fams,
-		snap:      map[string][]string{},
-		every:     750 * time.Millisecond,
-		openLinks: links,
+		cfg:     o.Config,
+		params:  o.Config.params(o.Port, o.Mark),
+		backend: backend,
+		log:     o.Log.With("component", "redirect", "backend", backend),
+		all:     fams,
+		snap:    map[string][]string{},
+		every:   750 * time.Millisecond,
+		kernel:  k,
 	}
 	for _, f := range o.Config.families() {
 		for _, fr := range fams {

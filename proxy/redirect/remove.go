@@ -10,7 +10,9 @@ const maxJumps = 64
 
 // Remove deletes exactly what Install made, in every family the host has
 // (not only the configured ones: a family switched off since the install is
-// cleaned too). Deleting something absent is success. Tables Install created
+// cleaned too): the chains and jumps, then the landing addresses on lo
+// (those Install marked, whatever address the configuration names now).
+// Deleting something absent is success. Tables Install created
 // are deleted when nothing else was put in them since (nf_tables only: a
 // legacy table, once there, stays until its namespace goes).
 func (r *Rules) Remove(ctx context.Context) error {
@@ -21,6 +23,11 @@ func (r *Rules) Remove(ctx context.Context) error {
 			return err
 		}
 		removed, err := removeFamily(fr)
+		if err == nil {
+			var rm []string
+			rm, err = removeLanding(r.lo, fr.fam)
+			removed = append(removed, rm...)
+		}
 		if len(removed) > 0 {
 			r.log.Info("removed rules", "family", fr.fam.Name, "pieces", removed)
 		}

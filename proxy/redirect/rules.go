@@ -38,6 +38,17 @@ type params struct {
 	Port       int              // the proxy's listen port
 	Mark       uint32           // the daemon's socket mark
 	Interfaces []ifname.Pattern // container interface patterns
+	// LandingV4 and LandingV6 are the DNAT targets of container traffic
+	// (landing.go); invalid (zero) in a plan made only to remove.
+	LandingV4, LandingV6 netip.Addr
+}
+
+// landing is p's landing address of family f.
+func (p params) landing(f family) netip.Addr {
+	if f == familyV6 {
+		return p.LandingV6
+	}
+	return p.LandingV4
 }
 
 // rule is one iptables rule: matches, the comment every rule carries, target.
@@ -63,10 +74,13 @@ func (r rule) quotedComment() string { return `"` + commentPrefix + r.Comment + 
 
 // String renders the rule as a shell would need it quoted (and as
 // iptables -S prints comments): for logs, status and golden tests.
-func (r rule) String() string {
-	parts := r.Spec()
-	out := make([]string, len(parts))
-	for i, p := range parts {
+func (r rule) String() string { return render(r.Spec()) }
+
+// render joins rule arguments the way iptables -S prints them and
+// iptables-restore reads them: arguments with white space quoted.
+func render(spec []string) string {
+	out := make([]string, len(spec))
+	for i, p := range spec {
 		if strings.ContainsAny(p, " \t") {
 			p = strconv.Quote(p)
 		}
@@ -123,17 +137,44 @@ func outRules(f family, p params) []rule {
 }
 
 // preRules: metadata traffic arriving on a container interface goes to the
-// proxy. Static -i wildcards cover an interface the instant it exists.
+// proxy, DNATed to the landing address (landing.go explains why not
+// REDIRECT). Static -i wildcards cover an interface the instant it exists.
 func preRules(f family, p params) []rule {
 	out := make([]rule, 0, len(p.Interfaces))
 	for _, in := range p.Interfaces {
 		out = append(out, rule{
-			Match:   append([]string{"-i", in.String()}, imdsTCP(f)...),
-			Comment: "redirect metadata traffic from " + in.String(),
-			Target:  redirectTo(p.Port),
+			Match:   append(ingress(in), imdsTCP(f)...),
+			Comment: "redirect metadata traffic from " + ingressName(in),
+			Target:  dnatTo(p.landing(f), p.Port),
 		})
 	}
 	return out
+}
+
+// allButLo reports whether p is "+", which the redirect reads as every
+// interface but lo: local traffic never passes PREROUTING's nat table, and
+// lo is no container's.
+func allButLo(p ifname.Pattern) bool { return p.String() == "+" }
+
+// ingress is the -i match of a container interface pattern.
+func ingress(p ifname.Pattern) []string {
+	if allButLo(p) {
+		return []string{"!", "-i", "lo"}
+	}
+	return []string{"-i", p.String()}
+}
+
+// ingressName names a pattern in a rule's comment.
+func ingressName(p ifname.Pattern) string {
+	if allButLo(p) {
+		return "every interface but lo"
+	}
+	return p.String()
+}
+
+// dnatTo sends a connection to the landing address's proxy port.
+func dnatTo(a netip.Addr, port int) []string {
+	return []string{"-j", "DNAT", "--to-destination", netip.AddrPortFrom(a, uint16(port)).String()}
 }
 
 // inRules: the proxy port answers local callers and redirected metadata
@@ -153,13 +194,20 @@ func inRules(f family, p params) []rule {
 }
 
 // fwdRules: a backstop. Metadata traffic from an interface that is not in
-// the list would be routed to the metadata service: refuse it instead.
+// the list would be routed to the metadata service: refuse it instead. And
+// redirected metadata traffic that would be routed (its landing address
+// deleted from outside, until Keep puts it back) is refused too, rather
+// than sent wherever the host's routes point.
 func fwdRules(f family, _ params) []rule {
-	return []rule{{
-		Match:   imdsTCP(f),
-		Comment: "routed metadata traffic is refused",
-		Target:  []string{"-j", "REJECT", "--reject-with", "tcp-reset"},
-	}}
+	reset := []string{"-j", "REJECT", "--reject-with", "tcp-reset"}
+	return []rule{
+		{Match: imdsTCP(f), Comment: "routed metadata traffic is refused", Target: reset},
+		{
+			Match:   []string{"-p", "tcp", "-m", "conntrack", "--ctstate", "DNAT", "--ctorigdst", f.IMDS.Addr().String(), "--ctorigdstport", strconv.Itoa(imds.Port)},
+			Comment: "redirected metadata traffic is never routed",
+			Target:  reset,
+		},
+	}
 }
 
 // fenceRules: a backstop for local traffic. nat OUTPUT runs before filter

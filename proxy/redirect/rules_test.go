@@ -20,17 +20,14 @@ func renderPlan(f family, p params) string {
 	return b.String()
 }
 
-var goldenParams = params{Port: 8989, Mark: Mark, Interfaces: DefaultConfig().interfaces()}
+var goldenParams = DefaultConfig().params(8989, Mark)
 
 const goldenV4 = `-t nat -N IMDSGUARD-OUT
 -t nat -A IMDSGUARD-OUT -d 169.254.169.254/32 -p tcp --dport 80 -m mark --mark 0x1d5a -m comment --comment "imdsguard: daemon upstream traffic skips the redirect" -j RETURN
 -t nat -A IMDSGUARD-OUT -d 169.254.169.254/32 -p tcp --dport 80 -m comment --comment "imdsguard: redirect local metadata traffic to the proxy" -j REDIRECT --to-ports 8989
 -t nat -I OUTPUT 1 -m comment --comment "imdsguard: jump to IMDSGUARD-OUT" -j IMDSGUARD-OUT
 -t nat -N IMDSGUARD-PRE
--t nat -A IMDSGUARD-PRE -i docker0 -d 169.254.169.254/32 -p tcp --dport 80 -m comment --comment "imdsguard: redirect metadata traffic from docker0" -j REDIRECT --to-ports 8989
--t nat -A IMDSGUARD-PRE -i br-+ -d 169.254.169.254/32 -p tcp --dport 80 -m comment --comment "imdsguard: redirect metadata traffic from br-+" -j REDIRECT --to-ports 8989
--t nat -A IMDSGUARD-PRE -i cni+ -d 169.254.169.254/32 -p tcp --dport 80 -m comment --comment "imdsguard: redirect metadata traffic from cni+" -j REDIRECT --to-ports 8989
--t nat -A IMDSGUARD-PRE -i veth+ -d 169.254.169.254/32 -p tcp --dport 80 -m comment --comment "imdsguard: redirect metadata traffic from veth+" -j REDIRECT --to-ports 8989
+-t nat -A IMDSGUARD-PRE ! -i lo -d 169.254.169.254/32 -p tcp --dport 80 -m comment --comment "imdsguard: redirect metadata traffic from every interface but lo" -j DNAT --to-destination 169.254.254.169:8989
 -t nat -I PREROUTING 1 -m comment --comment "imdsguard: jump to IMDSGUARD-PRE" -j IMDSGUARD-PRE
 -t filter -N IMDSGUARD-IN
 -t filter -A IMDSGUARD-IN -i lo -p tcp --dport 8989 -m comment --comment "imdsguard: local callers reach the proxy port" -j RETURN
@@ -39,6 +36,7 @@ const goldenV4 = `-t nat -N IMDSGUARD-OUT
 -t filter -I INPUT 1 -m comment --comment "imdsguard: jump to IMDSGUARD-IN" -j IMDSGUARD-IN
 -t filter -N IMDSGUARD-FWD
 -t filter -A IMDSGUARD-FWD -d 169.254.169.254/32 -p tcp --dport 80 -m comment --comment "imdsguard: routed metadata traffic is refused" -j REJECT --reject-with tcp-reset
+-t filter -A IMDSGUARD-FWD -p tcp -m conntrack --ctstate DNAT --ctorigdst 169.254.169.254 --ctorigdstport 80 -m comment --comment "imdsguard: redirected metadata traffic is never routed" -j REJECT --reject-with tcp-reset
 -t filter -I FORWARD 1 -m comment --comment "imdsguard: jump to IMDSGUARD-FWD" -j IMDSGUARD-FWD
 -t filter -N IMDSGUARD-FENCE
 -t filter -A IMDSGUARD-FENCE -d 169.254.169.254/32 -p tcp --dport 80 -m mark --mark 0x1d5a -m comment --comment "imdsguard: daemon upstream traffic passes" -j RETURN
@@ -51,10 +49,7 @@ const goldenV6 = `-t nat -N IMDSGUARD-OUT
 -t nat -A IMDSGUARD-OUT -d fd00:ec2::254/128 -p tcp --dport 80 -m comment --comment "imdsguard: redirect local metadata traffic to the proxy" -j REDIRECT --to-ports 8989
 -t nat -I OUTPUT 1 -m comment --comment "imdsguard: jump to IMDSGUARD-OUT" -j IMDSGUARD-OUT
 -t nat -N IMDSGUARD-PRE
--t nat -A IMDSGUARD-PRE -i docker0 -d fd00:ec2::254/128 -p tcp --dport 80 -m comment --comment "imdsguard: redirect metadata traffic from docker0" -j REDIRECT --to-ports 8989
--t nat -A IMDSGUARD-PRE -i br-+ -d fd00:ec2::254/128 -p tcp --dport 80 -m comment --comment "imdsguard: redirect metadata traffic from br-+" -j REDIRECT --to-ports 8989
--t nat -A IMDSGUARD-PRE -i cni+ -d fd00:ec2::254/128 -p tcp --dport 80 -m comment --comment "imdsguard: redirect metadata traffic from cni+" -j REDIRECT --to-ports 8989
--t nat -A IMDSGUARD-PRE -i veth+ -d fd00:ec2::254/128 -p tcp --dport 80 -m comment --comment "imdsguard: redirect metadata traffic from veth+" -j REDIRECT --to-ports 8989
+-t nat -A IMDSGUARD-PRE ! -i lo -d fd00:ec2::254/128 -p tcp --dport 80 -m comment --comment "imdsguard: redirect metadata traffic from every interface but lo" -j DNAT --to-destination [fd69:6d64:7367::254]:8989
 -t nat -I PREROUTING 1 -m comment --comment "imdsguard: jump to IMDSGUARD-PRE" -j IMDSGUARD-PRE
 -t filter -N IMDSGUARD-IN
 -t filter -A IMDSGUARD-IN -i lo -p tcp --dport 8989 -m comment --comment "imdsguard: local callers reach the proxy port" -j RETURN
@@ -63,6 +58,7 @@ const goldenV6 = `-t nat -N IMDSGUARD-OUT
 -t filter -I INPUT 1 -m comment --comment "imdsguard: jump to IMDSGUARD-IN" -j IMDSGUARD-IN
 -t filter -N IMDSGUARD-FWD
 -t filter -A IMDSGUARD-FWD -d fd00:ec2::254/128 -p tcp --dport 80 -m comment --comment "imdsguard: routed metadata traffic is refused" -j REJECT --reject-with tcp-reset
+-t filter -A IMDSGUARD-FWD -p tcp -m conntrack --ctstate DNAT --ctorigdst fd00:ec2::254 --ctorigdstport 80 -m comment --comment "imdsguard: redirected metadata traffic is never routed" -j REJECT --reject-with tcp-reset
 -t filter -I FORWARD 1 -m comment --comment "imdsguard: jump to IMDSGUARD-FWD" -j IMDSGUARD-FWD
 -t filter -N IMDSGUARD-FENCE
 -t filter -A IMDSGUARD-FENCE -d fd00:ec2::254/128 -p tcp --dport 80 -m mark --mark 0x1d5a -m comment --comment "imdsguard: daemon upstream traffic passes" -j RETURN

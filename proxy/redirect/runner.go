@@ -3,7 +3,7 @@ package redirect
 // runner is what this package needs from iptables for one address family.
 // The first group is the part of *iptables.IPTables
 // (github.com/coreos/go-iptables) every rule operation goes through; the
-// backend adds the two whole-table operations go-iptables lacks. A fake that
+// backend adds what go-iptables lacks (MoveFirst, Save, DropTable). A fake that
 // keeps real state stands in for it in tests (fake_test.go).
 type runner interface {
 	ChainExists(table, chain string) (bool, error)
@@ -16,6 +16,13 @@ type runner interface {
 	Append(table, chain string, rulespec ...string) error
 	Delete(table, chain string, rulespec ...string) error
 
+	// ListWithCounters is iptables -S CHAIN -v: each rule with "-c PKTS BYTES".
+	ListWithCounters(table, chain string) ([]string, error)
+
+	// MoveFirst deletes the first rule of table/chain matching rulespec and
+	// inserts it at position 1, in one atomic step (iptables-restore
+	// --noflush): Keep puts a jump back on top without a gap.
+	MoveFirst(table, chain string, rulespec ...string) error
 	// Save returns iptables-save's text: the tables that exist, and only
 	// those. Reading it never creates a table (a plain -S on a legacy
 	// table would), so Install, Remove and Status look here first, and

@@ -1,6 +1,7 @@
 package redirect
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 )
@@ -46,18 +47,28 @@ func tableSection(save, table string) (lines []string, ok bool) {
 
 // ourLines returns, table by table, every line of save that names an
 // imdsguard chain (declarations, our rules, the jumps to them), each
-// prefixed with its table. Keep compares it tick by tick with what Install
-// left: a flush, a deleted chain or jump, or a foreign rule in our chain
-// changes it. Without -v nothing in it moves on its own (no counters).
+// prefixed with its table; a rule in another chain (a jump) ends with its
+// position there ("@1"). Keep compares it tick by tick with what Install
+// left: a flush, a deleted chain or jump, a foreign rule in our chain, or a
+// rule put before a jump changes it. Without -v nothing in it moves on its
+// own (no counters).
 func ourLines(save string) []string {
 	var out []string
 	table := ""
+	pos := map[string]int{} // chain → rules seen so far in this table
 	for _, l := range strings.Split(save, "\n") {
 		l = strings.TrimRight(l, "\r")
+		chain := ""
+		if strings.HasPrefix(l, "-A ") {
+			chain = strings.Fields(l)[1]
+			pos[chain]++
+		}
 		switch {
 		case strings.HasPrefix(l, "*"):
-			table = l[1:]
+			table, pos = l[1:], map[string]int{}
 		case strings.HasPrefix(l, "#") || l == "COMMIT":
+		case chain != "" && !strings.HasPrefix(chain, "IMDSGUARD-") && strings.Contains(l, "IMDSGUARD-"):
+			out = append(out, fmt.Sprintf("%s %s @%d", table, l, pos[chain]))
 		case strings.Contains(l, "IMDSGUARD-"):
 			out = append(out, table+" "+stripCounters(l))
 		}
@@ -103,25 +114,25 @@ func hasChain(section []string, chain string) bool {
 
 // inSave reports whether save shows every piece of plans: each chain
 // declared, holding one rule per planned rule with that rule's comment in
-// its place, and jumped to from its hook. It reads one consistent snapshot
-// of the rule set, so it cannot race with outside changes.
+// its place, and jumped to by the first rule of its hook. It reads one
+// consistent snapshot of the rule set, so it cannot race with outside
+// changes.
 func inSave(save string, plans []chainPlan) bool {
 	for _, c := range plans {
 		sec, ok := tableSection(save, c.Table)
 		if !ok || !hasChain(sec, c.Name) {
 			return false
 		}
-		var rules []string
-		jump := false
+		var rules, hook []string
 		for _, l := range sec {
 			switch {
 			case strings.HasPrefix(l, "-A "+c.Name+" "):
 				rules = append(rules, l)
-			case strings.HasPrefix(l, "-A "+c.Hook+" ") && strings.HasSuffix(l, " -j "+c.Name):
-				jump = jump || strings.Contains(l, c.Jump.quotedComment())
+			case strings.HasPrefix(l, "-A "+c.Hook+" "):
+				hook = append(hook, l)
 			}
 		}
-		if !jump || len(rules) != len(c.Rules) {
+		if len(hook) == 0 || !isJump(hook[0], c) || len(rules) != len(c.Rules) {
 			return false
 		}
 		for i, rl := range c.Rules {

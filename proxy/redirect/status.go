@@ -15,11 +15,36 @@ type Status struct {
 
 // Item is one expected piece of the rule set.
 type Item struct {
-	Family  string // "ipv4" or "ipv6"
-	Table   string
-	Chain   string // the chain the piece lives in
-	What    string // "chain", "jump to IMDSGUARD-OUT", "rule 1: imdsguard: ...", "no foreign rules"
+	Family string // "ipv4" or "ipv6"
+	Table  string // "" for the landing address
+	Chain  string // the chain the piece lives in; "lo" for the landing address
+	What   string // "chain", "rule 1: ...", "no foreign rules", the jump rule, "address ..."
+	// Present: the piece is there and in its place; a jump only when it is
+	// the first rule of its hook.
 	Present bool
+	// Jump marks the jump from a built-in chain (the hook, in Chain);
+	// Position is its place there (from 1; 0 when absent) among Of rules.
+	Jump         bool
+	Position, Of int
+}
+
+// state is the item's status word.
+func (it Item) state() string {
+	switch {
+	case it.Present:
+		return "ok"
+	case it.Jump && it.Position > 1:
+		return "NOTFIRST"
+	}
+	return "MISSING"
+}
+
+// where is "table/chain", or the chain alone (lo) for an address.
+func (it Item) where() string {
+	if it.Table == "" {
+		return it.Chain
+	}
+	return it.Table + "/" + it.Chain
 }
 
 // OK reports whether every expected piece is present.
@@ -37,7 +62,8 @@ func (s Status) Missing() []Item {
 }
 
 // String renders the status as human lines: a summary, then one line per
-// piece, then the container interfaces.
+// piece (a jump with its position: NOTFIRST when something was put before
+// it), then the container interfaces.
 func (s Status) String() string {
 	var b strings.Builder
 	verdict := "all rules in place"
@@ -45,15 +71,15 @@ func (s Status) String() string {
 	case len(s.Items) == 0:
 		verdict = "none configured (redirect.ipv4 and redirect.ipv6 are false)"
 	case n > 0:
-		verdict = fmt.Sprintf("%d of %d pieces missing", n, len(s.Items))
+		verdict = fmt.Sprintf("%d of %d pieces missing or out of place", n, len(s.Items))
 	}
 	fmt.Fprintf(&b, "imdsguard rules (iptables %s): %s\n", s.Backend, verdict)
 	for _, it := range s.Items {
-		state := "ok     "
-		if !it.Present {
-			state = "MISSING"
+		what := it.What
+		if it.Jump && it.Position > 0 {
+			what += fmt.Sprintf(" (position %d of %d)", it.Position, it.Of)
 		}
-		fmt.Fprintf(&b, "  %s %s %-22s %s\n", state, it.Family, it.Table+"/"+it.Chain, it.What)
+		fmt.Fprintf(&b, "  %-8s %s %-22s %s\n", it.state(), it.Family, it.where(), what)
 	}
 	if len(s.Links) == 0 {
 		b.WriteString("container interfaces: none present\n")
@@ -78,6 +104,13 @@ func (r *Rules) Status(ctx context.Context) (Status, error) {
 		st.Items = append(st.Items, items...)
 		if err != nil {
 			return st, err
+		}
+		if r.params.wantsLanding() {
+			it, err := landingItem(r.lo, fr.fam, r.params)
+			st.Items = append(st.Items, it)
+			if err != nil {
+				return st, err
+			}
 		}
 	}
 	st.Links = r.Interfaces()
@@ -106,12 +139,12 @@ func inspectFamily(fr familyRunner, p params) ([]Item, error) {
 }
 
 // inspectChain checks one chain: it exists, holds each rule in its place
-// and nothing else, and is jumped to. With tableExists false nothing is
-// asked (every piece is missing).
+// and nothing else, and is jumped to by the first rule of its hook. With
+// tableExists false nothing is asked (every piece is missing).
 func inspectChain(ipt runner, c chainPlan, tableExists bool) ([]Item, error) {
 	item := func(what string) Item { return Item{Table: c.Table, Chain: c.Name, What: what} }
 	chainIt := item("chain")
-	jumpIt := Item{Table: c.Table, Chain: c.Hook, What: c.Jump.String()}
+	jumpIt := Item{Table: c.Table, Chain: c.Hook, What: c.Jump.String(), Jump: true}
 	var ruleIts []Item
 	for i, rl := range c.Rules {
 		ruleIts = append(ruleIts, item(fmt.Sprintf("rule %d: %s", i+1, rl)))
@@ -128,9 +161,10 @@ func inspectChain(ipt runner, c chainPlan, tableExists bool) ([]Item, error) {
 	if chainIt.Present, err = ipt.ChainExists(c.Table, c.Name); err != nil || !chainIt.Present {
 		return collect(), err // no chain, no jump to it (see removeChain)
 	}
-	if jumpIt.Present, err = ipt.Exists(c.Table, c.Hook, c.Jump.Spec()...); err != nil {
+	if jumpIt.Position, jumpIt.Of, err = jumpPosition(ipt, c); err != nil {
 		return collect(), err
 	}
+	jumpIt.Present = jumpIt.Position == 1
 	listing, err := ipt.List(c.Table, c.Name)
 	if err != nil {
 		return collect(), err

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 )
 
 // errNotLinux: netfilter and netlink exist only on Linux. The pure parts of
@@ -19,3 +20,14 @@ func openBackend(string, Config, *slog.Logger) (string, []familyRunner, error) {
 func netlinkLinks(bool) (linkWatch, error) {
 	return nil, fmt.Errorf("container interfaces: %w", errNotLinux)
 }
+
+// netlinkLo is the stand-in loAddrs: every call fails.
+type netlinkLo struct{}
+
+func (netlinkLo) List() ([]loAddr, error) { return nil, errNotLinux }
+func (netlinkLo) Add(loAddr) error        { return errNotLinux }
+func (netlinkLo) Del(loAddr) error        { return errNotLinux }
+
+func netlinkRoute(netip.Addr) (string, error) { return "", errNotLinux }
+
+func netlinkConntrack(family) (uint, error) { return 0, errNotLinux }
