@@ -20,13 +20,20 @@ func newCheckCmd() *cobra.Command {
 		Short: "Verify that enforcement is in effect on this instance (exit 0 only when it is)",
 		Long: `Verify on this instance, one line each, PASS or FAIL with the fix:
 
-  1. the redirect rules are installed (IPv4 and IPv6);
-  2. imdsguard answers on its port;
-  3. IMDS itself rejects an unauthenticated IMDSv1 GET with 401, i.e. the
+  1. the redirect rules are installed (IPv4 and IPv6), each jump first in
+     its chain;
+  2. the container path is in place (the PREROUTING DNAT, the landing
+     addresses on lo, the INPUT and FORWARD rules): it says how many
+     container connections the PREROUTING rules counted, names the container
+     interfaces and their kind (bridge, veth, address-less, bridge port),
+     and fails when Cilium routes pod traffic with eBPF host routing (past
+     netfilter, so past imdsguard);
+  3. imdsguard answers on its port;
+  4. IMDS itself rejects an unauthenticated IMDSv1 GET with 401, i.e. the
      instance is set to http-tokens required (this probe goes straight to
      IMDS, past the redirect, with the daemon's firewall mark; if IMDS answers
      200, the fix is the aws CLI command that requires tokens);
-  4. an IMDSv1 GET through the redirect is served.
+  5. an IMDSv1 GET through the redirect is served.
 
 Run it as root (reading the rules and the marked probe need CAP_NET_ADMIN).
 Exit status: 0 when every check passes, 1 otherwise.`,

@@ -1,8 +1,9 @@
 // Package check verifies on an instance that imdsguard's enforcement is
-// really in effect: the redirect rules are in place, the daemon answers,
-// IMDS itself refuses unauthenticated IMDSv1 (the instance is set to
-// http-tokens required), and an IMDSv1 request through the redirect is
-// served. Each check says PASS or FAIL and, on FAIL, the fix.
+// really in effect: the redirect rules are in place, containers' metadata
+// traffic reaches the proxy (and nothing routes it past netfilter), the
+// daemon answers, IMDS itself refuses unauthenticated IMDSv1 (the instance
+// is set to http-tokens required), and an IMDSv1 request through the
+// redirect is served. Each check says PASS or FAIL and, on FAIL, the fix.
 package check
 
 import (
@@ -40,8 +41,10 @@ func (r Report) String() string {
 			verdict = "FAIL"
 		}
 		fmt.Fprintf(&b, "%s  %s\n", verdict, c.Name)
-		if c.Detail != "" {
-			fmt.Fprintf(&b, "      %s\n", c.Detail)
+		for _, l := range strings.Split(c.Detail, "\n") {
+			if l != "" {
+				fmt.Fprintf(&b, "      %s\n", l)
+			}
 		}
 		if !c.Pass && c.Fix != "" {
 			fmt.Fprintf(&b, "      fix: %s\n", c.Fix)
@@ -54,6 +57,8 @@ func (r Report) String() string {
 type Probes interface {
 	// Rules says whether the redirect rules are complete (nil: redirect off).
 	Rules(ctx context.Context) (ok bool, detail string, err error)
+	// Containers tells about the path of container metadata traffic.
+	Containers(ctx context.Context) (Containers, error)
 	// Proxy asks the daemon on its own port for a token.
 	Proxy(ctx context.Context) (status int, err error)
 	// Direct sends an IMDSv1 GET for path straight to IMDS, past the
@@ -69,5 +74,5 @@ const instanceIDPath = "/latest/meta-data/instance-id"
 // Run runs every check.
 func Run(ctx context.Context, p Probes) Report {
 	redirected := redirectedV1(ctx, p)
-	return Report{rules(ctx, p), proxyAnswers(ctx, p), tokensRequired(ctx, p, redirected.instanceID), redirected.Result}
+	return Report{rules(ctx, p), containers(ctx, p), proxyAnswers(ctx, p), tokensRequired(ctx, p, redirected.instanceID), redirected.Result}
 }

@@ -3,6 +3,9 @@ package check
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -17,7 +20,11 @@ type fake struct {
 	directErr     error
 	redirectCode  int
 	redirectError error
+	containers    Containers
+	containersErr error
 }
+
+func (f fake) Containers(context.Context) (Containers, error) { return f.containers, f.containersErr }
 
 func (f fake) Rules(context.Context) (bool, string, error) { return f.rulesOK, "detail", f.rulesErr }
 func (f fake) Proxy(context.Context) (int, error)          { return f.proxyStatus, f.proxyErr }
@@ -28,7 +35,14 @@ func (f fake) Redirected(context.Context, string) (int, string, error) {
 	return f.redirectCode, "i-0abc\n", f.redirectError
 }
 
-var healthy = fake{rulesOK: true, proxyStatus: 200, directStatus: 401, redirectCode: 200}
+var healthy = fake{rulesOK: true, proxyStatus: 200, directStatus: 401, redirectCode: 200, containers: Containers{
+	Patterns: []string{"+"}, Landing: []string{"169.254.254.169:8989", "[fd69:6d64:7367::254]:8989"}, Counted: true, Connections: 3,
+	Interfaces: []Interface{
+		{Name: "eth0", Kind: "device", Addrs: []string{"10.0.0.5/24"}},
+		{Name: "docker0", Kind: "bridge", Addrs: []string{"172.17.0.1/16"}},
+		{Name: "eni3a9f1c2d", Kind: "veth", AddressLess: true},
+	},
+}}
 
 func TestRun(t *testing.T) {
 	for _, c := range []struct {
@@ -46,12 +60,20 @@ func TestRun(t *testing.T) {
 			f.proxyErr, f.redirectError = errors.New("connection refused"), errors.New("connection refused")
 		}), false, []string{"FAIL  imdsguard answers", "systemctl start imdsguard", "FAIL  an IMDSv1 request through the redirect"}},
 		{"direct unreachable", with(healthy, func(f *fake) { f.directErr = errors.New("operation not permitted") }), false, []string{"cannot reach IMDS directly", "as root"}},
+		{"container path missing", with(healthy, func(f *fake) {
+			f.containers.Missing = []string{"ipv4 lo address 169.254.254.169/32"}
+		}), false, []string{"FAIL  container metadata traffic", "1 pieces missing or out of place: ipv4 lo address", "imdsguard rules status"}},
+		{"cilium ebpf host routing", with(healthy, func(f *fake) { f.containers.Cilium, f.containers.HostRouting = true, "bpf" }),
+			false, []string{"FAIL  container metadata traffic", "eBPF host routing", "Local Redirect Policy", "eni3a9f1c2d (veth, address-less)"}},
+		{"cilium legacy routing", with(healthy, func(f *fake) { f.containers.Cilium, f.containers.HostRouting = true, "legacy" }), true, nil},
+		{"no container interfaces redirected", with(healthy, func(f *fake) { f.containers = Containers{} }), true, nil},
+		{"containers unreadable", with(healthy, func(f *fake) { f.containersErr = errors.New("permission denied") }), false, []string{"FAIL  container metadata traffic"}},
 		{"instance id from the direct answer", with(healthy, func(f *fake) { f.directStatus, f.redirectCode = 200, 403 }), false, []string{"--instance-id i-0direct"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := Run(context.Background(), c.f)
 			out := r.String()
-			if r.OK() != c.ok || len(r) != 4 {
+			if r.OK() != c.ok || len(r) != 5 {
 				t.Fatalf("OK() = %v with %d checks, want %v:\n%s", r.OK(), len(r), c.ok, out)
 			}
 			for _, want := range c.fails {
@@ -69,4 +91,56 @@ func TestRun(t *testing.T) {
 func with(f fake, change func(*fake)) fake {
 	change(&f)
 	return f
+}
+
+func TestContainersDetail(t *testing.T) {
+	out := Run(context.Background(), healthy).String()
+	for _, want := range []string{
+		"PASS  container metadata traffic is redirected (PREROUTING)\n" +
+			"      DNAT to 169.254.254.169:8989 and [fd69:6d64:7367::254]:8989 from every interface but lo\n" +
+			"      3 container connections redirected since the rules went in\n" +
+			"      container interfaces: eth0 (device, 10.0.0.5/24), docker0 (bridge, 172.17.0.1/16), eni3a9f1c2d (veth, address-less)\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks\n%s\ngot:\n%s", want, out)
+		}
+	}
+	c := healthy.containers
+	c.Cilium, c.Connections = true, 0
+	lines := strings.Join(containerLines(c), "\n")
+	if !strings.Contains(lines, "no container metadata traffic seen") || !strings.Contains(lines, "host routing mode is unknown; no container traffic seen") {
+		t.Errorf("cilium, mode unknown, no traffic:\n%s", lines)
+	}
+	var many []Interface
+	for i := range 12 {
+		many = append(many, Interface{Name: fmt.Sprintf("lxc%02d", i), Kind: "veth", AddressLess: true})
+	}
+	many = append(many, Interface{Name: "cilium_host", Kind: "veth", Addrs: []string{"10.0.0.1/32"}}, Interface{Name: "br-x", Kind: "bridge"})
+	if got := interfacesLine(many); !strings.HasSuffix(got, "lxc07 (veth, address-less) and 6 more (5 veth, 1 bridge)") {
+		t.Errorf("interfacesLine: %s", got)
+	}
+	port := Interface{Name: "veth9", Kind: "veth", AddressLess: true, Master: "docker0"}
+	if got := port.String(); got != "veth9 (veth, port of docker0: its traffic is seen on docker0)" {
+		t.Errorf("bridge port: %s", got)
+	}
+}
+
+func TestCiliumHostRouting(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, c := range []struct{ path, want string }{
+		{write("bpf.h", "/* Node-IPv4: 10.0.0.5 */\n#define ENABLE_NODEPORT 1\n#define ENABLE_HOST_ROUTING 1\n"), "bpf"},
+		{write("legacy.h", "#define ENABLE_NODEPORT 1\n/* ENABLE_HOST_ROUTING off */\n"), "legacy"},
+		{filepath.Join(dir, "absent.h"), ""},
+	} {
+		if got := ciliumHostRouting(c.path); got != c.want {
+			t.Errorf("%s: %q, want %q", filepath.Base(c.path), got, c.want)
+		}
+	}
 }

@@ -2,6 +2,7 @@ package check
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -23,6 +24,9 @@ type System struct {
 	Upstream  string          // upstream.url: IMDS itself
 	Metadata  string          // the address callers use, e.g. http://169.254.169.254
 	Mark      uint32          // the daemon's firewall mark
+	// CiliumConfig is Cilium's datapath configuration file; "" means
+	// CiliumNodeConfig.
+	CiliumConfig string
 }
 
 func (s System) Rules(ctx context.Context) (bool, string, error) {
@@ -39,7 +43,42 @@ func (s System) Rules(ctx context.Context) (bool, string, error) {
 	if !st.OK() {
 		return false, fmt.Sprintf("%d of %d pieces missing (iptables %s)", len(st.Missing()), len(st.Items), st.Backend), nil
 	}
-	return true, fmt.Sprintf("%d pieces in place (iptables %s)", len(st.Items), st.Backend), nil
+	return true, fmt.Sprintf("%d pieces in place, each jump first in its chain (iptables %s)", len(st.Items), st.Backend), nil
+}
+
+func (s System) Containers(ctx context.Context) (Containers, error) {
+	if s.RulesErr != nil {
+		return Containers{}, s.RulesErr
+	}
+	if s.RulesFor == nil {
+		return Containers{}, errors.New("redirect.ipv4 and redirect.ipv6 are off in the configuration")
+	}
+	cp, err := s.RulesFor.ContainerPath(ctx)
+	if err != nil {
+		return Containers{}, err
+	}
+	c := Containers{Patterns: cp.Patterns, Connections: cp.Connections, Counted: cp.Counted, Cilium: cp.Cilium}
+	for _, a := range cp.Landing {
+		c.Landing = append(c.Landing, a.String())
+	}
+	for _, it := range cp.Missing {
+		c.Missing = append(c.Missing, it.Family+" "+it.Where()+" "+it.What)
+	}
+	for _, l := range cp.Links {
+		in := Interface{Name: l.Name, Kind: l.KindName(), AddressLess: l.AddressLess(), Master: l.Master}
+		for _, a := range l.Addrs {
+			in.Addrs = append(in.Addrs, a.String())
+		}
+		c.Interfaces = append(c.Interfaces, in)
+	}
+	if c.Cilium {
+		path := s.CiliumConfig
+		if path == "" {
+			path = CiliumNodeConfig
+		}
+		c.HostRouting = ciliumHostRouting(path)
+	}
+	return c, nil
 }
 
 func (s System) Proxy(ctx context.Context) (int, error) {

@@ -24,9 +24,9 @@ func TestInstallMovesJumpFirst(t *testing.T) {
 			must(t, err)
 			var bad []string
 			for _, it := range st.Missing() {
-				bad = append(bad, it.state()+" "+it.Family+" "+it.where())
+				bad = append(bad, it.state()+" "+it.Family+" "+it.Where())
 				if it.Position != 2 || it.Of != 2+map[string]int{"PREROUTING": 0, "FORWARD": 1}[it.Chain] {
-					t.Errorf("%s: position %d of %d", it.where(), it.Position, it.Of)
+					t.Errorf("%s: position %d of %d", it.Where(), it.Position, it.Of)
 				}
 			}
 			if want := []string{"NOTFIRST ipv4 nat/PREROUTING", "NOTFIRST ipv4 filter/FORWARD"}; !slices.Equal(bad, want) {

@@ -39,8 +39,8 @@ func (it Item) state() string {
 	return "MISSING"
 }
 
-// where is "table/chain", or the chain alone (lo) for an address.
-func (it Item) where() string {
+// Where is "table/chain", or the chain alone (lo) for an address.
+func (it Item) Where() string {
 	if it.Table == "" {
 		return it.Chain
 	}
@@ -79,7 +79,7 @@ func (s Status) String() string {
 		if it.Jump && it.Position > 0 {
 			what += fmt.Sprintf(" (position %d of %d)", it.Position, it.Of)
 		}
-		fmt.Fprintf(&b, "  %-8s %s %-22s %s\n", it.state(), it.Family, it.where(), what)
+		fmt.Fprintf(&b, "  %-8s %s %-22s %s\n", it.state(), it.Family, it.Where(), what)
 	}
 	if len(s.Links) == 0 {
 		b.WriteString("container interfaces: none present\n")
