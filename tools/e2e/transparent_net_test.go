@@ -133,13 +133,14 @@ func stopGuard(t *testing.T, g *testbed.Guard) {
 
 // TestTransparentProxyPortShielded: the proxy port answers nothing that
 // was not redirected to it. Connections aimed straight at it from the imds
-// side (192.0.2.1, 2001:db8:1::1), from c1 (its gateway addresses) and from
-// c2 get no answer at all (dropped), and leave no audit event; meanwhile
-// redirected metadata traffic from the same c1 is served. c2 sits behind
-// ext0, which no container_interfaces pattern names: its metadata traffic
-// is routed, and IMDSGUARD-FWD refuses it (reset) before it reaches IMDS.
+// side (192.0.2.1, 2001:db8:1::1), from c1 (its gateway addresses and the
+// landing addresses) and from c2 get no answer at all (dropped), and leave
+// no audit event; meanwhile redirected metadata traffic from the same c1 is
+// served. container_interfaces is narrowed to veth+ here: c2 sits behind
+// ext0, which it does not name, so its metadata traffic is routed, and
+// IMDSGUARD-FWD refuses it (reset) before it reaches IMDS.
 func TestTransparentProxyPortShielded(t *testing.T) {
-	_, h, g := transparent(t, testbed.HostOptions{SecondContainer: true}, testbed.HostGuardConfig{})
+	_, h, g := transparent(t, testbed.HostOptions{SecondContainer: true}, testbed.HostGuardConfig{ContainerInterfaces: []string{"veth+"}})
 	const wait = 2 * time.Second
 	n := len(audits(g))
 	t.Run("direct", func(t *testing.T) { directToProxyPort(t, h, wait) })
@@ -175,6 +176,8 @@ func directToProxyPort(t *testing.T, h *testbed.Host, wait time.Duration) {
 		{h.IMDSNS, port(testbed.HostUpV6)},
 		{h.C1NS, port(testbed.C1GwV4)},
 		{h.C1NS, port(testbed.C1GwV6)},
+		{h.C1NS, port("169.254.254.169")}, // the landing addresses: on lo, reachable by route
+		{h.C1NS, port("fd69:6d64:7367::254")},
 		{h.C2NS, port(testbed.C2GwV4)},
 		{h.C2NS, port(testbed.C2GwV6)},
 	} {

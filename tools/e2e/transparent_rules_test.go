@@ -162,14 +162,20 @@ type restoreCase struct {
 	script string // run in the host namespace
 	family string // "ipv4" or "ipv6": the family the daemon restores
 	v      int    // IP version of the request that shows service is back
+	fromC1 bool   // that request comes from c1 (a container), not the host
 }
 
 var restoreCases = []restoreCase{
-	{"iptables -t nat -F", "iptables -t nat -F", "ipv4", 4},
-	{"iptables -t nat -F IMDSGUARD-OUT", "iptables -t nat -F IMDSGUARD-OUT", "ipv4", 4},
-	{"OUTPUT jump deleted", `iptables -t nat -D OUTPUT -m comment --comment "imdsguard: jump to IMDSGUARD-OUT" -j IMDSGUARD-OUT`, "ipv4", 4},
-	{"ip6tables -t nat -F", "ip6tables -t nat -F", "ipv6", 6},
-	{"iptables -F (filter)", "iptables -F", "ipv4", 4},
+	{"iptables -t nat -F", "iptables -t nat -F", "ipv4", 4, false},
+	{"iptables -t nat -F IMDSGUARD-OUT", "iptables -t nat -F IMDSGUARD-OUT", "ipv4", 4, false},
+	{"OUTPUT jump deleted", `iptables -t nat -D OUTPUT -m comment --comment "imdsguard: jump to IMDSGUARD-OUT" -j IMDSGUARD-OUT`, "ipv4", 4, false},
+	{"ip6tables -t nat -F", "ip6tables -t nat -F", "ipv6", 6, false},
+	{"iptables -F (filter)", "iptables -F", "ipv4", 4, false},
+	// What kube-proxy, Calico or dockerd do to their own jumps: a rule
+	// inserted on top, before imdsguard's, that lets metadata traffic by.
+	{"RETURN inserted before the nat OUTPUT jump", "iptables -t nat -I OUTPUT 1 -p tcp -j RETURN", "ipv4", 4, false},
+	{"ACCEPT inserted before the nat PREROUTING jump", "ip6tables -t nat -I PREROUTING 1 -p tcp -j ACCEPT", "ipv6", 6, true},
+	{"landing address deleted from lo", "ip addr del 169.254.254.169/32 dev lo", "ipv4", 4, true},
 }
 
 // TestTransparentRestoreAfterFlush: rules deleted from outside while the
@@ -182,7 +188,11 @@ func TestTransparentRestoreAfterFlush(t *testing.T) {
 	e, h, g := transparent(t, testbed.HostOptions{}, testbed.HostGuardConfig{})
 	for _, c := range restoreCases {
 		t.Run(c.name, func(t *testing.T) {
-			testbed.WaitFor(t, "served before the deletion", func() bool { return servedByGuard(h.HostNS, c.v) })
+			ns := h.HostNS
+			if c.fromC1 {
+				ns = h.C1NS
+			}
+			testbed.WaitFor(t, "served before the deletion", func() bool { return servedByGuard(ns, c.v) })
 			testbed.WaitFor(t, "rules status OK before the deletion", func() bool { ok, _ := rulesStatusOK(e, h, g); return ok })
 			restores := restoreEvents(g, c.family)
 			h.Shell(h.HostNS, c.script)
@@ -191,7 +201,7 @@ func TestTransparentRestoreAfterFlush(t *testing.T) {
 			var gap map[string]int
 			var wg sync.WaitGroup
 			wg.Add(2)
-			go func() { defer wg.Done(); served, gap = untilServed(h.HostNS, c.v, t0, 5*time.Second) }()
+			go func() { defer wg.Done(); served, gap = untilServed(ns, c.v, t0, 5*time.Second) }()
 			go func() {
 				defer wg.Done()
 				for time.Since(t0) < 5*time.Second {
@@ -332,6 +342,7 @@ func TestTransparentRulesRemoveLeavesNoTrace(t *testing.T) {
 			for _, tool := range tools {
 				before[tool] = saveNormalized(h, h.HostNS, tool)
 			}
+			loBefore := h.Shell(h.HostNS, "ip addr show dev lo")
 			g := h.StartGuard(testbed.HostGuardConfig{})
 			curlOK(t, e, h.InHost(e.Curl(testbed.IMDSURL(4)+instanceIDPath)), testbed.AEMMInstanceID)
 			curlOK(t, e, h.InC1(e.Curl(testbed.IMDSURL(6)+instanceIDPath)), testbed.AEMMInstanceID)
@@ -356,6 +367,9 @@ func TestTransparentRulesRemoveLeavesNoTrace(t *testing.T) {
 				if after := saveNormalized(h, h.HostNS, tool); after != before[tool] {
 					t.Errorf("%s differs after remove:\n--- before\n%s\n--- after\n%s", tool, before[tool], after)
 				}
+			}
+			if lo := h.Shell(h.HostNS, "ip addr show dev lo"); lo != loBefore {
+				t.Errorf("lo differs after remove:\n--- before\n%s\n--- after\n%s", loBefore, lo)
 			}
 			if ok, _ := rulesStatusOK(e, h, g); ok {
 				t.Error("rules status exits 0 after remove")

@@ -23,8 +23,8 @@ const (
 // The Host's links and addresses (documentation ranges only).
 const (
 	UplinkIf   = "uplink0" // host side of the link to the imds namespace
-	C1If       = "veth-c1" // host side of c1's veth: matches the default "veth+"
-	C2If       = "ext0"    // host side of c2's veth: in no container_interfaces pattern
+	C1If       = "veth-c1" // host side of c1's veth: an interface with an address, like docker0
+	C2If       = "ext0"    // host side of c2's veth: covered by "+", not by a narrower list such as veth+
 	InsideIf   = "eth0"    // the far end of every veth (imds, c1, c2)
 	HostUpV4   = "192.0.2.1"
 	IMDSLinkV4 = "192.0.2.2"
@@ -43,14 +43,16 @@ const (
 	GuardPort = 8989
 )
 
-// DefaultContainerInterfaces is the daemon's default redirect.container_interfaces.
-var DefaultContainerInterfaces = []string{"docker0", "br-+", "cni+", "veth+"}
+// DefaultContainerInterfaces is the daemon's default redirect.container_interfaces:
+// every interface but lo.
+var DefaultContainerInterfaces = []string{"+"}
 
 // HostOptions shape a Host.
 type HostOptions struct {
 	// SecondContainer adds c2, a "container" behind ext0: an interface that
-	// no container_interfaces pattern names, so its metadata traffic is
-	// routed (and refused by IMDSGUARD-FWD) instead of redirected.
+	// a narrowed container_interfaces (veth+) does not name, so that its
+	// metadata traffic is routed (and refused by IMDSGUARD-FWD) instead of
+	// redirected. The default "+" names it.
 	SecondContainer bool
 	// AllowIMDSv1 runs AEMM without -I: an instance still set to
 	// http-tokens optional.
@@ -80,6 +82,7 @@ type Host struct {
 
 	keyFile   string // tokens.key_file: the same across restarts
 	socketDir string // admin.socket's directory (short path)
+	pods      int    // pods added (AddPod, pods.go)
 }
 
 // NewHost builds the namespaces, starts AEMM on both IMDS addresses and
@@ -210,7 +213,7 @@ func waitDial(t testing.TB, ns, addr string) {
 // the daemon's defaults or the Host's: listen.port 8989, upstream
 // http://169.254.169.254 (through the host's routes: the real path),
 // redirect on for both families with the default container_interfaces
-// (veth+ covers veth-c1, nothing covers ext0), key file and admin socket in
+// ("+": every interface but lo), key file and admin socket in
 // the test's temporary directories (the key survives restarts).
 type HostGuardConfig struct {
 	UpstreamURL         string

@@ -10,7 +10,7 @@ func TestHostGuardConfigYAML(t *testing.T) {
 	const want = `version: 1
 listen: {port: 8989}
 upstream: {url: "http://169.254.169.254"}
-redirect: {ipv4: true, ipv6: true, container_interfaces: ["docker0", "br-+", "cni+", "veth+"], keep_on_exit: true}
+redirect: {ipv4: true, ipv6: true, container_interfaces: ["+"], keep_on_exit: true}
 tokens: {key_file: "/k", hop_limit: {host: 1, container: 2}}
 admin: {socket: "/s"}
 audit: {summary_interval: 0s}
