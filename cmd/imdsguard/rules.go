@@ -19,13 +19,16 @@ func newRulesCmd() *cobra.Command {
 		Long: `Manage imdsguard's netfilter rules without running the proxy.
 
 The rules send metadata traffic (tcp to 169.254.169.254:80 and
-[fd00:ec2::254]:80) from local processes (nat OUTPUT) and from the container
-interfaces (nat PREROUTING) to the proxy's port, skip the daemon's own marked
-upstream sockets, keep the proxy port closed to everything but loopback and
-redirected metadata traffic, reset forwarded metadata traffic from any other
-interface, and reset local metadata traffic that escaped the redirect (say,
-after an outside "iptables -t nat -F"). They live in chains of their own
-(IMDSGUARD-OUT, -PRE, -IN, -FWD, -FENCE), each reached by one jump.
+[fd00:ec2::254]:80) from local processes (nat OUTPUT, REDIRECT to loopback)
+and from the container interfaces (nat PREROUTING, by default every
+interface but lo: DNAT to a landing address the rules put on lo,
+169.254.254.169 and fd69:6d64:7367::254) to the proxy's port, skip the
+daemon's own marked upstream sockets, keep the proxy port closed to
+everything but loopback and redirected metadata traffic, reset forwarded
+metadata traffic from any other interface, and reset local metadata traffic
+that escaped the redirect (say, after an outside "iptables -t nat -F"). They
+live in chains of their own (IMDSGUARD-OUT, -PRE, -IN, -FWD, -FENCE), each
+reached by one jump that is kept the first rule of its built-in chain.
 
 With the rules installed and no daemon running, metadata requests are refused
 (connection refused): the host fails closed. Needs root (CAP_NET_ADMIN).`,

@@ -64,7 +64,7 @@ func TestRun(t *testing.T) {
 			f.containers.Missing = []string{"ipv4 lo address 169.254.254.169/32"}
 		}), false, []string{"FAIL  container metadata traffic", "1 pieces missing or out of place: ipv4 lo address", "imdsguard rules status"}},
 		{"cilium ebpf host routing", with(healthy, func(f *fake) { f.containers.Cilium, f.containers.HostRouting = true, "bpf" }),
-			false, []string{"FAIL  container metadata traffic", "eBPF host routing", "Local Redirect Policy", "eni3a9f1c2d (veth, address-less)"}},
+			false, []string{"FAIL  container metadata traffic", "eBPF host routing", "bpf.hostLegacyRouting=true", "eni3a9f1c2d (veth, address-less)"}},
 		{"cilium legacy routing", with(healthy, func(f *fake) { f.containers.Cilium, f.containers.HostRouting = true, "legacy" }), true, nil},
 		{"no container interfaces redirected", with(healthy, func(f *fake) { f.containers = Containers{} }), true, nil},
 		{"containers unreadable", with(healthy, func(f *fake) { f.containersErr = errors.New("permission denied") }), false, []string{"FAIL  container metadata traffic"}},

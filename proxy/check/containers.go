@@ -70,7 +70,7 @@ func containers(ctx context.Context, p Probes) Result {
 	case c.Cilium && c.HostRouting == "bpf":
 		r.Detail = "Cilium routes pod traffic with eBPF host routing: it never passes netfilter, so imdsguard never sees it" +
 			"\n" + interfacesLine(c.Interfaces)
-		r.Fix = "send 169.254.169.254:80 to imdsguard with a Cilium Local Redirect Policy, or set bpf.hostLegacyRouting=true (README: Cilium)"
+		r.Fix = "set Cilium's bpf.hostLegacyRouting=true so pod traffic passes the kernel's stack, or keep pods without metadata: the instance at http-tokens required, hop limit 1 (README: Cilium)"
 	default:
 		r.Pass = true
 		r.Detail = strings.Join(containerLines(c), "\n")
