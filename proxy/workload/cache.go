@@ -68,6 +68,7 @@ type Cache struct {
 type follower struct {
 	rt        Runtime
 	following atomic.Bool
+	epoch     atomic.Uint64 // counts forget: the stream opened or broke
 }
 
 // entry is one container's answer, or the lookup that will give it.
@@ -197,10 +198,12 @@ func (c *Cache) fill(e *entry, id, cgroup string) {
 		if f == nil {
 			continue
 		}
-		following := f.following.Load()
+		epoch, following := f.epoch.Load(), f.following.Load()
 		w, err := f.rt.Lookup(ctx, id, cgroup)
 		if err == nil {
-			c.finish(e, Result{Workload: w}, name, c.keep(following))
+			// An answer is kept until an event only when the stream was
+			// open for the whole lookup.
+			c.finish(e, Result{Workload: w}, name, c.keep(following && f.epoch.Load() == epoch))
 			return
 		}
 		why = append(why, describe(name, id, err))
@@ -260,6 +263,9 @@ func (c *Cache) Invalidate(id string) {
 // forget drops every answer runtime name gave: its event stream opened or
 // broke, so events may have been missed.
 func (c *Cache) forget(name string) {
+	if f := c.runtimes[name]; f != nil {
+		f.epoch.Add(1)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for id, e := range c.entries {
