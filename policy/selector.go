@@ -92,10 +92,13 @@ func checkLabels(path string, labels map[string]string) []error {
 	return errs
 }
 
-// labelPath is a label key as a field path element: quoted when it holds
-// a dot ("io.kubernetes.pod.name"), so that the loader finds its line.
+// labelPath is a label key as a field path element: quoted unless it is
+// plain letters, digits, "-" and "_" ("'io.kubernetes.pod.name'"), so that
+// the loader finds its line.
 func labelPath(k string) string {
-	if strings.ContainsAny(k, ".[]'") {
+	if strings.ContainsFunc(k, func(r rune) bool {
+		return !(r == '-' || r == '_' || '0' <= r && r <= '9' || 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z')
+	}) {
 		return "'" + k + "'"
 	}
 	return k

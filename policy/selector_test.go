@@ -146,7 +146,7 @@ func TestValidateSelectors(t *testing.T) {
 		{"empty name", &MatchConfig{Containers: &ContainerSelector{Names: []string{"a", ""}}}, "rules[0].match.containers.names[1]", "empty container name"},
 		{"image with space", &MatchConfig{Containers: &ContainerSelector{Images: []string{"app :1"}}}, "rules[0].match.containers.images[0]", "space"},
 		{"empty labels", &MatchConfig{Pods: &PodSelector{Labels: map[string]string{}}}, "rules[0].match.pods.labels", "empty map"},
-		{"glob label key", &MatchConfig{Pods: &PodSelector{Labels: map[string]string{"app*": "x"}}}, "rules[0].match.pods.labels.app*", "exactly"},
+		{"glob label key", &MatchConfig{Pods: &PodSelector{Labels: map[string]string{"app*": "x"}}}, "rules[0].match.pods.labels.'app*'", "exactly"},
 		{"dotted label key", &MatchConfig{Containers: &ContainerSelector{Labels: map[string]string{"io.x/y z": "v"}}}, "rules[0].match.containers.labels.'io.x/y z'", "space"},
 		{"control in value", &MatchConfig{Containers: &ContainerSelector{Labels: map[string]string{"team": "a\x01"}}}, "rules[0].match.containers.labels.team", "control"},
 		{"empty namespace", &MatchConfig{Pods: &PodSelector{Namespaces: []string{""}}}, "rules[0].match.pods.namespaces[0]", "empty namespace"},

@@ -22,6 +22,7 @@ import (
 	"github.com/imdsguard/imdsguard/proxy/token"
 	"github.com/imdsguard/imdsguard/proxy/upstream"
 	"github.com/imdsguard/imdsguard/proxy/usage"
+	"github.com/imdsguard/imdsguard/proxy/workload"
 )
 
 // daemon is the running imdsguard: the pieces built from one configuration.
@@ -33,6 +34,8 @@ type daemon struct {
 	up      *upstream.Client
 	rules   *redirect.Rules // nil when redirect.ipv4 and redirect.ipv6 are off
 	who     *identity.Resolver
+	rts     *runtimes
+	work    *workload.Cache // what the runtimes say of container callers
 	usage   *usage.Table
 	metrics *metrics.Metrics
 	pid     int
@@ -59,6 +62,10 @@ func newDaemon(cfg *config.Config, log *slog.Logger) (*daemon, error) {
 	}
 	d.metrics = metrics.New(metrics.Sources{TokenRefreshes: d.up.TokenPuts, RuleRestores: d.ruleRestores})
 	d.who = identity.NewResolver(identity.Options{Log: log, InterfaceFor: d.interfaceFor})
+	if d.rts, err = newRuntimes(cfg.Runtimes, log); err != nil {
+		return nil, err
+	}
+	d.work = workload.New(workload.Options{Runtimes: d.rts.list, Log: log})
 	d.proxy = proxy.New(proxy.Options{
 		Upstream:       d.up,
 		Minter:         token.NewMinter(key),
@@ -95,11 +102,16 @@ func compilePolicy(cfg *config.Config, log *slog.Logger) (*policy.Policy, error)
 }
 
 // identify is the per-connection identity, with failures counted (the
-// resolver logs them).
+// resolver logs them), and, for a caller whose cgroup names a container,
+// what its runtime says (waiting at most workload.DefaultWait).
 func (d *daemon) identify(c net.Conn) identity.Caller {
 	id := d.who.Identify(c)
 	if id.Unknown != "" {
 		d.metrics.IdentityFailed()
+	}
+	if id.Container != "" {
+		res := d.work.Find(context.Background(), id.Container, id.Cgroup)
+		id.Workload, id.WorkloadUnknown = res.Workload, res.Reason
 	}
 	return id
 }
@@ -155,6 +167,7 @@ func (d *daemon) listenAddrs() []string {
 // (redirect.keep_on_exit): callers get "connection refused", never IMDS.
 func (d *daemon) serve(ctx context.Context) error {
 	defer d.who.Close()
+	defer d.rts.Close()
 	if d.rules != nil {
 		// Installed here, not only by Keep (whose own Install then finds
 		// everything in place and writes nothing): a start that cannot put
@@ -233,6 +246,7 @@ func (d *daemon) background(ctx context.Context, wg *sync.WaitGroup, l *listener
 		run("redirect rules", func() error { return d.rules.Keep(ctx) })
 	}
 	run("admin socket", func() error { return admin.Serve(ctx, l.admin, d.usage, d.log) })
+	run("runtime events", func() error { d.work.Run(ctx); return nil })
 	if l.metrics != nil {
 		run("metrics", func() error { return d.metrics.Serve(ctx, l.metrics, d.log) })
 	}

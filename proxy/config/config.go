@@ -10,6 +10,7 @@ import (
 	"github.com/imdsguard/imdsguard/proxy/redirect"
 	"github.com/imdsguard/imdsguard/proxy/token"
 	"github.com/imdsguard/imdsguard/proxy/upstream"
+	"github.com/imdsguard/imdsguard/proxy/workload"
 )
 
 // DefaultPath is where the daemon looks when --config is not given.
@@ -29,6 +30,7 @@ type Config struct {
 	Metrics          Metrics         `yaml:"metrics"`
 	Admin            Admin           `yaml:"admin"`
 	Policy           policy.Config   `yaml:"policy"`
+	Runtimes         workload.Config `yaml:"runtimes"`
 
 	// File is where the configuration was read from ("" for the defaults).
 	File string `yaml:"-"`
@@ -66,5 +68,6 @@ func Default() Config {
 		Tokens:           token.DefaultConfig(),
 		Admin:            Admin{Socket: "/run/imdsguard/admin.sock"},
 		Policy:           policy.DefaultConfig(),
+		Runtimes:         workload.DefaultConfig(),
 	}
 }

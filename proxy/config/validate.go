@@ -21,6 +21,7 @@ func (c *Config) Validate() error {
 		{"redirect", c.Redirect.Validate()},
 		{"tokens", c.Tokens.Validate()},
 		{"policy", c.Policy.Validate()},
+		{"runtimes", c.Runtimes.Validate()},
 	} {
 		errs = append(errs, field.Prefix(s.name, s.err))
 	}
