@@ -48,6 +48,12 @@ bench: deps build
 deb:
 	scripts/build-deb.sh
 
+# bin/imdsguard-image.tar: the DaemonSet's image (packaging/image), built
+# from Debian packages without a registry; DOCKER_HOST=unix://... imports it.
+.PHONY: image
+image:
+	scripts/build-image.sh $(if $(DOCKER_HOST),--docker-host $(DOCKER_HOST))
+
 # A longer fuzz of the parser and the pipeline than `make test` does.
 FUZZTIME ?= 60s
 fuzz:
