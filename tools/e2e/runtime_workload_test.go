@@ -208,7 +208,9 @@ func (b *workloadBench) dockerForgedSource(t *testing.T) {
 	// mallory takes web-a's address, sends from it, and tells the host so.
 	b.d.MustDocker("exec", m, "ip", "addr", "add", ipA+"/32", "dev", "eth0")
 	b.d.MustDocker("exec", m, "ip", "route", "add", testbed.IMDSv4+"/32", "via", gw, "dev", "eth0", "src", ipA)
-	announce := func() { b.e.Run(b.d.Exec(m, "/bin/busybox", "arping", "-U", "-c", "2", "-w", "1", "-I", "eth0", "-s", ipA, ipA)) }
+	announce := func() {
+		b.e.Run(b.d.Exec(m, "/bin/busybox", "arping", "-U", "-c", "2", "-w", "1", "-I", "eth0", "-s", ipA, ipA))
+	}
 
 	for _, c := range []struct {
 		name   string
