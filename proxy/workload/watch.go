@@ -10,7 +10,7 @@ import (
 // Backoff between attempts to follow a runtime's events.
 const (
 	watchRetryMin = time.Second
-	watchRetryMax = 30 * time.Second
+	watchRetryMax = 10 * time.Second
 )
 
 // Run follows every runtime's events until ctx ends: an event about a
