@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -30,6 +31,10 @@ const workloadPolicy = `policy:
       allow: ["/**"]
 `
 
+// workloadMetrics is where the workload tests' imdsguard serves metrics, in
+// the host namespace.
+const workloadMetrics = "127.0.0.1:9989"
+
 // iamPath is what every workload test reads: the role's name.
 const iamPath = "/latest/meta-data/iam/security-credentials/"
 
@@ -58,7 +63,8 @@ func newWorkloadBench(t *testing.T) *workloadBench {
 	oci := e.OCIArchive(e.ClientImage(), ctrImage, []string{"/bin/sh"})
 	b.c.MustCtrIn(testbed.K8sNamespace, "image", "import", oci)
 	b.g = h.StartGuard(testbed.HostGuardConfig{Extra: workloadPolicy +
-		fmt.Sprintf("runtimes: {docker: %q, containerd: %q, crio: \"\"}\n", b.d.Sock, b.c.Sock)})
+		fmt.Sprintf("runtimes: {docker: %q, containerd: %q, crio: \"\"}\n", b.d.Sock, b.c.Sock) +
+		"metrics: {listen: \"" + workloadMetrics + "\"}\n"})
 	return b
 }
 
@@ -102,6 +108,56 @@ func TestRuntimeWorkloads(t *testing.T) {
 	t.Run("docker-host-network", b.dockerHostNetwork)
 	t.Run("docker-forged-source", b.dockerForgedSource)
 	t.Run("containerd-pod", b.containerdPod)
+	t.Run("audit-and-metrics", b.auditAndMetrics)
+}
+
+// imdsguard audit shows the workload of every container caller, and the
+// IMDSv1 series counts them by image and by pod.
+func (b *workloadBench) auditAndMetrics(t *testing.T) {
+	r := b.e.Run(guardCmd(b.e, b.h, b.g, "audit"))
+	t.Logf("imdsguard audit:\n%s", r.Stdout)
+	if r.Err != nil || !strings.Contains(r.Stdout, "WORKLOAD") || !strings.Contains(r.Stdout, "docker:web-a ("+clientImage+")") ||
+		!strings.Contains(r.Stdout, "pod:prod/billing-5d9c8b7f6-x2x9z/app ("+ctrImage+")") {
+		t.Errorf("audit: %v", r)
+	}
+	r = b.e.Run(guardCmd(b.e, b.h, b.g, "audit", "--json"))
+	var snap struct {
+		Callers []struct {
+			Runtime       string `json:"runtime"`
+			ContainerName string `json:"container_name"`
+			PodNamespace  string `json:"pod_namespace"`
+		}
+	}
+	if err := json.Unmarshal([]byte(r.Stdout), &snap); err != nil || r.Err != nil {
+		t.Fatalf("audit --json: %v %v", err, r)
+	}
+	seen := map[string]bool{}
+	for _, c := range snap.Callers {
+		seen[c.Runtime+"/"+c.ContainerName+"/"+c.PodNamespace] = true
+	}
+	for _, want := range []string{"docker/web-a/", "docker/host-agent/", "containerd/app/prod", "containerd/app/dev"} {
+		if !seen[want] {
+			t.Errorf("audit --json has no caller %s: %v", want, snap.Callers)
+		}
+	}
+	m, err := testbed.RawRequestIn(b.h.HostNS, workloadMetrics, "GET", "/metrics", nil)
+	if err != nil || m.Status != 200 {
+		t.Fatalf("metrics: %+v %v", m, err)
+	}
+	var series []string
+	for _, line := range strings.Split(string(m.Body), "\n") {
+		if strings.HasPrefix(line, "imdsguard_imdsv1_requests_by_workload_total{") {
+			series = append(series, line)
+		}
+	}
+	t.Logf("IMDSv1 users by workload:\n%s", strings.Join(series, "\n"))
+	all := strings.Join(series, "\n")
+	for _, want := range []string{`{kind="pod",workload="prod/billing"}`, `{kind="pod",workload="dev/billing"}`,
+		`{kind="image",workload="imdsguard-client"}`, `{kind="exe",workload="/usr/bin/busybox"}`} {
+		if !strings.Contains(all, want) {
+			t.Errorf("no IMDSv1 series %s", want)
+		}
+	}
 }
 
 // Two containers on one bridge differ in name and labels: the SDK's
@@ -388,8 +444,18 @@ func (b *workloadBench) containerdPod(t *testing.T) {
 	})
 
 	t.Run("containerd-not-answering", func(t *testing.T) {
-		// The pod's answer is dropped when containerd's events resume, so
-		// its next connection asks again: make sure that happened.
+		// An update event drops the pod's answer, so that its next
+		// connection asks containerd: wait for imdsguard to follow
+		// containerd's events again after the restart, then send one.
+		testbed.WaitFor(t, "imdsguard to follow containerd's events again", func() bool {
+			n := 0
+			for _, ev := range b.g.Events() {
+				if ev["msg"] == "following runtime events" && ev["runtime"] == "containerd" {
+					n++
+				}
+			}
+			return n >= 2
+		})
 		b.c.MustCtrIn(testbed.K8sNamespace, "containers", "label", prodID, "touched=1")
 		time.Sleep(200 * time.Millisecond)
 		resume := b.c.Pause()
