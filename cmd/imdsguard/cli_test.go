@@ -113,7 +113,7 @@ func TestExplainWorkload(t *testing.T) {
 		want []string
 	}{
 		{[]string{"--config", example, "--pod-namespace", "kube-system", "--pod-name", "aws-node-x7k2p", "--container-name", "aws-node", "GET", "/latest/meta-data/iam/info"},
-			0, []string{"decision: allow", "rule:     node-agents", "containerd container \"aws-node\"", "of pod kube-system/aws-node-x7k2p", "container (users/groups entries do not apply)"}},
+			0, []string{"decision: allow", "rule:     node-agents", "containerd container \"aws-node\" of pod kube-system/aws-node-x7k2p", "container (users/groups entries do not apply)"}},
 		{[]string{"--config", example, "--container-name", "cw-agent", "--label", "team=observability", "--source", "10.9.9.9", "GET", "/latest/meta-data/iam/info"},
 			0, []string{"decision: allow", "rule:     node-agents", "docker container \"cw-agent\""}},
 		{[]string{"--config", example, "--container-name", "cw-agent", "--label", "team=other", "--source", "10.9.9.9", "GET", "/latest/meta-data/iam/info"},

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -156,9 +157,31 @@ func describeCaller(c policy.Caller) string {
 }
 
 func describeWorkload(w *workload.Workload) string {
-	s := fmt.Sprintf("%s container %q image %q labels %v", w.Runtime, w.Name, w.Image, w.Labels)
+	s := fmt.Sprintf("%s container %q", w.Runtime, w.Name)
+	if w.Image != "" {
+		s += " image " + w.Image
+	}
+	if l := labelText(w.Labels); l != "" {
+		s += " labels " + l
+	}
 	if w.Pod != nil {
-		s += fmt.Sprintf(" of pod %s/%s, pod labels %v", w.Pod.Namespace, w.Pod.Name, w.Pod.Labels)
+		s += " of pod " + w.Pod.Namespace + "/" + w.Pod.Name
+		if l := labelText(w.Pod.Labels); l != "" {
+			s += " with labels " + l
+		}
 	}
 	return s
+}
+
+// labelText is k=v,... sorted, without the kubelet's own labels (the pod
+// says them).
+func labelText(labels map[string]string) string {
+	var kv []string
+	for k, v := range labels {
+		if !strings.HasPrefix(k, "io.kubernetes.") {
+			kv = append(kv, k+"="+v)
+		}
+	}
+	slices.Sort(kv)
+	return strings.Join(kv, ",")
 }
