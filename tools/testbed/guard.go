@@ -37,6 +37,7 @@ func (c GuardConfig) YAML() string {
 	if c.Extra != "" {
 		b.WriteString(strings.TrimRight(c.Extra, "\n") + "\n")
 	}
+	b.WriteString(noMachineRuntimes(c.Extra))
 	return b.String()
 }
 

@@ -15,6 +15,7 @@ redirect: {ipv4: true, ipv6: false}
 tokens: {key_file: "/tmp/x/token.key"}
 admin: {socket: "/tmp/igt1/admin.sock"}
 forwarded_headers: strip
+runtimes: {docker: "", containerd: "", crio: ""}
 `
 	if got := c.YAML(); got != want {
 		t.Fatalf("got\n%s\nwant\n%s", got, want)

@@ -14,6 +14,7 @@ redirect: {ipv4: true, ipv6: true, container_interfaces: ["docker0", "br-+", "cn
 tokens: {key_file: "/k", hop_limit: {host: 1, container: 2}}
 admin: {socket: "/s"}
 forwarded_headers: strip
+runtimes: {docker: "", containerd: "", crio: ""}
 `
 	if strings.Replace(want, "container: 2", "container: 1", 1) != got {
 		t.Fatalf("got\n%s", got)

@@ -148,3 +148,13 @@ func (c *Containerd) Pause() (resume func()) {
 
 // String names the daemon for messages.
 func (c *Containerd) String() string { return fmt.Sprintf("containerd pid %d at %s", c.Pid(), c.Sock) }
+
+// noMachineRuntimes is the runtimes: section of a test daemon whose extra
+// configuration names none: every runtime off, so that no test daemon
+// asks a runtime of the machine about its callers' containers.
+func noMachineRuntimes(extra string) string {
+	if strings.Contains("\n"+extra, "\nruntimes:") {
+		return ""
+	}
+	return "runtimes: {docker: \"\", containerd: \"\", crio: \"\"}\n"
+}
