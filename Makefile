@@ -5,7 +5,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all build deps tools test unit e2e demo bench deb fuzz clean
+.PHONY: all build deps tools tidy-check test unit e2e demo bench deb fuzz clean
 
 all: build
 
@@ -20,9 +20,15 @@ deps:
 tools:
 	scripts/build-tools.sh
 
-# Every test: unit tests (privileged ones run as root, skip otherwise) and
-# the end-to-end tests with real clients against the IMDS mock.
-test: deps build
+# go.mod and go.sum of both modules (the main one and tools/) must be what
+# `go mod tidy` makes them; on a difference this prints tidy's diff.
+tidy-check:
+	@$(GO) mod tidy -diff || { echo "tidy-check: go.mod/go.sum are not tidy (see above): run 'go mod tidy'" >&2; exit 1; }
+	@cd tools && $(GO) mod tidy -diff || { echo "tidy-check: tools/go.mod/go.sum are not tidy (see above): run 'cd tools && go mod tidy'" >&2; exit 1; }
+
+# Every test: the tidy check, unit tests (privileged ones run as root, skip
+# otherwise) and the end-to-end tests with real clients against the IMDS mock.
+test: tidy-check deps build
 	$(GO) vet ./...
 	cd tools && $(GO) vet ./...
 	$(GO) test -count=1 ./...

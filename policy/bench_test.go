@@ -2,7 +2,7 @@ package policy
 
 import "testing"
 
-// decideCases are typical requests under the SPEC §2 example policy.
+// decideCases are typical requests under the example policy (exampleYAML).
 var decideCases = []struct {
 	name string
 	r    Request

@@ -1,10 +1,11 @@
 package policy
 
 // DefaultConfig returns the policy used when no configuration file exists
-// (SPEC §2): root may read everything; every other caller, including one whose
-// user could not be attested, may read the non-secret metadata but not the
-// instance role credentials, the identity credentials, the user data, or the
-// signatures of the instance identity document. IMDSv1 is upgraded for all.
+// (the README's "Configure" section shows it): root may read everything;
+// every other caller, including one whose user could not be attested, may
+// read the non-secret metadata but not the instance role credentials, the
+// identity credentials, the user data, or the signatures of the instance
+// identity document. IMDSv1 is upgraded for all.
 func DefaultConfig() Config {
 	return Config{
 		Mode:    modeEnforce,

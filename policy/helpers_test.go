@@ -8,7 +8,9 @@ import (
 	"github.com/goccy/go-yaml"
 )
 
-// exampleYAML is the policy section of the SPEC §2 example configuration.
+// exampleYAML is an example policy with a rule for each kind of caller: root,
+// a legacy IMDSv1 application (as in the README's "Policy" examples) and
+// containers by source address.
 const exampleYAML = `
 policy:
   mode: enforce

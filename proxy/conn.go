@@ -6,9 +6,11 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/imdsguard/imdsguard/policy"
 	"github.com/imdsguard/imdsguard/proxy/identity"
+	"github.com/imdsguard/imdsguard/proxy/token"
 )
 
 type connKey struct{}
@@ -22,7 +24,12 @@ type connState struct {
 	caller  identity.Caller
 	policy  policy.Caller
 	binding string // what the caller's tokens are bound to (caller.Binding)
-	ttlSet  bool   // requests on one connection are sequential: no lock needed
+	// Requests on one connection are sequential: no lock needed below.
+	ttlSet bool
+	// The last token verified on this connection and when it expires: the
+	// next request with the same token costs a comparison, not an HMAC.
+	token        string
+	tokenExpires time.Time
 }
 
 // ConnContext is the http.Server ConnContext hook that gives every request
@@ -58,6 +65,19 @@ func (cs *connState) identify(c identity.Caller) {
 	if c.UIDKnown && c.GIDKnown { // groups come from the process: a vanished one has none
 		cs.policy.GIDs = append([]uint32{c.GID}, c.Groups...)
 	}
+}
+
+// verify checks an IMDSv2 token for the connection's caller.
+func (cs *connState) verify(m *token.Minter, tok string) error {
+	if tok == cs.token && time.Now().Before(cs.tokenExpires) {
+		return nil
+	}
+	exp, err := m.Check(tok, cs.binding)
+	if err != nil {
+		return err
+	}
+	cs.token, cs.tokenExpires = tok, exp
+	return nil
 }
 
 // addressesOnly is the identity of a connection when no resolver is set:

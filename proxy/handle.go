@@ -91,7 +91,7 @@ func (p *Proxy) read(r *http.Request, cs *connState, rt Route) outcome {
 		var why string
 		if len(toks) != 1 {
 			why = "more than one token"
-		} else if err := p.minter.Verify(toks[0], cs.binding); err != nil {
+		} else if err := cs.verify(p.minter, toks[0]); err != nil {
 			why = err.Error()
 		}
 		if why != "" {

@@ -6,9 +6,9 @@ import (
 	"testing"
 )
 
-// The table of the README's "What callers see", against a recording
-// tokens-required IMDS, as the test process (a host caller; under the default policy it may read non-secret
-// metadata).
+// The README's "What callers see" table, against a recording
+// tokens-required IMDS, as the test process (a host caller; under the
+// default policy it may read non-secret metadata).
 func TestWhatCallersSee(t *testing.T) {
 	e := newEnv(t)
 	tok := e.mint(t)

@@ -326,13 +326,16 @@ aemm_requests() { cat "$tmp/aemm4.log" "$tmp/aemm6.log" | grep -c 'Received requ
 cat >"$tmp/imdsguard.yaml" <<EOF
 # The demo's configuration: the defaults (default policy, both families,
 # container interfaces docker0, br-+, cni+, veth+), with the key file and
-# the admin socket in the demo's temporary directory.
+# the admin socket in the demo's temporary directory, and every request on
+# its own audit line (the default summarizes routine IMDSv2 reads once a
+# minute) so that each step shows its decisions at once.
 version: 1
 listen: {port: $PORT}
 upstream: {url: "http://$IMDS4"}
 redirect: {ipv4: true, ipv6: true}
 tokens: {key_file: "$tmp/run/token.key"}
 admin: {socket: "$tmp/run/admin.sock"}
+audit: {summary_interval: 0s}
 EOF
 
 guard_pid=''

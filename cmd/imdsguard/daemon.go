@@ -29,7 +29,7 @@ import (
 type daemon struct {
 	cfg     *config.Config
 	log     *slog.Logger
-	audit   *slog.Logger
+	audit   *audit.Log
 	proxy   *proxy.Proxy
 	up      *upstream.Client
 	rules   *redirect.Rules // nil when redirect.ipv4 and redirect.ipv6 are off
@@ -50,7 +50,7 @@ func newDaemon(cfg *config.Config, log *slog.Logger) (*daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &daemon{cfg: cfg, log: log, audit: log.With("log", "audit"), usage: usage.New(), pid: os.Getpid()}
+	d := &daemon{cfg: cfg, log: log, audit: audit.NewLog(log.With("log", "audit"), cfg.Audit.SummaryInterval.Duration), usage: usage.New(), pid: os.Getpid()}
 	d.up, err = upstream.New(upstream.Options{Config: cfg.Upstream, Mark: upstreamMark(cfg), UserAgent: "imdsguard/" + version, Log: log})
 	if err != nil {
 		return nil, err
@@ -122,7 +122,7 @@ func (d *daemon) observe(ev *audit.Event) {
 	if ev.Caller.PID == d.pid {
 		return
 	}
-	ev.Log(d.audit)
+	d.audit.Record(ev)
 	d.usage.Record(ev)
 	d.metrics.Observe(ev)
 }
@@ -185,10 +185,17 @@ func (d *daemon) serve(ctx context.Context) error {
 	defer cancel()
 	var bg sync.WaitGroup
 	d.background(ctx, &bg, l)
+	// The audit log outlives the proxy: requests still finishing during the
+	// graceful shutdown are written, then the pending summaries.
+	auditCtx, stopAudit := context.WithCancel(context.WithoutCancel(ctx))
+	audited := make(chan struct{})
+	go func() { d.audit.Run(auditCtx); close(audited) }()
 	d.ready(l.proxy)
 	err = proxy.Serve(ctx, d.proxy, l.proxy)
 	cancel()
 	bg.Wait()
+	stopAudit()
+	<-audited
 	d.log.Info("imdsguard stopped", "err", err, "rules", d.rulesOnExit())
 	return err
 }

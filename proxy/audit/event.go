@@ -76,6 +76,12 @@ func (e *Event) Log(l *slog.Logger) {
 		return
 	}
 	r := slog.NewRecord(time.Now(), level, "imds request", 0)
+	e.attrs(&r)
+	l.Handler().Handle(ctx, r)
+}
+
+// attrs adds the event's fields to r.
+func (e *Event) attrs(r *slog.Record) {
 	r.AddAttrs(
 		slog.Any("caller", e.Caller),
 		slog.String("method", e.Method),
@@ -92,5 +98,4 @@ func (e *Event) Log(l *slog.Logger) {
 	if e.Upstream > 0 {
 		r.AddAttrs(slog.Duration("upstream", e.Upstream))
 	}
-	l.Handler().Handle(ctx, r)
 }

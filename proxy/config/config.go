@@ -1,12 +1,14 @@
-// Package config reads imdsguard's configuration file (YAML, SPEC §2)
-// strictly: a version field, unknown fields refused, every value validated
-// by the package that owns its section, and every problem reported as
-// file:line:column, the field, and what is wrong. Every field has a safe
-// default, so an absent file means the defaults.
+// Package config reads imdsguard's configuration file (YAML; the README's
+// "Configure" section shows it whole) strictly: a version field, unknown
+// fields refused, every value validated by the package that owns its
+// section, and every problem reported as file:line:column, the field, and
+// what is wrong. Every field has a safe default, so an absent file means
+// the defaults.
 package config
 
 import (
 	"github.com/imdsguard/imdsguard/policy"
+	"github.com/imdsguard/imdsguard/proxy/audit"
 	"github.com/imdsguard/imdsguard/proxy/redirect"
 	"github.com/imdsguard/imdsguard/proxy/token"
 	"github.com/imdsguard/imdsguard/proxy/upstream"
@@ -31,6 +33,7 @@ type Config struct {
 	Admin            Admin           `yaml:"admin"`
 	Policy           policy.Config   `yaml:"policy"`
 	Runtimes         workload.Config `yaml:"runtimes"`
+	Audit            audit.Config    `yaml:"audit"`
 
 	// File is where the configuration was read from ("" for the defaults).
 	File string `yaml:"-"`
@@ -69,5 +72,6 @@ func Default() Config {
 		Admin:            Admin{Socket: "/run/imdsguard/admin.sock"},
 		Policy:           policy.DefaultConfig(),
 		Runtimes:         workload.DefaultConfig(),
+		Audit:            audit.DefaultConfig(),
 	}
 }

@@ -54,20 +54,28 @@ func (m *Minter) Mint(binding string, ttl time.Duration) string {
 // Verify checks that tok was minted by this key for binding and has not
 // expired.
 func (m *Minter) Verify(tok, binding string) error {
+	_, err := m.Check(tok, binding)
+	return err
+}
+
+// Check is Verify that also returns when tok expires: a caller that keeps
+// a verified token (one connection does) need only compare the time.
+func (m *Minter) Check(tok, binding string) (expires time.Time, err error) {
 	var raw [rawLen]byte
 	if len(tok) != Len {
-		return ErrMalformed
+		return time.Time{}, ErrMalformed
 	}
 	if n, err := enc.Decode(raw[:], []byte(tok)); err != nil || n != rawLen || raw[0] != version {
-		return ErrMalformed
+		return time.Time{}, ErrMalformed
 	}
 	if !hmac.Equal(raw[9:], m.mac(raw[:9], binding)) {
-		return ErrForged
+		return time.Time{}, ErrForged
 	}
-	if exp := int64(binary.BigEndian.Uint64(raw[1:9])); m.now().Unix() >= exp {
-		return ErrExpired
+	exp := int64(binary.BigEndian.Uint64(raw[1:9]))
+	if m.now().Unix() >= exp {
+		return time.Time{}, ErrExpired
 	}
-	return nil
+	return time.Unix(exp, 0), nil
 }
 
 func (m *Minter) mac(head []byte, binding string) []byte {

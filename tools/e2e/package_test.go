@@ -74,7 +74,9 @@ func TestPackageDefaultConfig(t *testing.T) {
 				t.Fatal(err)
 			}
 			got.File = ""
-			got.Upstream.TokenTTL.Text = "" // the source text ("6h"); the duration is compared
+			// The source text of durations ("6h"); the durations are compared.
+			got.Upstream.TokenTTL.Text = ""
+			got.Audit.SummaryInterval.Text = ""
 			if !reflect.DeepEqual(*got, want) {
 				t.Errorf("not the defaults:\n got %+v\nwant %+v", *got, want)
 			}
@@ -82,7 +84,7 @@ func TestPackageDefaultConfig(t *testing.T) {
 	}
 	t.Run("policy check", func(t *testing.T) {
 		e.RequireBins("imdsguard")
-		if r := runCmd(time.Minute, nil, e.Bin("imdsguard"), "policy", "check", shipped); r.err != nil {
+		if r := testbed.RunCombined(time.Minute, nil, e.Bin("imdsguard"), "policy", "check", shipped); r.Err != nil {
 			t.Fatalf("policy check: %v", r)
 		}
 	})
@@ -104,7 +106,7 @@ func TestShellcheck(t *testing.T) {
 	}
 	for _, s := range append(scripts, maint...) {
 		t.Run(strings.TrimPrefix(s, e.Root+"/"), func(t *testing.T) {
-			if r := runCmd(time.Minute, nil, "shellcheck", "-x", s); r.err != nil {
+			if r := testbed.RunCombined(time.Minute, nil, "shellcheck", "-x", s); r.Err != nil {
 				t.Errorf("shellcheck: %v", r)
 			}
 		})
@@ -150,36 +152,36 @@ func TestBakeAMIDryRun(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			r := runCmd(time.Minute, nil, script, append([]string{"--dry-run"}, c.args...)...)
+			r := testbed.RunCombined(time.Minute, nil, script, append([]string{"--dry-run"}, c.args...)...)
 			code := 0
 			var ee *exec.ExitError
-			if errors.As(r.err, &ee) {
+			if errors.As(r.Err, &ee) {
 				code = ee.ExitCode()
-			} else if r.err != nil {
+			} else if r.Err != nil {
 				t.Fatal(r)
 			}
 			if code != c.wantCode {
 				t.Fatalf("exit %d, want %d: %v", code, c.wantCode, r)
 			}
-			lines := strings.Split(r.out, "\n")
+			lines := strings.Split(r.Out, "\n")
 			at := 0
 			for _, w := range c.want {
 				i := slices.Index(lines[at:], w)
 				if i < 0 {
-					t.Fatalf("no line %q (in order) in:\n%s", w, r.out)
+					t.Fatalf("no line %q (in order) in:\n%s", w, r.Out)
 				}
 				at += i + 1
 			}
 			for _, n := range append(c.not, "curl", "169.254.169.254") {
-				if strings.Contains(r.out, n) {
-					t.Errorf("output has %q:\n%s", n, r.out)
+				if strings.Contains(r.Out, n) {
+					t.Errorf("output has %q:\n%s", n, r.Out)
 				}
 			}
 		})
 	}
 	t.Run("help", func(t *testing.T) {
-		r := runCmd(time.Minute, nil, script, "--help")
-		if r.err != nil || !strings.Contains(r.out, "--require-imdsv2") || !strings.Contains(r.out, "--dry-run") {
+		r := testbed.RunCombined(time.Minute, nil, script, "--help")
+		if r.Err != nil || !strings.Contains(r.Out, "--require-imdsv2") || !strings.Contains(r.Out, "--dry-run") {
 			t.Fatalf("--help: %v", r)
 		}
 	})
@@ -189,11 +191,11 @@ func TestBakeAMIDryRun(t *testing.T) {
 func buildDeb(t *testing.T, e *testbed.Env) (deb, version string) {
 	t.Helper()
 	out := t.TempDir()
-	r := runCmd(10*time.Minute, nil, filepath.Join(e.Root, "scripts", "build-deb.sh"), "--out", out)
-	if r.err != nil {
+	r := testbed.RunCombined(10*time.Minute, nil, filepath.Join(e.Root, "scripts", "build-deb.sh"), "--out", out)
+	if r.Err != nil {
 		t.Fatalf("build-deb.sh: %v", r)
 	}
-	lines := strings.Split(strings.TrimSpace(r.out), "\n")
+	lines := strings.Split(strings.TrimSpace(r.Out), "\n")
 	deb = lines[len(lines)-1]
 	m := regexp.MustCompile(`/imdsguard_([0-9][A-Za-z0-9.+~]*)_(amd64|arm64)\.deb$`).FindStringSubmatch(deb)
 	if m == nil {
@@ -207,15 +209,15 @@ func buildDeb(t *testing.T, e *testbed.Env) (deb, version string) {
 // (the package's prerm runs `imdsguard rules remove`).
 func requireClean(t *testing.T) {
 	t.Helper()
-	if r := runCmd(time.Minute, nil, "dpkg-query", "-W", "-f=${Status}", "imdsguard"); strings.Contains(r.out, "installed") || strings.Contains(r.out, "config-files") {
-		t.Skipf("imdsguard is installed on this machine (%s): the test would replace it", r.out)
+	if r := testbed.RunCombined(time.Minute, nil, "dpkg-query", "-W", "-f=${Status}", "imdsguard"); strings.Contains(r.Out, "installed") || strings.Contains(r.Out, "config-files") {
+		t.Skipf("imdsguard is installed on this machine (%s): the test would replace it", r.Out)
 	}
 	for _, p := range []string{"/var/lib/imdsguard", "/etc/imdsguard", "/usr/sbin/imdsguard", enableLink} {
 		if _, err := os.Lstat(p); err == nil {
 			t.Skipf("%s exists on this machine: the test would remove it", p)
 		}
 	}
-	if strings.Contains(hostRules(t), "IMDSGUARD") {
+	if strings.Contains(testbed.HostRules(t), "IMDSGUARD") {
 		t.Skip("IMDSGUARD rules are installed on this machine: the package's prerm would remove them")
 	}
 }
@@ -224,17 +226,17 @@ func requireClean(t *testing.T) {
 // installs it with dpkg, checks the installed files, removes it, purges it.
 func TestDebPackage(t *testing.T) {
 	netnstest.RequireRoot(t)
-	requireTools(t, "dpkg", "dpkg-deb", "dpkg-query", "iptables-save")
+	testbed.RequireTools(t, "dpkg", "dpkg-deb", "dpkg-query", "iptables-save")
 	requireClean(t)
 	e := testbed.New(t)
-	rulesBefore := hostRules(t)
+	rulesBefore := testbed.HostRules(t)
 	deb, version := buildDeb(t, e)
 	t.Logf("package %s", deb)
 	t.Run("contents", func(t *testing.T) { debContents(t, deb) })
 	t.Run("control", func(t *testing.T) { debControl(t, e, deb, version) })
 
-	t.Cleanup(func() { runCmd(5*time.Minute, nil, "dpkg", "--purge", "imdsguard") })
-	if r := runCmd(5*time.Minute, []string{"DEBIAN_FRONTEND=noninteractive"}, "dpkg", "-i", deb); r.err != nil {
+	t.Cleanup(func() { testbed.RunCombined(5*time.Minute, nil, "dpkg", "--purge", "imdsguard") })
+	if r := testbed.RunCombined(5*time.Minute, []string{"DEBIAN_FRONTEND=noninteractive"}, "dpkg", "-i", deb); r.Err != nil {
 		t.Fatalf("dpkg -i: %v", r)
 	}
 	t.Run("installed", func(t *testing.T) { debInstalled(t, version) })
@@ -243,7 +245,7 @@ func TestDebPackage(t *testing.T) {
 	if p := imdsguardProcesses(t); len(p) > 0 {
 		t.Errorf("imdsguard processes appeared on this machine: %v", p)
 	}
-	if after := hostRules(t); after != rulesBefore {
+	if after := testbed.HostRules(t); after != rulesBefore {
 		t.Errorf("this machine's rules changed:\nbefore:\n%s\nafter:\n%s", rulesBefore, after)
 	}
 }
@@ -251,7 +253,7 @@ func TestDebPackage(t *testing.T) {
 // debContents: exactly the expected files, root-owned, with their modes;
 // every directory is a parent of one of them.
 func debContents(t *testing.T, deb string) {
-	out := mustRun(t, "dpkg-deb", "-c", deb)
+	out := testbed.MustRun(t, "dpkg-deb", "-c", deb)
 	files := map[string]string{}
 	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
 		f := strings.Fields(l)
@@ -279,16 +281,16 @@ func debContents(t *testing.T, deb string) {
 // older than the newest glibc symbol version the binary needs.
 func debControl(t *testing.T, e *testbed.Env, deb, version string) {
 	for field, want := range map[string]string{"Package": "imdsguard", "Version": version, "Architecture": "amd64"} {
-		if got := strings.TrimSpace(mustRun(t, "dpkg-deb", "-f", deb, field)); got != want {
+		if got := strings.TrimSpace(testbed.MustRun(t, "dpkg-deb", "-f", deb, field)); got != want {
 			t.Errorf("%s = %q, want %q", field, got, want)
 		}
 	}
-	depends := mustRun(t, "dpkg-deb", "-f", deb, "Depends")
+	depends := testbed.MustRun(t, "dpkg-deb", "-f", deb, "Depends")
 	if !regexp.MustCompile(`(^|, )iptables(,|$|\s)`).MatchString(strings.TrimSpace(depends)) {
 		t.Errorf("Depends %q lacks iptables", depends)
 	}
 	ctl := t.TempDir()
-	mustRun(t, "dpkg-deb", "-e", deb, ctl)
+	testbed.MustRun(t, "dpkg-deb", "-e", deb, ctl)
 	if conf, _ := os.ReadFile(filepath.Join(ctl, "conffiles")); strings.TrimSpace(string(conf)) != "/etc/imdsguard/imdsguard.yaml" {
 		t.Errorf("conffiles %q", conf)
 	}
@@ -297,17 +299,17 @@ func debControl(t *testing.T, e *testbed.Env, deb, version string) {
 		return
 	}
 	m := regexp.MustCompile(`libc6 \(>= ([0-9.]+)\)`).FindStringSubmatch(depends)
-	syms := regexp.MustCompile(`GLIBC_([0-9.]+)`).FindAllStringSubmatch(mustRun(t, "readelf", "-V", e.Bin("imdsguard")), -1)
+	syms := regexp.MustCompile(`GLIBC_([0-9.]+)`).FindAllStringSubmatch(testbed.MustRun(t, "readelf", "-V", e.Bin("imdsguard")), -1)
 	if len(syms) == 0 {
 		return // a static binary needs no libc
 	}
 	newest := "0"
 	for _, s := range syms {
-		if runCmd(time.Minute, nil, "dpkg", "--compare-versions", s[1], "gt", newest).err == nil {
+		if testbed.RunCombined(time.Minute, nil, "dpkg", "--compare-versions", s[1], "gt", newest).Err == nil {
 			newest = s[1]
 		}
 	}
-	if m == nil || runCmd(time.Minute, nil, "dpkg", "--compare-versions", m[1], "ge", newest).err != nil {
+	if m == nil || testbed.RunCombined(time.Minute, nil, "dpkg", "--compare-versions", m[1], "ge", newest).Err != nil {
 		t.Errorf("the binary needs GLIBC_%s; Depends says %q", newest, depends)
 	}
 }
@@ -326,18 +328,18 @@ func debInstalled(t *testing.T, version string) {
 			t.Errorf("%s: mode %s, want %s", p, st.Mode(), mode)
 		}
 	}
-	if conf := mustRun(t, "dpkg-query", "-W", "-f=${Conffiles}", "imdsguard"); !strings.Contains(conf, "/etc/imdsguard/imdsguard.yaml ") {
+	if conf := testbed.MustRun(t, "dpkg-query", "-W", "-f=${Conffiles}", "imdsguard"); !strings.Contains(conf, "/etc/imdsguard/imdsguard.yaml ") {
 		t.Errorf("dpkg-query Conffiles: %q", conf)
 	}
-	if out := mustRun(t, "/usr/sbin/imdsguard", "version"); !strings.HasPrefix(out, "imdsguard "+version+"\n") {
+	if out := testbed.MustRun(t, "/usr/sbin/imdsguard", "version"); !strings.HasPrefix(out, "imdsguard "+version+"\n") {
 		t.Errorf("imdsguard version: %q, want version %s", out, version)
 	}
-	mustRun(t, "/usr/sbin/imdsguard", "policy", "check", "/etc/imdsguard/imdsguard.yaml")
+	testbed.MustRun(t, "/usr/sbin/imdsguard", "policy", "check", "/etc/imdsguard/imdsguard.yaml")
 	if dst, err := os.Readlink(enableLink); err != nil || dst != "/lib/systemd/system/imdsguard.service" {
 		t.Errorf("not enabled: %s -> %q (%v)", enableLink, dst, err)
 	}
 	if _, err := exec.LookPath("systemd-analyze"); err == nil {
-		if r := runCmd(time.Minute, []string{"SYSTEMD_LOG_COLOR=0"}, "systemd-analyze", "verify", "/lib/systemd/system/imdsguard.service"); r.err != nil || strings.TrimSpace(r.out) != "" {
+		if r := testbed.RunCombined(time.Minute, []string{"SYSTEMD_LOG_COLOR=0"}, "systemd-analyze", "verify", "/lib/systemd/system/imdsguard.service"); r.Err != nil || strings.TrimSpace(r.Out) != "" {
 			t.Errorf("systemd-analyze verify of the installed unit: %v", r)
 		}
 	}
@@ -352,8 +354,8 @@ func debInstalled(t *testing.T, version string) {
 
 // debRemove: dpkg -r takes the files and the enablement, keeps the conffile.
 func debRemove(t *testing.T) {
-	mustRun(t, "dpkg", "-r", "imdsguard")
-	if st := mustRun(t, "dpkg-query", "-W", "-f=${Status}", "imdsguard"); st != "deinstall ok config-files" {
+	testbed.MustRun(t, "dpkg", "-r", "imdsguard")
+	if st := testbed.MustRun(t, "dpkg-query", "-W", "-f=${Status}", "imdsguard"); st != "deinstall ok config-files" {
 		t.Errorf("status after remove: %q", st)
 	}
 	for _, p := range []string{"/usr/sbin/imdsguard", "/lib/systemd/system/imdsguard.service", "/usr/lib/tmpfiles.d/imdsguard.conf", enableLink} {
@@ -369,8 +371,8 @@ func debRemove(t *testing.T) {
 // debPurge: dpkg --purge leaves nothing: conffile, token key, enablement
 // state.
 func debPurge(t *testing.T) {
-	mustRun(t, "dpkg", "--purge", "imdsguard")
-	if r := runCmd(time.Minute, nil, "dpkg-query", "-W", "-f=${Status}", "imdsguard"); strings.Contains(r.out, "installed") || strings.Contains(r.out, "config-files") {
+	testbed.MustRun(t, "dpkg", "--purge", "imdsguard")
+	if r := testbed.RunCombined(time.Minute, nil, "dpkg-query", "-W", "-f=${Status}", "imdsguard"); strings.Contains(r.Out, "installed") || strings.Contains(r.Out, "config-files") {
 		t.Errorf("still known to dpkg after purge: %v", r)
 	}
 	for _, p := range []string{"/etc/imdsguard", "/var/lib/imdsguard", enableLink,

@@ -3,7 +3,10 @@
 // fake upstream, the baseline proxy and imdsguard itself as child processes
 // (in this network namespace or in one a test made), always waits for them,
 // runs the real IMDS clients against an endpoint, and speaks raw HTTP/1.1
-// over a socket for requests that client libraries would clean up.
+// over a socket for requests that client libraries would clean up. For the
+// systemd unit it builds scratch roots for systemd-analyze (AnalyzeRoot) and
+// boots systemd as PID 1 in namespaces of its own, where the unit starts for
+// real (Env.StartBoot, Boot).
 //
 // Every wait has a deadline; every process started here is stopped with
 // SIGTERM (then SIGKILL) and reaped when the test ends, and its output is

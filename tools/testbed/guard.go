@@ -7,10 +7,10 @@ import (
 	"strings"
 )
 
-// GuardConfig is what a test sets in imdsguard's YAML configuration (SPEC
-// §2); YAML renders it. Fields left zero get test-friendly values from
-// StartGuard: a free port, redirect off, key and admin socket in the Env's
-// temporary directory.
+// GuardConfig is what a test sets in imdsguard's YAML configuration (the
+// README's "Configure" section); YAML renders it. Fields left zero get
+// test-friendly values from StartGuard: a free port, redirect off, key and
+// admin socket in the Env's temporary directory.
 type GuardConfig struct {
 	Port         int    // listen.port
 	UpstreamURL  string // upstream.url
@@ -18,6 +18,9 @@ type GuardConfig struct {
 	RedirectIPv6 bool   // redirect.ipv6
 	KeyFile      string // tokens.key_file
 	AdminSocket  string // admin.socket
+	// AuditSummary is audit.summary_interval; "" is 0s: every request on
+	// its own audit line, which is what the tests read.
+	AuditSummary string
 	Extra        string // more top-level YAML appended verbatim (policy:, forwarded_headers: ...)
 	Raw          string // when set, the whole file verbatim; Port must still say where it listens
 }
@@ -34,11 +37,19 @@ func (c GuardConfig) YAML() string {
 	fmt.Fprintf(&b, "redirect: {ipv4: %t, ipv6: %t}\n", c.RedirectIPv4, c.RedirectIPv6)
 	fmt.Fprintf(&b, "tokens: {key_file: %q}\n", c.KeyFile)
 	fmt.Fprintf(&b, "admin: {socket: %q}\n", c.AdminSocket)
+	fmt.Fprintf(&b, "audit: {summary_interval: %s}\n", orZero(c.AuditSummary))
 	if c.Extra != "" {
 		b.WriteString(strings.TrimRight(c.Extra, "\n") + "\n")
 	}
 	b.WriteString(noMachineRuntimes(c.Extra))
 	return b.String()
+}
+
+func orZero(d string) string {
+	if d == "" {
+		return "0s"
+	}
+	return d
 }
 
 // GuardOptions place the daemon.

@@ -14,6 +14,7 @@ upstream: {url: "http://127.0.0.1:1338"}
 redirect: {ipv4: true, ipv6: false}
 tokens: {key_file: "/tmp/x/token.key"}
 admin: {socket: "/tmp/igt1/admin.sock"}
+audit: {summary_interval: 0s}
 forwarded_headers: strip
 runtimes: {docker: "", containerd: "", crio: ""}
 `

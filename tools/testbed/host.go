@@ -218,6 +218,7 @@ type HostGuardConfig struct {
 	ContainerInterfaces []string // nil: DefaultContainerInterfaces
 	HopLimitHost        int      // tokens.hop_limit.host; 0: 1
 	HopLimitContainer   int      // tokens.hop_limit.container; 0: 2
+	AuditSummary        string   // audit.summary_interval; "": 0s, every request on its own line
 	Extra               string   // more top-level YAML (policy:, forwarded_headers: ...)
 }
 
@@ -248,6 +249,7 @@ func (c HostGuardConfig) YAML(port int, keyFile, adminSocket string) string {
 	fmt.Fprintf(&b, "tokens: {key_file: %q, hop_limit: {host: %d, container: %d}}\n",
 		keyFile, c.HopLimitHost, c.HopLimitContainer)
 	fmt.Fprintf(&b, "admin: {socket: %q}\n", adminSocket)
+	fmt.Fprintf(&b, "audit: {summary_interval: %s}\n", orZero(c.AuditSummary))
 	if c.Extra != "" {
 		b.WriteString(strings.TrimRight(c.Extra, "\n") + "\n")
 	}

@@ -13,6 +13,7 @@ upstream: {url: "http://169.254.169.254"}
 redirect: {ipv4: true, ipv6: true, container_interfaces: ["docker0", "br-+", "cni+", "veth+"], keep_on_exit: true}
 tokens: {key_file: "/k", hop_limit: {host: 1, container: 2}}
 admin: {socket: "/s"}
+audit: {summary_interval: 0s}
 forwarded_headers: strip
 runtimes: {docker: "", containerd: "", crio: ""}
 `

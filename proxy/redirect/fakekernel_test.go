@@ -13,8 +13,10 @@ import (
 	"time"
 )
 
-// Unit tests of Install, Remove, Status and Keep against the fake kernel.
-// They need no privileges and run on any OS.
+// Unit tests of Install, Remove, Status and Keep against the fake kernel
+// (fakeIPT in fake_test.go, both families, plus fake links). They need no
+// privileges and run on any OS; install_linux_test.go and
+// keep_linux_test.go prove them again against the real kernel.
 
 // syncBuffer is a log sink safe for Keep's goroutine and the test's.
 type syncBuffer struct {

@@ -69,17 +69,3 @@ func TestAnalyse(t *testing.T) {
 		t.Errorf("failures = %q, want errors, PUTs and GETs", f)
 	}
 }
-
-func TestParseRunsRejects(t *testing.T) {
-	for _, in := range []string{
-		"1\t1\tdirect\t1\n",
-		"1\t1\tnope\t1\t1\t1\t1\t0\t0\t0\t0\t0\t0\t0\n",
-		"1\t1\tdirect\tx\t1\t1\t1\t0\t0\t0\t0\t0\t0\t0\n",
-		"1\t1\tdirect\t1\t0\t1\t1\t0\t0\t0\t0\t0\t0\t0\n",
-		"",
-	} {
-		if _, err := parseRuns(strings.NewReader(in), "in"); err == nil {
-			t.Errorf("parseRuns(%q): no error", in)
-		}
-	}
-}
