@@ -6,9 +6,9 @@ import (
 	"log/slog"
 
 	"github.com/imdsguard/imdsguard/proxy/workload"
-	"github.com/imdsguard/imdsguard/proxy/workload/containerd"
-	"github.com/imdsguard/imdsguard/proxy/workload/cri"
-	"github.com/imdsguard/imdsguard/proxy/workload/docker"
+	"github.com/imdsguard/imdsguard/proxy/runtime/containerd"
+	"github.com/imdsguard/imdsguard/proxy/runtime/cri"
+	"github.com/imdsguard/imdsguard/proxy/runtime/docker"
 )
 
 // runtimes are the container runtimes' clients, one per configured socket.

@@ -3,7 +3,7 @@
 // Kubernetes container, its pod's namespace, name, uid and labels. The
 // container id comes from the caller's cgroup (package identity); the rest
 // is asked of the runtime that owns the container (Docker, containerd,
-// CRI-O: the packages below this one speak to them), once per container,
+// CRI-O: the packages under proxy/runtime speak to them), once per container,
 // through a Cache that a request never waits on for longer than a small
 // bound.
 //

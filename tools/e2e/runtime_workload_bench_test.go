@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/imdsguard/imdsguard/proxy/workload"
-	"github.com/imdsguard/imdsguard/proxy/workload/containerd"
-	"github.com/imdsguard/imdsguard/proxy/workload/docker"
+	"github.com/imdsguard/imdsguard/proxy/runtime/containerd"
+	"github.com/imdsguard/imdsguard/proxy/runtime/docker"
 	"github.com/imdsguard/imdsguard/tools/testbed"
 )
 
