@@ -9,6 +9,7 @@ package config
 import (
 	"github.com/imdsguard/imdsguard/policy"
 	"github.com/imdsguard/imdsguard/proxy/audit"
+	"github.com/imdsguard/imdsguard/proxy/cache"
 	"github.com/imdsguard/imdsguard/proxy/redirect"
 	"github.com/imdsguard/imdsguard/proxy/token"
 	"github.com/imdsguard/imdsguard/proxy/upstream"
@@ -34,6 +35,7 @@ type Config struct {
 	Policy           policy.Config   `yaml:"policy"`
 	Runtimes         workload.Config `yaml:"runtimes"`
 	Audit            audit.Config    `yaml:"audit"`
+	Cache            cache.Config    `yaml:"cache"`
 
 	// File is where the configuration was read from ("" for the defaults).
 	File string `yaml:"-"`
@@ -73,5 +75,6 @@ func Default() Config {
 		Policy:           policy.DefaultConfig(),
 		Runtimes:         workload.DefaultConfig(),
 		Audit:            audit.DefaultConfig(),
+		Cache:            cache.DefaultConfig(),
 	}
 }

@@ -23,6 +23,7 @@ func (c *Config) Validate() error {
 		{"policy", c.Policy.Validate()},
 		{"runtimes", c.Runtimes.Validate()},
 		{"audit", c.Audit.Validate()},
+		{"cache", c.Cache.Validate()},
 	} {
 		errs = append(errs, field.Prefix(s.name, s.err))
 	}
