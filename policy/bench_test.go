@@ -43,3 +43,39 @@ func TestDecideAllocs(t *testing.T) {
 		}
 	}
 }
+
+// workloadCases are requests of container callers under workloadYAML: the
+// selectors decide without allocating too.
+var workloadCases = []struct {
+	name string
+	r    Request
+}{
+	{"container-selector", Request{Caller: inContainer(webPayments), Path: "/meta-data/iam/security-credentials/r"}},
+	{"pod-selector", Request{Caller: inContainer(billing), Path: "/meta-data/iam/security-credentials/r"}},
+	{"host-network-pod", Request{Caller: hostNet(1000, awsNode), Path: "/meta-data/iam/info"}},
+	{"selectors-miss", Request{Caller: inContainer(billingDev), Path: "/meta-data/placement/region"}},
+}
+
+func BenchmarkDecideWorkload(b *testing.B) {
+	p := mustCompile(b, decodeConfig(b, workloadYAML), hostNames())
+	for _, c := range workloadCases {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				p.Decide(c.r)
+			}
+		})
+	}
+}
+
+func TestDecideWorkloadAllocs(t *testing.T) {
+	p := mustCompile(t, decodeConfig(t, workloadYAML), hostNames())
+	for _, c := range workloadCases {
+		if d := p.Decide(c.r); d.Rule == "" {
+			t.Fatalf("%s: no rule applied: %s", c.name, d.Reason)
+		}
+		if got := testing.AllocsPerRun(100, func() { p.Decide(c.r) }); got != 0 {
+			t.Errorf("%s: %v allocs per Decide, want 0", c.name, got)
+		}
+	}
+}

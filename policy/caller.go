@@ -15,15 +15,19 @@ type callerMatch struct {
 	groups  []uint32
 	sources []netip.Prefix // masked, IPv4 prefixes unmapped
 	ifaces  []ifname.Pattern
+	// workload are the containers and pods selectors.
+	workload workloadMatch
 }
 
 // fits reports whether the caller fits any criterion. Users and groups
 // name host callers whose uid the kernel attested; sources and interfaces
 // name container callers (traffic through PREROUTING). Each kind matches
 // only its own: a host process can bind the host's bridge address, and a
-// container's uid 0 is not the host's root.
+// container's uid 0 is not the host's root. The containers and pods
+// selectors name callers whose runtime answered: container callers, and
+// host-network processes whose cgroup names a container.
 func (m *callerMatch) fits(c *Caller) bool {
-	if m.all {
+	if m.all || m.workload.fits(c.Workload) {
 		return true
 	}
 	if c.Container {

@@ -106,6 +106,7 @@ func compileMatch(path string, mc *MatchConfig, names Names) (callerMatch, []str
 	m.sources, w = compileSources(field.Join(path, "sources"), mc.Sources)
 	warns = append(warns, w...)
 	m.ifaces = compileInterfaces(mc.Interfaces)
+	m.workload = compileWorkloadMatch(mc)
 	return m, warns
 }
 

@@ -29,7 +29,8 @@ type RuleConfig struct {
 
 // MatchConfig says which callers a rule applies to. A caller matches when it
 // fits ANY listed entry: one of the users, OR one of the groups, OR one of the
-// sources, OR one of the interfaces.
+// sources, OR one of the interfaces, OR the containers selector, OR the pods
+// selector.
 //
 // `match: {}` (no field written) matches every caller, including one whose
 // user the kernel could not attest. A field written as an empty list
@@ -56,6 +57,15 @@ type MatchConfig struct {
 	// container callers only; host processes have none, and a container
 	// caller whose interface is unknown fits none.
 	Interfaces []string `yaml:"interfaces"`
+	// Containers selects containers by what their runtime says (names,
+	// images, labels); Pods selects Kubernetes containers by their pod
+	// (namespace, name, labels). A caller whose runtime did not answer
+	// fits neither; so does a plain host process. Processes in the host's
+	// network namespace whose cgroup names a container (hostNetwork pods,
+	// `--network=host`) fit them and stay host processes for users and
+	// groups.
+	Containers *ContainerSelector `yaml:"containers"`
+	Pods       *PodSelector       `yaml:"pods"`
 }
 
 // Values of the string fields. The empty string means the default.
@@ -71,5 +81,6 @@ const (
 
 // empty reports whether no criterion is listed: the match fits every caller.
 func (m *MatchConfig) empty() bool {
-	return len(m.Users) == 0 && len(m.Groups) == 0 && len(m.Sources) == 0 && len(m.Interfaces) == 0
+	return len(m.Users) == 0 && len(m.Groups) == 0 && len(m.Sources) == 0 && len(m.Interfaces) == 0 &&
+		m.Containers == nil && m.Pods == nil
 }

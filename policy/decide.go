@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"github.com/imdsguard/imdsguard/proxy/canon"
+	"github.com/imdsguard/imdsguard/proxy/workload"
 )
 
 // Mode says whether decisions are enforced.
@@ -39,6 +40,12 @@ type Caller struct {
 	// entry, whatever its address (any local user can bind the host's bridge
 	// address).
 	Container bool
+	// Workload is what the container's runtime says, for a caller whose
+	// cgroup names a container the runtime knows; nil otherwise (a plain
+	// host process, a runtime that did not answer). Only the containers and
+	// pods selectors look at it; a host-network container (Container
+	// false, Workload set) is still a host process for users and groups.
+	Workload *workload.Workload
 }
 
 // Request is one metadata request, as far as the policy cares.
@@ -147,7 +154,7 @@ func firstMatch(pats []pattern, path string) *pattern {
 
 // defaultReason explains a default decision, naming the caller.
 func defaultReason(allow bool, c *Caller) string {
-	var buf [160]byte
+	var buf [256]byte
 	b := append(buf[:0], "no rule matched the caller (uid "...)
 	if c.UIDKnown {
 		b = strconv.AppendUint(b, uint64(c.UID), 10)
@@ -163,6 +170,18 @@ func defaultReason(allow bool, c *Caller) string {
 	if c.Interface != "" {
 		b = append(b, ", interface "...)
 		b = append(b, c.Interface...)
+	}
+	if w := c.Workload; w != nil {
+		b = append(b, ", "...)
+		b = append(b, w.Runtime...)
+		b = append(b, " container "...)
+		b = append(b, w.Name...)
+		if w.Pod != nil {
+			b = append(b, " of pod "...)
+			b = append(b, w.Pod.Namespace...)
+			b = append(b, '/')
+			b = append(b, w.Pod.Name...)
+		}
 	}
 	if allow {
 		return string(append(b, "): the default is allow"...))

@@ -40,7 +40,7 @@ func (r *RuleConfig) validate(path string, i int, first map[string]int) []error 
 	}
 	if r.Match == nil {
 		errs = append(errs, field.Errorf(field.Join(path, "match"),
-			"a rule needs a match: list users, groups, sources or interfaces, or write `match: {}` to match every caller"))
+			"a rule needs a match: list users, groups, sources, interfaces, containers or pods, or write `match: {}` to match every caller"))
 	} else {
 		errs = append(errs, r.Match.validate(field.Join(path, "match"))...)
 	}
@@ -72,6 +72,12 @@ func (m *MatchConfig) validate(path string) []error {
 				errs = append(errs, field.Errorf(field.Index(p, i), "%v", err))
 			}
 		}
+	}
+	if m.Containers != nil {
+		errs = append(errs, m.Containers.validate(field.Join(path, "containers"))...)
+	}
+	if m.Pods != nil {
+		errs = append(errs, m.Pods.validate(field.Join(path, "pods"))...)
 	}
 	return errs
 }

@@ -60,6 +60,7 @@ func (cs *connState) identify(c identity.Caller) {
 		Source:    c.Remote.Addr().Unmap(),
 		Interface: c.Interface,
 		Container: c.Class == identity.Container,
+		Workload:  c.Workload,
 	}
 	if c.UIDKnown && c.GIDKnown { // groups come from the process: a vanished one has none
 		cs.policy.GIDs = append([]uint32{c.GID}, c.Groups...)

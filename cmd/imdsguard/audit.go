@@ -30,7 +30,9 @@ be set to require IMDSv2:
   aws ec2 modify-instance-metadata-options --instance-id ID --http-tokens required
 
 Callers are listed IMDSv1 users first. A caller is a uid, user, process name,
-executable and container; PID is the last one seen.`,
+executable and container; PID is the last one seen. WORKLOAD is what the
+container's runtime says of it (runtime and name, or pod namespace/name/
+container, and image); --json has each as a field.`,
 		Example: `  sudo imdsguard audit
   sudo imdsguard audit --json | python3 -m json.tool`,
 		Args: args(cobra.NoArgs),
@@ -59,14 +61,14 @@ executable and container; PID is the last one seen.`,
 
 func printUsage(w io.Writer, s usage.Snapshot) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "UID\tUSER\tPID\tCOMM\tEXE\tCONTAINER\tSOURCE\tIMDSv1\tIMDSv2\tLAST SEEN\tLAST IMDSv1")
+	fmt.Fprintln(tw, "UID\tUSER\tPID\tCOMM\tEXE\tCONTAINER\tWORKLOAD\tSOURCE\tIMDSv1\tIMDSv2\tLAST SEEN\tLAST IMDSv1")
 	v1 := 0
 	for _, r := range s.Callers {
 		if r.V1 > 0 {
 			v1++
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", uidText(r.Key), dash(r.User), r.PID,
-			dash(r.Comm), dash(r.Exe), dash(r.Container), dash(r.Source), r.V1, r.V2, stamp(r.LastSeen), stamp(r.LastV1))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", uidText(r.Key), dash(r.User), r.PID,
+			dash(r.Comm), dash(r.Exe), dash(shortID(r.Container)), dash(workloadText(r.Key)), dash(r.Source), r.V1, r.V2, stamp(r.LastSeen), stamp(r.LastV1))
 	}
 	tw.Flush()
 	since := s.Since.UTC().Format(time.RFC3339)
@@ -76,6 +78,27 @@ func printUsage(w io.Writer, s usage.Snapshot) {
 	}
 	fmt.Fprintf(w, "\n%d of %d callers used IMDSv1 since %s. imdsguard upgrades their requests, so the instance can\n"+
 		"require IMDSv2 while it runs; without imdsguard these callers would fail. Migrate them to IMDSv2 SDKs.\n", v1, len(s.Callers), since)
+}
+
+// workloadText is what the runtime says of a caller's container, in one
+// word: "docker:web-1 (registry.example/app:1)", or
+// "pod:kube-system/aws-node-x7k2p/aws-node (image)".
+func workloadText(k usage.Key) string {
+	switch {
+	case k.Runtime == "":
+		return ""
+	case k.PodName != "":
+		return "pod:" + k.PodNamespace + "/" + k.PodName + "/" + k.ContainerName + " (" + k.Image + ")"
+	}
+	return k.Runtime + ":" + k.ContainerName + " (" + k.Image + ")"
+}
+
+// shortID is a container id as runtimes print it: 12 characters.
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
 }
 
 func uidText(k usage.Key) string {

@@ -33,7 +33,7 @@ func TestPolicyCheck(t *testing.T) {
 		stdout string
 		stderr []string
 	}{
-		{"valid", []string{"policy", "check", example}, 0, "valid (3 rules, mode enforce, default deny)", nil},
+		{"valid", []string{"policy", "check", example}, 0, "valid (4 rules, mode enforce, default deny)", nil},
 		{"invalid, every error positioned", []string{"policy", "check", bad}, 1, "", []string{
 			bad + ":6:15: policy.rules[0].allow[0]:", bad + ":7:16: policy.rules[0].imds_v1:"}},
 		{"interface patterns, one verdict in both sections", []string{"policy", "check", ifaces}, 1, "", []string{
@@ -101,5 +101,35 @@ func TestExplainContainerRoot(t *testing.T) {
 	code, out, _ := runCLI(t, "policy", "explain", "--uid", "0", "--container", "GET", "/latest/meta-data/iam/info")
 	if code != 0 || !strings.Contains(out, "decision: deny (403)") || !strings.Contains(out, "rule:     others") {
 		t.Fatalf("container root: %d\n%s", code, out)
+	}
+}
+
+// explain takes a container or pod as its runtime would describe it, and
+// decides on it as the proxy would.
+func TestExplainWorkload(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		code int
+		want []string
+	}{
+		{[]string{"--config", example, "--pod-namespace", "kube-system", "--pod-name", "aws-node-x7k2p", "--container-name", "aws-node", "GET", "/latest/meta-data/iam/info"},
+			0, []string{"decision: allow", "rule:     node-agents", "containerd container \"aws-node\" of pod kube-system/aws-node-x7k2p", "container (users/groups entries do not apply)"}},
+		{[]string{"--config", example, "--container-name", "cw-agent", "--label", "team=observability", "--source", "10.9.9.9", "GET", "/latest/meta-data/iam/info"},
+			0, []string{"decision: allow", "rule:     node-agents", "docker container \"cw-agent\""}},
+		{[]string{"--config", example, "--container-name", "cw-agent", "--label", "team=other", "--source", "10.9.9.9", "GET", "/latest/meta-data/iam/info"},
+			0, []string{"decision: deny (403)", "rule:     (none)", "docker container cw-agent): the default is deny"}},
+		{[]string{"--config", example, "--uid", "1000", "--host-network", "--pod-namespace", "kube-system", "--pod-name", "aws-node-x", "GET", "/latest/meta-data/iam/info"},
+			0, []string{"decision: allow", "rule:     node-agents", "uid 1000"}},
+		{[]string{"--config", example, "--uid", "0", "--host-network", "--container-name", "x", "GET", "/latest/meta-data/iam/info"},
+			0, []string{"rule:     root"}},
+		{[]string{"--pod-name", "x", "GET", "/"}, 2, []string{"--pod-namespace and --pod-name"}},
+		{[]string{"--container-name", "x", "--label", "novalue", "GET", "/"}, 2, []string{"KEY=VALUE"}},
+	} {
+		code, stdout, stderr := runCLI(t, append([]string{"policy", "explain"}, c.args...)...)
+		for _, want := range c.want {
+			if code != c.code || !strings.Contains(stdout+stderr, want) {
+				t.Errorf("explain %v: exit %d\n%s%s\nwant exit %d and %q", c.args, code, stdout, stderr, c.code, want)
+			}
+		}
 	}
 }

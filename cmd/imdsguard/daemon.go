@@ -23,6 +23,7 @@ import (
 	"github.com/imdsguard/imdsguard/proxy/token"
 	"github.com/imdsguard/imdsguard/proxy/upstream"
 	"github.com/imdsguard/imdsguard/proxy/usage"
+	"github.com/imdsguard/imdsguard/proxy/workload"
 )
 
 // daemon is the running imdsguard: the pieces built from one configuration.
@@ -35,6 +36,8 @@ type daemon struct {
 	cache   *cache.Cache    // in front of up; with cache.enabled false it passes every read through
 	rules   *redirect.Rules // nil when redirect.ipv4 and redirect.ipv6 are off
 	who     *identity.Resolver
+	rts     *runtimes
+	work    *workload.Cache // what the runtimes say of container callers
 	usage   *usage.Table
 	metrics *metrics.Metrics
 	pid     int
@@ -62,6 +65,10 @@ func newDaemon(cfg *config.Config, log *slog.Logger) (*daemon, error) {
 	d.cache = cache.New(d.up, cache.Options{Config: cfg.Cache, Log: log})
 	d.metrics = metrics.New(metrics.Sources{TokenRefreshes: d.up.TokenPuts, RuleRestores: d.ruleRestores, Cache: d.cache.Stats})
 	d.who = identity.NewResolver(identity.Options{Log: log, InterfaceFor: d.interfaceFor})
+	if d.rts, err = newRuntimes(cfg.Runtimes, log); err != nil {
+		return nil, err
+	}
+	d.work = workload.New(workload.Options{Runtimes: d.rts.list, Log: log})
 	d.proxy = proxy.New(proxy.Options{
 		Upstream:       d.cache,
 		Minter:         token.NewMinter(key),
@@ -98,11 +105,16 @@ func compilePolicy(cfg *config.Config, log *slog.Logger) (*policy.Policy, error)
 }
 
 // identify is the per-connection identity, with failures counted (the
-// resolver logs them).
+// resolver logs them), and, for a caller whose cgroup names a container,
+// what its runtime says (waiting at most workload.DefaultWait).
 func (d *daemon) identify(c net.Conn) identity.Caller {
 	id := d.who.Identify(c)
 	if id.Unknown != "" {
 		d.metrics.IdentityFailed()
+	}
+	if id.Container != "" {
+		res := d.work.Find(context.Background(), id.Container, id.Cgroup)
+		id.Workload, id.WorkloadUnknown = res.Workload, res.Reason
 	}
 	return id
 }
@@ -158,6 +170,7 @@ func (d *daemon) listenAddrs() []string {
 // (redirect.keep_on_exit): callers get "connection refused", never IMDS.
 func (d *daemon) serve(ctx context.Context) error {
 	defer d.who.Close()
+	defer d.rts.Close()
 	defer d.cache.Close()
 	if d.rules != nil {
 		// Installed here, not only by Keep (whose own Install then finds
@@ -244,6 +257,7 @@ func (d *daemon) background(ctx context.Context, wg *sync.WaitGroup, l *listener
 		run("redirect rules", func() error { return d.rules.Keep(ctx) })
 	}
 	run("admin socket", func() error { return admin.Serve(ctx, l.admin, d.usage, d.log) })
+	run("runtime events", func() error { d.work.Run(ctx); return nil })
 	if l.metrics != nil {
 		run("metrics", func() error { return d.metrics.Serve(ctx, l.metrics, d.log) })
 	}

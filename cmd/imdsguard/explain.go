@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -11,6 +12,7 @@ import (
 	"github.com/imdsguard/imdsguard/policy"
 	"github.com/imdsguard/imdsguard/proxy"
 	"github.com/imdsguard/imdsguard/proxy/config"
+	"github.com/imdsguard/imdsguard/proxy/workload"
 )
 
 type explainFlags struct {
@@ -22,12 +24,26 @@ type explainFlags struct {
 	container bool
 	v1        bool
 	unknownID bool
+	work      workloadFlags
+}
+
+// workloadFlags describe what a container's runtime would say about it.
+type workloadFlags struct {
+	runtime      string
+	name         string
+	image        string
+	labels       []string // k=v
+	podNamespace string
+	podName      string
+	podUID       string
+	podLabels    []string // k=v
+	hostNetwork  bool
 }
 
 func newPolicyExplainCmd() *cobra.Command {
 	var f explainFlags
 	cmd := &cobra.Command{
-		Use:   "explain --uid N [--gid N]... [--source IP] [--interface NAME] [--v1] METHOD PATH",
+		Use:   "explain [--uid N [--gid N]...] [--source IP] [--interface NAME] [--container-name NAME] [--image IMAGE] [--label K=V]... [--pod-namespace NS --pod-name NAME [--pod-label K=V]...] [--host-network] [--v1] METHOD PATH",
 		Short: "Show the decision for a request, the rule that made it and why",
 		Long: `Decide a request the way the running proxy would, without sending anything:
 the canonical path, the caller, the decision, the rule and pattern that made
@@ -41,14 +57,24 @@ user is unknown, as for a caller the kernel could not attest. Users and
 groups name host callers, sources and interfaces containers: a container
 caller (--container, --source or --interface) matches no users or groups
 entry (its uid 0 is not the host's root), a host caller no sources or
-interfaces entry.`,
+interfaces entry.
+
+A container as its runtime describes it (--container-name, --image,
+--label, and for a pod --pod-namespace, --pod-name, --pod-label) is what the
+containers and pods selectors match; it is a container caller unless
+--host-network says it shares the host's network namespace (a hostNetwork
+pod, a --network=host container), which keeps it a host process for users
+and groups. Without these flags the caller's runtime said nothing (not a
+container, or the runtime did not answer), and it fits no selector.`,
 		Example: `  imdsguard policy explain --config /etc/imdsguard/imdsguard.yaml --uid 33 GET /latest/meta-data/iam/security-credentials/
   imdsguard policy explain --uid 1001 --gid 1001 --gid 998 --v1 GET /latest/meta-data/instance-id
-  imdsguard policy explain --source 172.17.0.5 --interface docker0 PUT /latest/api/token`,
+  imdsguard policy explain --source 172.17.0.5 --interface docker0 PUT /latest/api/token
+  imdsguard policy explain --container-name web-1 --image registry.example/app:1.2 --label team=payments GET /latest/meta-data/iam/security-credentials/
+  imdsguard policy explain --uid 0 --host-network --pod-namespace kube-system --pod-name aws-node-x7k2p --container-name aws-node GET /latest/meta-data/iam/info`,
 		Args: args(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f.unknownID = !cmd.Flags().Changed("uid")
-			f.container = f.container || cmd.Flags().Changed("source") || f.iface != ""
+			f.container = f.container || cmd.Flags().Changed("source") || f.iface != "" || (f.work.given() && !f.work.hostNetwork)
 			return explain(cmd.OutOrStdout(), f, cmd.Flags().Changed("config"), args[0], args[1])
 		},
 	}
@@ -60,6 +86,16 @@ interfaces entry.`,
 	fl.StringVar(&f.iface, "interface", "", "the ingress interface (implies --container)")
 	fl.BoolVar(&f.container, "container", false, "the caller is in a container (another network namespace): users and groups entries do not apply")
 	fl.BoolVar(&f.v1, "v1", false, "the request carries no IMDSv2 token")
+	w := &f.work
+	fl.StringVar(&w.runtime, "runtime", "", "the container's runtime: docker, containerd or cri-o (default docker, containerd for a pod)")
+	fl.StringVar(&w.name, "container-name", "", "the container's name as its runtime says it (a pod's container: the kubelet's container name)")
+	fl.StringVar(&w.image, "image", "", "the container's image (registry.example/app:1.2)")
+	fl.StringArrayVar(&w.labels, "label", nil, "a label of the container, K=V (repeat)")
+	fl.StringVar(&w.podNamespace, "pod-namespace", "", "the container's pod's namespace (with --pod-name)")
+	fl.StringVar(&w.podName, "pod-name", "", "the container's pod's name (with --pod-namespace)")
+	fl.StringVar(&w.podUID, "pod-uid", "", "the container's pod's uid")
+	fl.StringArrayVar(&w.podLabels, "pod-label", nil, "a label of the pod, K=V (repeat)")
+	fl.BoolVar(&w.hostNetwork, "host-network", false, "the container shares the host's network namespace (hostNetwork pod, --network=host): a host process for users and groups")
 	return cmd
 }
 
@@ -93,7 +129,8 @@ func (f explainFlags) caller() (policy.Caller, error) {
 	for _, g := range f.gids {
 		c.GIDs = append(c.GIDs, uint32(g))
 	}
-	return c, nil
+	c.Workload, err = f.work.workload()
+	return c, err
 }
 
 func describeCaller(c policy.Caller) string {
@@ -111,5 +148,40 @@ func describeCaller(c policy.Caller) string {
 	if c.Container {
 		parts = append(parts, "container (users/groups entries do not apply)")
 	}
+	if w := c.Workload; w != nil {
+		parts = append(parts, describeWorkload(w))
+	} else {
+		parts = append(parts, "no runtime fields (containers/pods selectors do not apply)")
+	}
 	return strings.Join(parts, ", ")
+}
+
+func describeWorkload(w *workload.Workload) string {
+	s := fmt.Sprintf("%s container %q", w.Runtime, w.Name)
+	if w.Image != "" {
+		s += " image " + w.Image
+	}
+	if l := labelText(w.Labels); l != "" {
+		s += " labels " + l
+	}
+	if w.Pod != nil {
+		s += " of pod " + w.Pod.Namespace + "/" + w.Pod.Name
+		if l := labelText(w.Pod.Labels); l != "" {
+			s += " with labels " + l
+		}
+	}
+	return s
+}
+
+// labelText is k=v,... sorted, without the kubelet's own labels (the pod
+// says them).
+func labelText(labels map[string]string) string {
+	var kv []string
+	for k, v := range labels {
+		if !strings.HasPrefix(k, "io.kubernetes.") {
+			kv = append(kv, k+"="+v)
+		}
+	}
+	slices.Sort(kv)
+	return strings.Join(kv, ",")
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/imdsguard/imdsguard/proxy/identity"
+	"github.com/imdsguard/imdsguard/proxy/workload"
 )
 
 func TestEventLog(t *testing.T) {
@@ -42,5 +43,45 @@ func TestEventLog(t *testing.T) {
 	ev.Log(quiet)
 	if buf.Len() != 0 {
 		t.Fatalf("logged below the handler's level: %s", buf.Bytes())
+	}
+}
+
+// A container caller's event shows its workload, or why it has none.
+func TestEventLogWorkload(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		caller identity.Caller
+		want   map[string]any // under caller
+	}{
+		{"pod", identity.Caller{Class: identity.Container, Container: "abc", Workload: &workload.Workload{
+			Runtime: "containerd", Name: "app", Image: "registry.example/app:1",
+			Pod: &workload.Pod{Namespace: "prod", Name: "billing-1"}}},
+			map[string]any{"runtime": "containerd", "container_name": "app", "image": "registry.example/app:1", "pod_namespace": "prod", "pod_name": "billing-1"}},
+		{"runtime down", identity.Caller{Class: identity.Container, Container: "abc", WorkloadUnknown: "docker unreachable: connection refused"},
+			map[string]any{"workload_unknown": "docker unreachable: connection refused"}},
+	} {
+		var buf bytes.Buffer
+		ev := Event{Caller: &tc.caller, Method: "GET", Decision: Allow}
+		ev.Log(slog.New(slog.NewJSONHandler(&buf, nil)))
+		var got struct {
+			Caller map[string]any `json:"caller"`
+		}
+		if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
+			t.Fatal(err)
+		}
+		flat := map[string]any{}
+		for k, v := range got.Caller {
+			flat[k] = v
+		}
+		if w, ok := got.Caller["workload"].(map[string]any); ok {
+			for k, v := range w {
+				flat[k] = v
+			}
+		}
+		for k, v := range tc.want {
+			if flat[k] != v {
+				t.Errorf("%s: %s = %v, want %v (%s)", tc.name, k, flat[k], v, buf.Bytes())
+			}
+		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/imdsguard/imdsguard/proxy/redirect"
 	"github.com/imdsguard/imdsguard/proxy/token"
 	"github.com/imdsguard/imdsguard/proxy/upstream"
+	"github.com/imdsguard/imdsguard/proxy/workload"
 )
 
 // DefaultPath is where the daemon looks when --config is not given.
@@ -32,6 +33,7 @@ type Config struct {
 	Metrics          Metrics         `yaml:"metrics"`
 	Admin            Admin           `yaml:"admin"`
 	Policy           policy.Config   `yaml:"policy"`
+	Runtimes         workload.Config `yaml:"runtimes"`
 	Audit            audit.Config    `yaml:"audit"`
 	Cache            cache.Config    `yaml:"cache"`
 
@@ -71,6 +73,7 @@ func Default() Config {
 		Tokens:           token.DefaultConfig(),
 		Admin:            Admin{Socket: "/run/imdsguard/admin.sock"},
 		Policy:           policy.DefaultConfig(),
+		Runtimes:         workload.DefaultConfig(),
 		Audit:            audit.DefaultConfig(),
 		Cache:            cache.DefaultConfig(),
 	}

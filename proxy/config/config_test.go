@@ -22,7 +22,7 @@ func TestSpecExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Listen.Port != 8989 || c.Upstream.TokenTTL.Duration != 6*time.Hour || len(c.Policy.Rules) != 3 ||
+	if c.Listen.Port != 8989 || c.Upstream.TokenTTL.Duration != 6*time.Hour || len(c.Policy.Rules) != 4 ||
 		c.Policy.Rules[2].IMDSv1 != "reject" || c.Tokens.HopLimit.Container != 2 || !c.Redirect.KeepOnExit {
 		t.Fatalf("parsed %+v", c)
 	}
@@ -65,6 +65,28 @@ func TestErrorsArePositioned(t *testing.T) {
 		{"missing version", "listen: {port: 1}\n", []string{"f.yaml:1:1: version: missing"}},
 		{"empty file", "", []string{"f.yaml:1:1: version: missing"}},
 		{"wrong version", "version: 2\n", []string{"f.yaml:1:10: version: version 2 is not supported"}},
+		{"selectors", strings.Join([]string{
+			"version: 1",
+			"runtimes: {docker: run/docker.sock}",
+			"policy:",
+			"  rules:",
+			"    - name: a",
+			"      match:",
+			"        containers: {names: [], labels: {\"app*\": x}}",
+			"        pods:",
+			"          labels: {io.kubernetes.pod.name: \"\\u0001\", \"bad key\": y}",
+			"      allow: [\"/**\"]",
+			"    - name: b",
+			"      match: {pods: {}}",
+			"      allow: [\"/**\"]",
+		}, "\n") + "\n", []string{
+			"f.yaml:2:20: runtimes.docker: \"run/docker.sock\" must be an absolute path",
+			"f.yaml:7:29: policy.rules[0].match.containers.names: empty list",
+			"f.yaml:7:50: policy.rules[0].match.containers.labels.'app*': label key \"app*\"",
+			"f.yaml:9:44: policy.rules[0].match.pods.labels.'io.kubernetes.pod.name': label value \"\\x01\" has a control character",
+			"f.yaml:9:65: policy.rules[0].match.pods.labels.'bad key': label key \"bad key\" has a space",
+			"f.yaml:12:21: policy.rules[1].match.pods: an empty selector",
+		}},
 		{"several at once", strings.Join([]string{
 			"version: 1",
 			"listen: {port: 70000}",

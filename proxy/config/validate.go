@@ -21,6 +21,7 @@ func (c *Config) Validate() error {
 		{"redirect", c.Redirect.Validate()},
 		{"tokens", c.Tokens.Validate()},
 		{"policy", c.Policy.Validate()},
+		{"runtimes", c.Runtimes.Validate()},
 		{"audit", c.Audit.Validate()},
 		{"cache", c.Cache.Validate()},
 	} {

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net/netip"
 	"strconv"
+
+	"github.com/imdsguard/imdsguard/proxy/workload"
 )
 
 // Class is the kind of caller, which decides the hop limit of its token answers.
@@ -70,6 +72,15 @@ type Caller struct {
 
 	// Unknown says why the identity could not be established ("" when it was).
 	Unknown string
+
+	// Workload is what the runtime that owns Container says about it
+	// (package workload): set after identification, nil for a caller
+	// whose cgroup names no container or whose runtime did not answer.
+	// The kernel attests the container id; the runtime, the rest.
+	Workload *workload.Workload
+	// WorkloadUnknown says why a caller whose cgroup names a container
+	// has no Workload ("" otherwise).
+	WorkloadUnknown string
 }
 
 // Binding is the string a caller's tokens are bound to: the uid for host
@@ -103,6 +114,12 @@ func (c *Caller) LogValue() slog.Value {
 	}
 	if c.Container != "" {
 		attrs = append(attrs, slog.String("container", c.Container))
+	}
+	if c.Workload != nil {
+		attrs = append(attrs, slog.Any("workload", c.Workload))
+	}
+	if c.WorkloadUnknown != "" {
+		attrs = append(attrs, slog.String("workload_unknown", c.WorkloadUnknown))
 	}
 	if c.Interface != "" {
 		attrs = append(attrs, slog.String("interface", c.Interface))

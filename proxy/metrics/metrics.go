@@ -1,7 +1,9 @@
 // Package metrics exposes what imdsguard does to Prometheus: requests by
 // IMDS version, decision, rule and caller class; upstream latency; tokens
 // minted; upstream token refreshes; rule restores; identity lookup
-// failures; policy reloads.
+// failures; policy reloads; and IMDSv1 requests by workload, a bounded
+// series that tells, scraped from every node, who still uses IMDSv1
+// across a fleet.
 package metrics
 
 import (
@@ -36,6 +38,8 @@ type Metrics struct {
 	minted   prometheus.Counter
 	identity prometheus.Counter
 	reloads  *prometheus.CounterVec
+	v1       *prometheus.CounterVec // IMDSv1 requests by workload
+	v1names  v1Workloads
 }
 
 // New makes the collectors and registers them, with Go and process
@@ -60,12 +64,16 @@ func New(src Sources) *Metrics {
 			Name: "imdsguard_identity_lookup_failures_total",
 			Help: "Connections whose caller the kernel could not attest (they match no user or group rule).",
 		}),
+		v1: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "imdsguard_imdsv1_requests_by_workload_total",
+			Help: "IMDSv1 requests (no token) by workload: kind exe (a host process's executable), pod (namespace/owner), image (a container's image without tag), container (the runtime did not answer); at most 64 workloads, the rest counted as other.",
+		}, []string{"kind", "workload"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "imdsguard_policy_reloads_total",
 			Help: "Configuration reloads (SIGHUP) by result: ok, or failed (the previous policy stayed in force).",
 		}, []string{"result"}),
 	}
-	m.reg.MustRegister(m.requests, m.upstream, m.minted, m.identity, m.reloads,
+	m.reg.MustRegister(m.requests, m.upstream, m.minted, m.identity, m.reloads, m.v1,
 		counterFunc("imdsguard_upstream_token_refreshes_total", "IMDSv2 session token PUTs sent to IMDS.", src.TokenRefreshes),
 		counterFunc("imdsguard_rule_restores_total", "Redirect rules restored after something outside deleted them.", src.RuleRestores),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -140,6 +148,9 @@ func (m *Metrics) Observe(ev *audit.Event) {
 	m.requests.WithLabelValues(version, string(ev.Decision), rule, ev.Caller.Class.String()).Inc()
 	if ev.Upstream > 0 {
 		m.upstream.Observe(ev.Upstream.Seconds())
+	}
+	if ev.Version == audit.V1 {
+		m.v1.WithLabelValues(m.v1names.label(ev)).Inc()
 	}
 	if ev.Token && ev.Status == http.StatusOK && ev.Method == http.MethodPut {
 		m.minted.Inc()

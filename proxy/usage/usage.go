@@ -1,4 +1,5 @@
-// Package usage keeps, per caller (uid, user, comm, exe, container), how
+// Package usage keeps, per caller (uid, user, comm, exe, container and
+// what its runtime says of it), how
 // many IMDSv1 and IMDSv2 requests it made and when it was last seen: the
 // per-process view of what the instance's MetadataNoToken metric counts.
 // When it shows no IMDSv1 caller, the instance can require IMDSv2.
@@ -27,6 +28,12 @@ type Key struct {
 	Exe       string `json:"exe"`
 	Container string `json:"container"`
 	Source    string `json:"source"` // for containers and unattested callers
+	// What the container's runtime says, when it answered.
+	Runtime       string `json:"runtime,omitempty"`
+	ContainerName string `json:"container_name,omitempty"`
+	Image         string `json:"image,omitempty"`
+	PodNamespace  string `json:"pod_namespace,omitempty"`
+	PodName       string `json:"pod_name,omitempty"`
 }
 
 // Row is one caller's usage.
@@ -86,6 +93,12 @@ func keyOf(ev *audit.Event) Key {
 	}
 	if !c.UIDKnown || c.Container != "" || c.Class == identity.Container {
 		k.Source = c.Remote.Addr().String()
+	}
+	if w := c.Workload; w != nil {
+		k.Runtime, k.ContainerName, k.Image = w.Runtime, w.Name, w.Image
+		if w.Pod != nil {
+			k.PodNamespace, k.PodName = w.Pod.Namespace, w.Pod.Name
+		}
 	}
 	return k
 }

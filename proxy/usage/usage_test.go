@@ -7,6 +7,7 @@ import (
 
 	"github.com/imdsguard/imdsguard/proxy/audit"
 	"github.com/imdsguard/imdsguard/proxy/identity"
+	"github.com/imdsguard/imdsguard/proxy/workload"
 )
 
 func event(c *identity.Caller, method string, version audit.Version, token bool) *audit.Event {
@@ -64,5 +65,20 @@ func TestBounded(t *testing.T) {
 	}
 	if n := len(tab.Snapshot().Callers); n != MaxCallers {
 		t.Fatalf("%d rows, want the bound %d", n, MaxCallers)
+	}
+}
+
+// A container caller's row carries what its runtime said.
+func TestRecordWorkload(t *testing.T) {
+	tab := New()
+	pod := &identity.Caller{Class: identity.Container, UIDKnown: true, Comm: "python3", Container: "abc", Remote: netip.MustParseAddrPort("10.0.0.7:5"),
+		Workload: &workload.Workload{Runtime: "containerd", Name: "app", Image: "registry.example/app:1",
+			Pod: &workload.Pod{Namespace: "prod", Name: "billing-1"}}}
+	tab.Record(event(pod, "GET", audit.V1, false))
+	r := tab.Snapshot().Callers[0]
+	want := Key{UIDKnown: true, Comm: "python3", Container: "abc", Source: "10.0.0.7",
+		Runtime: "containerd", ContainerName: "app", Image: "registry.example/app:1", PodNamespace: "prod", PodName: "billing-1"}
+	if r.Key != want || r.V1 != 1 {
+		t.Errorf("row %+v, want %+v", r.Key, want)
 	}
 }

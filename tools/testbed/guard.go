@@ -41,6 +41,7 @@ func (c GuardConfig) YAML() string {
 	if c.Extra != "" {
 		b.WriteString(strings.TrimRight(c.Extra, "\n") + "\n")
 	}
+	b.WriteString(noMachineRuntimes(c.Extra))
 	return b.String()
 }
 

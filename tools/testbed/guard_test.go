@@ -16,6 +16,7 @@ tokens: {key_file: "/tmp/x/token.key"}
 admin: {socket: "/tmp/igt1/admin.sock"}
 audit: {summary_interval: 0s}
 forwarded_headers: strip
+runtimes: {docker: "", containerd: "", crio: ""}
 `
 	if got := c.YAML(); got != want {
 		t.Fatalf("got\n%s\nwant\n%s", got, want)

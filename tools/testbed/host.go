@@ -256,6 +256,7 @@ func (c HostGuardConfig) YAML(port int, keyFile, adminSocket string) string {
 	if c.Extra != "" {
 		b.WriteString(strings.TrimRight(c.Extra, "\n") + "\n")
 	}
+	b.WriteString(noMachineRuntimes(c.Extra))
 	return b.String()
 }
 

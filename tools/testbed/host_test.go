@@ -15,6 +15,7 @@ tokens: {key_file: "/k", hop_limit: {host: 1, container: 2}}
 admin: {socket: "/s"}
 audit: {summary_interval: 0s}
 forwarded_headers: strip
+runtimes: {docker: "", containerd: "", crio: ""}
 `
 	if strings.Replace(want, "container: 2", "container: 1", 1) != got {
 		t.Fatalf("got\n%s", got)
