@@ -74,7 +74,9 @@ func TestPackageDefaultConfig(t *testing.T) {
 				t.Fatal(err)
 			}
 			got.File = ""
-			got.Upstream.TokenTTL.Text = "" // the source text ("6h"); the duration is compared
+			// The source text of durations ("6h"); the durations are compared.
+			got.Upstream.TokenTTL.Text = ""
+			got.Audit.SummaryInterval.Text = ""
 			if !reflect.DeepEqual(*got, want) {
 				t.Errorf("not the defaults:\n got %+v\nwant %+v", *got, want)
 			}
