@@ -32,7 +32,7 @@ test: tidy-check deps build
 	$(GO) vet ./...
 	cd tools && $(GO) vet ./...
 	$(GO) test -count=1 ./...
-	cd tools && $(GO) test -count=1 ./...
+	cd tools && $(GO) test -count=1 -timeout 30m ./...
 
 unit:
 	$(GO) test -count=1 ./...
@@ -53,6 +53,12 @@ bench: deps build
 # version from git describe and stamps the binary with it).
 deb:
 	scripts/build-deb.sh
+
+# bin/imdsguard-image.tar: the DaemonSet's image (packaging/image), built
+# from Debian packages without a registry; DOCKER_HOST=unix://... imports it.
+.PHONY: image
+image:
+	scripts/build-image.sh $(if $(DOCKER_HOST),--docker-host $(DOCKER_HOST))
 
 # A longer fuzz of the parser and the pipeline than `make test` does.
 FUZZTIME ?= 60s

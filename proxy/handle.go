@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/imdsguard/imdsguard/proxy/audit"
+	"github.com/imdsguard/imdsguard/proxy/cache"
 	"github.com/imdsguard/imdsguard/proxy/imds"
 	"github.com/imdsguard/imdsguard/proxy/upstream"
 )
@@ -32,6 +33,7 @@ func (p *Proxy) answer(r *http.Request, cs *connState, rt Route, o outcome) *htt
 		Rule:     o.rule,
 		Reason:   o.reason,
 		Upstream: o.upstream,
+		Cache:    o.cache,
 		Token:    rt.Path.Rel == imds.TokenPath,
 	}
 	if rt.Canonical() {
@@ -114,7 +116,15 @@ func (p *Proxy) read(r *http.Request, cs *connState, rt Route) outcome {
 // answer in time, and the decision becomes an error.
 func (p *Proxy) fetch(r *http.Request, rt Route, o outcome) outcome {
 	start := time.Now()
-	resp, err := p.upstream.Fetch(r.Context(), r.Method, rt.Path.String())
+	var resp *http.Response
+	var err error
+	if p.cached != nil {
+		var co cache.Outcome
+		resp, co, err = p.cached.FetchOutcome(r.Context(), r.Method, rt.Path.String())
+		o.cache = co.String()
+	} else {
+		resp, err = p.upstream.Fetch(r.Context(), r.Method, rt.Path.String())
+	}
 	o.upstream = time.Since(start)
 	if err != nil {
 		status := http.StatusBadGateway

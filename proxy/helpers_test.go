@@ -15,6 +15,7 @@ import (
 
 	"github.com/imdsguard/imdsguard/policy"
 	"github.com/imdsguard/imdsguard/proxy/audit"
+	"github.com/imdsguard/imdsguard/proxy/cache"
 	"github.com/imdsguard/imdsguard/proxy/config/field"
 	"github.com/imdsguard/imdsguard/proxy/token"
 	"github.com/imdsguard/imdsguard/proxy/upstream"
@@ -74,6 +75,16 @@ func withPolicy(t *testing.T, yml string) envOpt {
 }
 
 func strip(o *Options) { o.StripForwarded = true }
+
+// withCache puts the metadata cache, as the daemon configures it by
+// default, in front of the test's upstream.
+func withCache(t *testing.T) envOpt {
+	return func(o *Options) {
+		c := cache.New(o.Upstream, cache.Options{Config: cache.DefaultConfig()})
+		t.Cleanup(func() { c.Close() })
+		o.Upstream = c
+	}
+}
 
 func newEnv(t *testing.T, opts ...envOpt) *env {
 	t.Helper()

@@ -16,7 +16,8 @@ type outcome struct {
 	rule     string
 	reason   string
 	version  audit.Version
-	upstream time.Duration // time waiting for IMDS
+	upstream time.Duration // time waiting for IMDS (or the cache)
+	cache    string        // how the cache answered ("hit", "miss", ...); "" without one
 	// hop is the IP TTL (IPv6 hop limit) to send the answer with; 0 leaves
 	// the system default.
 	hop int

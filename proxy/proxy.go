@@ -22,10 +22,11 @@
 //     caller and unexpired (401); absent: an IMDSv1 request.
 //  8. policy: v1 rejected by the caller's rule (401), path denied (403);
 //     in audit mode both are served and reported as would-deny.
-//  9. upstream.Fetch of the canonical path with the host's session token:
-//     IMDS's answer as it is (status, body, Server, Content-Type, Location),
-//     hop-by-hop headers dropped; 502, or 504 when IMDS did not answer in
-//     time.
+//  9. Upstream.Fetch of the canonical path: the cache (proxy/cache), which
+//     answers from memory or asks upstream.Client with the host's session
+//     token; IMDS's answer as it is (status, body, Server, Content-Type,
+//     Location), hop-by-hop headers dropped; 502, or 504 when IMDS did not
+//     answer in time (and the cache held nothing recent).
 //  10. one audit.Event per request: every step above returns its outcome
 //     (the answer and what the event says of it), and Proxy.answer alone
 //     turns it into the event, observed once, and the answer. A token
@@ -44,14 +45,21 @@ import (
 
 	"github.com/imdsguard/imdsguard/policy"
 	"github.com/imdsguard/imdsguard/proxy/audit"
+	"github.com/imdsguard/imdsguard/proxy/cache"
 	"github.com/imdsguard/imdsguard/proxy/identity"
 	"github.com/imdsguard/imdsguard/proxy/token"
 )
 
 // Upstream answers metadata requests for canonical paths: the real IMDS
-// through upstream.Client, or a cache in front of it.
+// through upstream.Client, or the cache in front of it.
 type Upstream interface {
 	Fetch(ctx context.Context, method, path string) (*http.Response, error)
+}
+
+// cachedUpstream is an Upstream that also says how it answered (the cache):
+// the audit event carries it.
+type cachedUpstream interface {
+	FetchOutcome(ctx context.Context, method, path string) (*http.Response, cache.Outcome, error)
 }
 
 // Options configure a Proxy.
@@ -76,6 +84,7 @@ type Options struct {
 type Proxy struct {
 	gp       *goproxy.ProxyHttpServer
 	upstream Upstream
+	cached   cachedUpstream // upstream, when it is a cache
 	minter   *token.Minter
 	policy   atomic.Pointer[policy.Policy]
 	strip    bool
@@ -96,6 +105,7 @@ func New(o Options) *Proxy {
 		observe:  o.Observe,
 		log:      o.Log,
 	}
+	p.cached, _ = o.Upstream.(cachedUpstream)
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}

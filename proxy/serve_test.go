@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -148,8 +149,12 @@ func TestHTTPProxyClient(t *testing.T) {
 	}
 }
 
+// 1,000 cold callers through the pipeline and the cache, as the daemon
+// runs by default: one token PUT, one GET, every caller served. (Without
+// the cache, package upstream's TestColdStartOnePut proves the one PUT;
+// 1,000 GETs within the budget are up to the machine.)
 func TestColdStartOnePutThroughProxy(t *testing.T) {
-	e := newEnv(t)
+	e := newEnv(t, withCache(t))
 	const callers = 1000
 	results := make(chan int, callers)
 	for range callers {
@@ -167,6 +172,9 @@ func TestColdStartOnePutThroughProxy(t *testing.T) {
 	}
 	if n := e.imds.puts.Load(); n != 1 {
 		t.Fatalf("%d concurrent cold callers caused %d upstream token PUTs, want 1", callers, n)
+	}
+	if n := len(e.imds.received()) - 1; n != 1 {
+		t.Fatalf("%d concurrent cold callers of one path caused %d upstream GETs, want 1", callers, n)
 	}
 }
 
@@ -244,5 +252,35 @@ func drain(c chan *audit.Event) {
 		default:
 			return
 		}
+	}
+}
+
+// The policy decides every request before the cache is asked: an answer
+// cached for a caller who may read it is never served to one who may not.
+// The event says how the cache answered.
+func TestPolicyBeforeCache(t *testing.T) {
+	rootEnv := newEnv(t, withCache(t), asUID(0))
+	const creds = "/latest/meta-data/iam/security-credentials/role"
+	for i, want := range []string{"miss", "hit"} {
+		if resp := rootEnv.raw(t, "GET", creds); resp.StatusCode != 200 {
+			t.Fatalf("root read %d: %d", i, resp.StatusCode)
+		}
+		if ev := <-rootEnv.events; ev.Cache != want || ev.Decision != audit.Allow {
+			t.Fatalf("root read %d: cache %q decision %s, want %s allow", i, ev.Cache, ev.Decision, want)
+		}
+	}
+	// Another caller of the same proxy and cache.
+	other := New(Options{Upstream: rootEnv.proxy.upstream, Minter: rootEnv.proxy.minter, Policy: rootEnv.proxy.Policy(),
+		HopLimit: rootEnv.proxy.hop, Identify: asUIDIdentify(1000), Observe: func(*audit.Event) {}})
+	srv := httptest.NewUnstartedServer(other)
+	srv.Config.ConnContext = other.ConnContext
+	srv.Start()
+	t.Cleanup(srv.Close)
+	resp := rawRequest(t, strings.TrimPrefix(srv.URL, "http://"), "GET", creds)
+	if body := bodyOf(resp); resp.StatusCode != 403 || strings.Contains(body, "ASIASECRET") {
+		t.Fatalf("uid 1000 got %d %q from the cache", resp.StatusCode, body)
+	}
+	if n := len(rootEnv.imds.received()); n != 2 {
+		t.Fatalf("IMDS saw %d requests, want the PUT and one GET", n)
 	}
 }

@@ -10,12 +10,15 @@ import (
 )
 
 func asUID(uid uint32) envOpt {
-	return func(o *Options) {
-		o.Identify = func(c net.Conn) identity.Caller {
-			id := addressesOnly(c)
-			id.UIDKnown, id.UID, id.Unknown = true, uid, ""
-			return id
-		}
+	return func(o *Options) { o.Identify = asUIDIdentify(uid) }
+}
+
+// asUIDIdentify attests every connection as uid's.
+func asUIDIdentify(uid uint32) func(net.Conn) identity.Caller {
+	return func(c net.Conn) identity.Caller {
+		id := addressesOnly(c)
+		id.UIDKnown, id.UID, id.Unknown = true, uid, ""
+		return id
 	}
 }
 

@@ -39,3 +39,6 @@ build aemm github.com/aws/amazon-ec2-metadata-mock/cmd go.mod go.sum
 build imdsclient ./cmd/imdsclient go.mod go.sum cmd/imdsclient
 build fakeimds ./cmd/fakeimds go.mod go.sum cmd/fakeimds fakeimds
 build bareproxy ./cmd/bareproxy go.mod go.sum cmd/bareproxy
+# A static copy for the client images of the container runtime tests
+# (a busybox root has no libc).
+CGO_ENABLED=0 build imdsclient-static ./cmd/imdsclient go.mod go.sum cmd/imdsclient

@@ -21,6 +21,11 @@ packages=(
 	util-linux       # setpriv, unshare: clients as other users, the unit boot test
 	binutils         # objdump: the .deb's glibc dependency check
 	systemd          # systemd-analyze verify/security, the unit boot test
+	docker.io        # real runtimes in the tests: dockerd inside a test namespace
+	containerd runc  # containerd with ctr (docker.io's dockerd runs this one too)
+	containernetworking-plugins # the CNI bridge plugin wiring ctr's containers
+	busybox-static   # the shell and wget of the test containers' images
+	debootstrap      # scripts/build-image.sh: the DaemonSet image without a registry
 )
 
 missing=()
@@ -37,7 +42,24 @@ if ((${#missing[@]} > 0)); then
 		sudo=(sudo)
 	fi
 	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+	# docker.io and containerd start their services when installed: the
+	# tests run their own daemons inside network namespaces, and a dockerd in
+	# the machine's namespace would rewrite its iptables. A policy-rc.d that
+	# says "no" (when there is none) keeps them stopped during the install.
+	policy=/usr/sbin/policy-rc.d
+	if [[ ! -e $policy ]]; then
+		printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
+		"${sudo[@]}" chmod 755 "$policy"
+		trap '"${sudo[@]}" rm -f "$policy"' EXIT
+	fi
 	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
 "$root/scripts/build-tools.sh"
+# The cached Debian root of the DaemonSet image (debootstrap from the apt
+# mirror, about two minutes once); the image tests add the binary to it.
+base=("$root/scripts/build-image.sh" --base-only)
+if ((EUID != 0)); then
+	base=(sudo "${base[@]}")
+fi
+"${base[@]}" >/dev/null

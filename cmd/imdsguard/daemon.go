@@ -15,6 +15,7 @@ import (
 	"github.com/imdsguard/imdsguard/proxy"
 	"github.com/imdsguard/imdsguard/proxy/admin"
 	"github.com/imdsguard/imdsguard/proxy/audit"
+	"github.com/imdsguard/imdsguard/proxy/cache"
 	"github.com/imdsguard/imdsguard/proxy/config"
 	"github.com/imdsguard/imdsguard/proxy/identity"
 	"github.com/imdsguard/imdsguard/proxy/metrics"
@@ -31,6 +32,7 @@ type daemon struct {
 	audit   *audit.Log
 	proxy   *proxy.Proxy
 	up      *upstream.Client
+	cache   *cache.Cache    // in front of up; with cache.enabled false it passes every read through
 	rules   *redirect.Rules // nil when redirect.ipv4 and redirect.ipv6 are off
 	who     *identity.Resolver
 	usage   *usage.Table
@@ -57,10 +59,11 @@ func newDaemon(cfg *config.Config, log *slog.Logger) (*daemon, error) {
 			return nil, err
 		}
 	}
-	d.metrics = metrics.New(metrics.Sources{TokenRefreshes: d.up.TokenPuts, RuleRestores: d.ruleRestores})
+	d.cache = cache.New(d.up, cache.Options{Config: cfg.Cache, Log: log})
+	d.metrics = metrics.New(metrics.Sources{TokenRefreshes: d.up.TokenPuts, RuleRestores: d.ruleRestores, Cache: d.cache.Stats})
 	d.who = identity.NewResolver(identity.Options{Log: log, InterfaceFor: d.interfaceFor})
 	d.proxy = proxy.New(proxy.Options{
-		Upstream:       d.up,
+		Upstream:       d.cache,
 		Minter:         token.NewMinter(key),
 		Policy:         pol,
 		StripForwarded: cfg.ForwardedHeaders == config.ForwardedStrip,
@@ -155,6 +158,7 @@ func (d *daemon) listenAddrs() []string {
 // (redirect.keep_on_exit): callers get "connection refused", never IMDS.
 func (d *daemon) serve(ctx context.Context) error {
 	defer d.who.Close()
+	defer d.cache.Close()
 	if d.rules != nil {
 		// Installed here, not only by Keep (whose own Install then finds
 		// everything in place and writes nothing): a start that cannot put

@@ -59,7 +59,8 @@ type Event struct {
 	Rule     string // the policy rule that applied ("" = default, or not asked)
 	Reason   string
 	Status   int           // status sent to the caller; 0 when the answer was withheld
-	Upstream time.Duration // time waiting for IMDS; 0 when it was not asked
+	Upstream time.Duration // time waiting for IMDS (or the cache); 0 when it was not asked
+	Cache    string        // how the cache answered: hit, miss, coalesced, stale, bypass; "" without one
 	Token    bool          // a token request (PUT or OPTIONS on the token path, or a refused method there)
 }
 
@@ -97,5 +98,8 @@ func (e *Event) attrs(r *slog.Record) {
 	}
 	if e.Upstream > 0 {
 		r.AddAttrs(slog.Duration("upstream", e.Upstream))
+	}
+	if e.Cache != "" {
+		r.AddAttrs(slog.String("cache", e.Cache))
 	}
 }

@@ -9,6 +9,7 @@ package config
 import (
 	"github.com/imdsguard/imdsguard/policy"
 	"github.com/imdsguard/imdsguard/proxy/audit"
+	"github.com/imdsguard/imdsguard/proxy/cache"
 	"github.com/imdsguard/imdsguard/proxy/redirect"
 	"github.com/imdsguard/imdsguard/proxy/token"
 	"github.com/imdsguard/imdsguard/proxy/upstream"
@@ -32,6 +33,7 @@ type Config struct {
 	Admin            Admin           `yaml:"admin"`
 	Policy           policy.Config   `yaml:"policy"`
 	Audit            audit.Config    `yaml:"audit"`
+	Cache            cache.Config    `yaml:"cache"`
 
 	// File is where the configuration was read from ("" for the defaults).
 	File string `yaml:"-"`
@@ -70,5 +72,6 @@ func Default() Config {
 		Admin:            Admin{Socket: "/run/imdsguard/admin.sock"},
 		Policy:           policy.DefaultConfig(),
 		Audit:            audit.DefaultConfig(),
+		Cache:            cache.DefaultConfig(),
 	}
 }

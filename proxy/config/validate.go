@@ -22,6 +22,7 @@ func (c *Config) Validate() error {
 		{"tokens", c.Tokens.Validate()},
 		{"policy", c.Policy.Validate()},
 		{"audit", c.Audit.Validate()},
+		{"cache", c.Cache.Validate()},
 	} {
 		errs = append(errs, field.Prefix(s.name, s.err))
 	}

@@ -18,12 +18,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/imdsguard/imdsguard/proxy/audit"
+	"github.com/imdsguard/imdsguard/proxy/cache"
 )
 
 // Sources are counters kept elsewhere, read when Prometheus scrapes.
 type Sources struct {
-	TokenRefreshes func() uint64 // upstream token PUTs (upstream.Client.TokenPuts)
-	RuleRestores   func() uint64 // rules restored after an outside deletion (redirect.Rules.Restores)
+	TokenRefreshes func() uint64      // upstream token PUTs (upstream.Client.TokenPuts)
+	RuleRestores   func() uint64      // rules restored after an outside deletion (redirect.Rules.Restores)
+	Cache          func() cache.Stats // what the metadata cache did (cache.Cache.Stats); nil: no cache
 }
 
 // Metrics holds the collectors.
@@ -67,7 +69,55 @@ func New(src Sources) *Metrics {
 		counterFunc("imdsguard_upstream_token_refreshes_total", "IMDSv2 session token PUTs sent to IMDS.", src.TokenRefreshes),
 		counterFunc("imdsguard_rule_restores_total", "Redirect rules restored after something outside deleted them.", src.RuleRestores),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if src.Cache != nil {
+		m.reg.MustRegister(cacheCollector{src.Cache})
+	}
 	return m
+}
+
+// cacheCollector reads the cache's counters at each scrape: one snapshot,
+// so the series of one scrape agree with each other.
+type cacheCollector struct{ stats func() cache.Stats }
+
+var cacheDescs = struct {
+	reads, upstream, refreshes, failures, evictions, clockJumps, entries, bytes *prometheus.Desc
+}{
+	reads: prometheus.NewDesc("imdsguard_cache_reads_total",
+		"Metadata reads by how the cache answered: hit (from memory), miss (went to IMDS), coalesced (waited for another caller's read of the same path), stale (a held answer because IMDS failed or was slow), bypass (not cached).",
+		[]string{"outcome"}, nil),
+	upstream:   prometheus.NewDesc("imdsguard_cache_upstream_requests_total", "Requests the cache sent to IMDS (misses and background refreshes).", nil, nil),
+	refreshes:  prometheus.NewDesc("imdsguard_cache_refreshes_total", "Background refreshes of held answers before they expire.", nil, nil),
+	failures:   prometheus.NewDesc("imdsguard_cache_upstream_failures_total", "Cache requests to IMDS that ended in an error, 401, 429 or 5xx.", nil, nil),
+	evictions:  prometheus.NewDesc("imdsguard_cache_evictions_total", "Entries removed to stay inside cache.max_entries and cache.max_bytes.", nil, nil),
+	clockJumps: prometheus.NewDesc("imdsguard_cache_clock_jumps_total", "Times everything held was dropped after the wall clock jumped (resume from hibernation).", nil, nil),
+	entries:    prometheus.NewDesc("imdsguard_cache_entries", "Paths the cache holds.", nil, nil),
+	bytes:      prometheus.NewDesc("imdsguard_cache_bytes", "Bytes the cache holds, bodies and headers.", nil, nil),
+}
+
+func (c cacheCollector) Describe(ch chan<- *prometheus.Desc) {
+	d := cacheDescs
+	for _, x := range []*prometheus.Desc{d.reads, d.upstream, d.refreshes, d.failures, d.evictions, d.clockJumps, d.entries, d.bytes} {
+		ch <- x
+	}
+}
+
+func (c cacheCollector) Collect(ch chan<- prometheus.Metric) {
+	s, d := c.stats(), cacheDescs
+	counter := func(desc *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(desc, prometheus.CounterValue, float64(v), labels...)
+	}
+	counter(d.reads, s.Hits, "hit")
+	counter(d.reads, s.Misses, "miss")
+	counter(d.reads, s.Coalesced, "coalesced")
+	counter(d.reads, s.Stale, "stale")
+	counter(d.reads, s.Bypass, "bypass")
+	counter(d.upstream, s.Upstream)
+	counter(d.refreshes, s.Refreshes)
+	counter(d.failures, s.Failures)
+	counter(d.evictions, s.Evictions)
+	counter(d.clockJumps, s.ClockJumps)
+	ch <- prometheus.MustNewConstMetric(d.entries, prometheus.GaugeValue, float64(s.Entries))
+	ch <- prometheus.MustNewConstMetric(d.bytes, prometheus.GaugeValue, float64(s.Bytes))
 }
 
 func counterFunc(name, help string, f func() uint64) prometheus.Collector {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/imdsguard/imdsguard/proxy/audit"
+	"github.com/imdsguard/imdsguard/proxy/cache"
 	"github.com/imdsguard/imdsguard/proxy/identity"
 )
 
@@ -50,5 +51,33 @@ func TestCounts(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("scrape lacks %q", want)
 		}
+	}
+}
+
+// The cache's counters are read from one snapshot at each scrape.
+func TestCacheSeries(t *testing.T) {
+	st := cache.Stats{Hits: 90, Misses: 5, Coalesced: 3, Stale: 2, Bypass: 1, Upstream: 7, Refreshes: 2,
+		Failures: 1, Evictions: 4, ClockJumps: 1, Entries: 12, Bytes: 3456}
+	out := scrape(t, New(Sources{Cache: func() cache.Stats { return st }}))
+	for _, want := range []string{
+		`imdsguard_cache_reads_total{outcome="hit"} 90`,
+		`imdsguard_cache_reads_total{outcome="miss"} 5`,
+		`imdsguard_cache_reads_total{outcome="coalesced"} 3`,
+		`imdsguard_cache_reads_total{outcome="stale"} 2`,
+		`imdsguard_cache_reads_total{outcome="bypass"} 1`,
+		`imdsguard_cache_upstream_requests_total 7`,
+		`imdsguard_cache_refreshes_total 2`,
+		`imdsguard_cache_upstream_failures_total 1`,
+		`imdsguard_cache_evictions_total 4`,
+		`imdsguard_cache_clock_jumps_total 1`,
+		`imdsguard_cache_entries 12`,
+		`imdsguard_cache_bytes 3456`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("scrape lacks %q", want)
+		}
+	}
+	if out := scrape(t, New(Sources{})); strings.Contains(out, "imdsguard_cache_") {
+		t.Error("cache series without a cache")
 	}
 }

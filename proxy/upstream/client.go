@@ -3,7 +3,9 @@
 // request with exactly the headers IMDS needs, on sockets that carry the
 // daemon's firewall mark so the redirect rules let them through, and gives
 // up quickly enough that a caller gets a 502/504 well inside an SDK's 1 s
-// budget.
+// budget. IMDS throttles per instance and limits simultaneous connections,
+// so at most MaxConns requests (token PUTs included) are open at once; the
+// wait for one counts against the request's budget.
 //
 // Client is the seam where a response cache and request coalescing go: the
 // proxy asks Fetch for a canonical path and does not care where the answer
@@ -19,16 +21,23 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/imdsguard/imdsguard/proxy/imds"
 )
 
-// Budget bounds the time one Fetch may take, token refresh included.
+// Budget bounds the time one Fetch may take, token refresh and the wait
+// for a connection slot included.
 const (
 	DialTimeout  = 200 * time.Millisecond
 	FetchTimeout = 700 * time.Millisecond
 )
+
+// MaxConns is the number of requests open towards IMDS at once. IMDS closes
+// every connection after one answer, so this is also the number of
+// connections.
+const MaxConns = 4
 
 // Options configure a Client.
 type Options struct {
@@ -44,6 +53,7 @@ type Client struct {
 	http    *http.Client
 	ua      string
 	session *session
+	slots   chan struct{} // one per open upstream request, MaxConns
 }
 
 // New returns a Client for o.
@@ -52,7 +62,7 @@ func New(o Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("upstream url %q: %w", o.Config.URL, err)
 	}
-	c := &Client{base: base, ua: o.UserAgent, http: &http.Client{
+	c := &Client{base: base, ua: o.UserAgent, slots: make(chan struct{}, MaxConns), http: &http.Client{
 		Transport: NewTransport(o.Mark),
 		CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse // IMDS's 301s go to the caller as they are
@@ -81,7 +91,8 @@ func NewTransport(mark uint32) *http.Transport {
 // Fetch sends a GET or HEAD for path, which must be a canonical path
 // (canon.Path.String()), with the session token, and returns IMDS's answer;
 // the caller closes its body. A 401 drops the session token and retries
-// once with a new one.
+// once with a new one, unless IMDS has just refused a new token as well
+// (then the 401 is the answer; see minRefusedBackoff).
 func (c *Client) Fetch(ctx context.Context, method, path string) (*http.Response, error) {
 	ctx, cancel := context.WithTimeout(ctx, FetchTimeout)
 	for attempt := 0; ; attempt++ {
@@ -95,19 +106,54 @@ func (c *Client) Fetch(ctx context.Context, method, path string) (*http.Response
 			cancel()
 			return nil, err
 		}
-		if resp.StatusCode != http.StatusUnauthorized || attempt > 0 {
+		if resp.StatusCode != http.StatusUnauthorized {
+			c.session.accepted()
+		}
+		if resp.StatusCode != http.StatusUnauthorized || attempt > 0 || !c.session.invalidate(tok) {
 			resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
 			return resp, nil
 		}
 		drain(resp)
-		c.session.invalidate(tok)
 	}
 }
 
 func (c *Client) do(ctx context.Context, method, path, tok string) (*http.Response, error) {
 	req := c.newRequest(ctx, method, path)
 	req.Header[imds.HeaderToken] = []string{tok}
-	return c.http.Do(req)
+	return c.send(ctx, req)
+}
+
+// send sends req once a connection slot is free; the slot is given back
+// when the response body is closed, or when ctx ends if nobody closes it.
+func (c *Client) send(ctx context.Context, req *http.Request) (*http.Response, error) {
+	select {
+	case c.slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("waiting for one of %d upstream connections: %w", MaxConns, ctx.Err())
+	}
+	var once sync.Once
+	release := func() { once.Do(func() { <-c.slots }) }
+	stop := context.AfterFunc(ctx, release)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		stop()
+		release()
+		return nil, err
+	}
+	resp.Body = &releaseBody{ReadCloser: resp.Body, release: func() { stop(); release() }}
+	return resp, nil
+}
+
+// releaseBody gives back a connection slot once the body is closed.
+type releaseBody struct {
+	io.ReadCloser
+	release func()
+}
+
+func (b *releaseBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.release()
+	return err
 }
 
 // newRequest builds a request with only the headers IMDS needs; nothing a

@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -21,18 +22,39 @@ type fakeIMDS struct {
 	gets    atomic.Int64
 	putWait time.Duration // delay before answering a PUT
 	putCode atomic.Int32  // status of PUT answers (0 = 200)
+	putFail atomic.Int64  // the next putFail PUTs answer 500
+	refuse  atomic.Bool   // answer 401 to every GET, whatever the token
+	getWait time.Duration // delay before answering a GET
+	open    atomic.Int64  // requests being answered now
+	maxOpen atomic.Int64  // most requests answered at once
+	putsNow atomic.Int64  // PUTs being answered now
+	maxPuts atomic.Int64  // most PUTs answered at once
 	valid   atomic.Value  // the token GETs must carry
 	seq     atomic.Int64
 	mu      sync.Mutex
 	headers []http.Header // headers of every GET received
 }
 
+// track counts n up for the length of a request and keeps the maximum in most.
+func track(n, most *atomic.Int64) func() {
+	v := n.Add(1)
+	for m := most.Load(); v > m && !most.CompareAndSwap(m, v); m = most.Load() {
+	}
+	return func() { n.Add(-1) }
+}
+
 func (f *fakeIMDS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer track(&f.open, &f.maxOpen)()
 	if r.Method == http.MethodPut && r.URL.Path == "/latest/api/token" {
+		defer track(&f.putsNow, &f.maxPuts)()
 		f.puts.Add(1)
 		time.Sleep(f.putWait)
 		if c := f.putCode.Load(); c != 0 {
 			w.WriteHeader(int(c))
+			return
+		}
+		if f.putFail.Add(-1) >= 0 {
+			w.WriteHeader(http.StatusInternalServerError)
 			return
 		}
 		tok := "tok-" + string(rune('a'+f.seq.Add(1)%26))
@@ -45,7 +67,8 @@ func (f *fakeIMDS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	f.headers = append(f.headers, r.Header.Clone())
 	f.mu.Unlock()
-	if v, _ := f.valid.Load().(string); v == "" || r.Header.Get("X-Aws-Ec2-Metadata-Token") != v {
+	time.Sleep(f.getWait)
+	if v, _ := f.valid.Load().(string); v == "" || r.Header.Get("X-Aws-Ec2-Metadata-Token") != v || f.refuse.Load() {
 		w.WriteHeader(http.StatusUnauthorized)
 		return
 	}
@@ -148,22 +171,159 @@ func TestUnauthorizedRenewsOnce(t *testing.T) {
 	}
 }
 
+// A failing PUT is retried once per jittered back-off, never two at once.
+// Callers wait for the retry while it fits in their 700 ms budget (before
+// this, every caller in the back-off window failed at once); a caller whose
+// budget ends before the next retry fails at once with ErrBackoff.
 func TestPutFailureBacksOff(t *testing.T) {
 	f := &fakeIMDS{}
 	f.putCode.Store(http.StatusInternalServerError)
 	c, _ := newClient(t, f)
+	var wg sync.WaitGroup
+	var succeeded atomic.Int64
 	for range 20 {
-		if _, err := c.Fetch(context.Background(), http.MethodGet, "/latest/meta-data/"); err == nil {
-			t.Fatal("Fetch succeeded with a failing token PUT")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := c.Fetch(context.Background(), http.MethodGet, "/latest/meta-data/"); err == nil {
+				succeeded.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if succeeded.Load() != 0 {
+		t.Fatal("Fetch succeeded with a failing token PUT")
+	}
+	// The back-offs are drawn from [50,100], [100,200], [200,400], [400,800] ms:
+	// inside one 700 ms budget the first PUT is followed by two or three retries.
+	if n := f.puts.Load(); n < 2 || n > 4 {
+		t.Fatalf("20 callers sharing one 700 ms budget sent %d PUTs, want 2..4 (one per back-off step)", n)
+	}
+	if m := f.maxPuts.Load(); m != 1 {
+		t.Fatalf("%d PUTs in flight at once, want 1", m)
+	}
+	c.session.mu.Lock()
+	retryAt := c.session.retryAt
+	c.session.mu.Unlock()
+	if time.Until(retryAt) > FetchTimeout {
+		start, before := time.Now(), f.puts.Load()
+		if _, err := c.Fetch(context.Background(), http.MethodGet, "/latest/meta-data/"); !errors.Is(err, ErrBackoff) {
+			t.Fatalf("retry %v away, beyond the budget: err = %v, want ErrBackoff", time.Until(retryAt), err)
+		}
+		if d := time.Since(start); d > FetchTimeout/2 || f.puts.Load() != before {
+			t.Fatalf("a caller that cannot make the retry waited %v and sent %d PUTs", d, f.puts.Load()-before)
 		}
 	}
-	if n := f.puts.Load(); n != 1 {
-		t.Fatalf("20 fetches in the backoff window sent %d PUTs, want 1", n)
-	}
 	f.putCode.Store(0)
-	time.Sleep(minBackoff + 20*time.Millisecond)
+	time.Sleep(time.Until(retryAt))
+	before := f.puts.Load()
 	if code, _ := fetchBody(t, c); code != 200 {
 		t.Fatalf("after the backoff: %d, want 200", code)
+	}
+	if n := f.puts.Load() - before; n != 1 {
+		t.Fatalf("after the backoff: %d PUTs, want 1", n)
+	}
+}
+
+// The case of issue 10: the first PUT fails under load. Callers still inside
+// their budget wait for one retry and get a token; nobody fails while a
+// retry would succeed. (The session alone: how fast the GETs that follow go
+// through the connection slots is TestConnectionsBounded's business.)
+func TestPutFailureRetriedWithinBudget(t *testing.T) {
+	f := &fakeIMDS{putWait: 20 * time.Millisecond}
+	f.putFail.Store(1)
+	c, _ := newClient(t, f)
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for i := range 200 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			time.Sleep(time.Duration(i%50) * time.Millisecond) // some arrive during the back-off
+			ctx, cancel := context.WithTimeout(context.Background(), FetchTimeout)
+			defer cancel()
+			if _, err := c.session.token(ctx); err != nil {
+				failed.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if failed.Load() != 0 {
+		t.Fatalf("%d of 200 callers got no token although the retry succeeded", failed.Load())
+	}
+	if n := f.puts.Load(); n != 2 {
+		t.Fatalf("PUTs = %d, want 2 (the failed one and one retry)", n)
+	}
+	if code, _ := fetchBody(t, c); code != 200 {
+		t.Fatalf("then a fetch: %d, want 200", code)
+	}
+}
+
+// IMDS answering 401 to everything for a while: the refused token is
+// replaced once; the replacement is refused too, and the session keeps it
+// instead of sending a PUT per request. A later single refusal, once IMDS
+// has accepted the token again, is replaced at once.
+func TestRefusedTokenReplacedOnce(t *testing.T) {
+	f := &fakeIMDS{}
+	c, _ := newClient(t, f)
+	fetchBody(t, c)
+	f.refuse.Store(true)
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for end := time.Now().Add(500 * time.Millisecond); time.Now().Before(end); {
+				if code, _ := fetchBody(t, c); code != http.StatusUnauthorized {
+					t.Errorf("refusing IMDS: %d, want the 401 passed on", code)
+					return
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := f.puts.Load(); n != 2 {
+		t.Fatalf("401 to everything for 500 ms: %d PUTs, want 2 (the first and one replacement)", n)
+	}
+	f.refuse.Store(false)
+	if code, _ := fetchBody(t, c); code != 200 {
+		t.Fatalf("after the refusals: %d, want 200 with the kept token", code)
+	}
+	f.valid.Store("rotated-away")
+	if code, _ := fetchBody(t, c); code != 200 || f.puts.Load() != 3 {
+		t.Fatalf("a later refusal: %d after %d PUTs, want 200 after 3", code, f.puts.Load())
+	}
+}
+
+// At most MaxConns requests are open towards IMDS at once; the others wait
+// for a slot inside their budget.
+func TestConnectionsBounded(t *testing.T) {
+	f := &fakeIMDS{getWait: 10 * time.Millisecond}
+	c, _ := newClient(t, f)
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for range 6 * MaxConns { // 60 ms through the slots at least, well inside the budget
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := c.Fetch(context.Background(), http.MethodGet, "/latest/meta-data/instance-id")
+			if err != nil {
+				failed.Add(1)
+				return
+			}
+			drain(resp)
+		}()
+	}
+	wg.Wait()
+	if failed.Load() != 0 {
+		t.Fatalf("%d fetches failed", failed.Load())
+	}
+	if m := f.maxOpen.Load(); m > MaxConns {
+		t.Fatalf("%d requests open at IMDS at once, want at most %d", m, MaxConns)
+	}
+	if len(c.slots) != 0 {
+		t.Fatalf("%d connection slots still held after every body was closed", len(c.slots))
 	}
 }
 

@@ -77,6 +77,7 @@ func TestPackageDefaultConfig(t *testing.T) {
 			// The source text of durations ("6h"); the durations are compared.
 			got.Upstream.TokenTTL.Text = ""
 			got.Audit.SummaryInterval.Text = ""
+			got.Cache.StaleGrace.Text = ""
 			if !reflect.DeepEqual(*got, want) {
 				t.Errorf("not the defaults:\n got %+v\nwant %+v", *got, want)
 			}

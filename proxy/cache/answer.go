@@ -1,0 +1,129 @@
+package cache
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// Bounds on what is read from IMDS. IMDS's largest answer is user data
+// (16 KB); an answer up to MaxEntryBody is held, a larger one up to
+// ReadLimit is served to the callers that waited for it and not held, and
+// a larger one still is refused (502): IMDS never sends one.
+const (
+	MaxEntryBody = 64 << 10
+	ReadLimit    = 1 << 20
+)
+
+// answer is one answer of IMDS, immutable once built: every caller gets a
+// fresh *http.Response reading the same bytes.
+type answer struct {
+	status int
+	line   string   // the status line's text, "200 OK"
+	header []header // the headers callers may see; Content-Length is the body's
+	body   []byte
+	size   int64 // bytes accounted for it
+
+	fresh time.Duration // a hit until (monotonic)
+	stale time.Duration // served instead of an error until
+	keyID string        // AccessKeyId of a credentials document
+}
+
+type header struct {
+	name   string
+	values []string // len == cap: an append by a caller copies
+}
+
+// passed are the response headers of IMDS that callers see. Date is left
+// to the server (a held answer would carry an old one); hop-by-hop headers
+// belong to the upstream connection; anything else IMDS might add (its
+// token TTL on GETs, say) is about imdsguard's session, not the caller's.
+var passed = []string{"Content-Type", "Server", "Location", "Last-Modified", "Etag", "Accept-Ranges", "Cache-Control", "Expires"}
+
+// readAnswer reads IMDS's answer whole, within ReadLimit, and closes it.
+func readAnswer(resp *http.Response) (*answer, error) {
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, ReadLimit+1))
+	if err != nil {
+		return nil, fmt.Errorf("read IMDS answer: %w", err)
+	}
+	if len(body) > ReadLimit {
+		return nil, fmt.Errorf("IMDS answer larger than %d bytes", ReadLimit)
+	}
+	a := &answer{status: resp.StatusCode, line: resp.Status, body: bytes.Clone(body)}
+	if a.line == "" {
+		a.line = strconv.Itoa(a.status) + " " + http.StatusText(a.status)
+	}
+	for _, name := range passed {
+		if v := resp.Header[name]; len(v) > 0 {
+			a.header = append(a.header, header{name, append([]string(nil), v...)[:len(v):len(v)]})
+		}
+	}
+	a.header = append(a.header, header{"Content-Length", []string{strconv.Itoa(len(a.body))}})
+	a.size = int64(len(a.body))
+	for _, h := range a.header {
+		a.size += int64(len(h.name))
+		for _, v := range h.values {
+			a.size += int64(len(v))
+		}
+	}
+	return a, nil
+}
+
+// reply is a response and its body reader in one allocation.
+type reply struct {
+	resp http.Response
+	body reader
+}
+
+// response is a new *http.Response for a; a HEAD gets the headers (with the
+// GET's Content-Length, as IMDS sends them) and no body.
+func (a *answer) response(head bool) *http.Response {
+	r := &reply{}
+	h := make(http.Header, len(a.header))
+	for _, kv := range a.header {
+		h[kv.name] = kv.values
+	}
+	r.resp = http.Response{
+		Status:        a.line,
+		StatusCode:    a.status,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        h,
+		ContentLength: int64(len(a.body)),
+		Body:          http.NoBody,
+	}
+	if !head {
+		r.body.b = a.body
+		r.resp.Body = &r.body
+	}
+	return &r.resp
+}
+
+// reader reads a held body; it never writes to it.
+type reader struct {
+	b   []byte
+	off int
+}
+
+func (r *reader) Read(p []byte) (int, error) {
+	if r.off >= len(r.b) {
+		return 0, io.EOF
+	}
+	n := copy(p, r.b[r.off:])
+	r.off += n
+	return n, nil
+}
+
+// WriteTo lets io.Copy hand the whole body to the writer at once.
+func (r *reader) WriteTo(w io.Writer) (int64, error) {
+	n, err := w.Write(r.b[r.off:])
+	r.off += n
+	return int64(n), err
+}
+
+func (r *reader) Close() error { return nil }
