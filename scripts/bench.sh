@@ -24,8 +24,8 @@
 # percentiles it records, per run, the CPU time the proxy (nginx: master and
 # workers) and fakeimds spent per request (/proc/PID/stat), the GETs that
 # reached fakeimds, and at c=1000 the proxy's PSS (/proc/PID/smaps_rollup)
-# halfway through the run, with the connections it holds counted (ss), and
-# once the run is over.
+# sampled once a second during the run, with the connections it holds
+# counted (ss), and once the run is over.
 #
 # Performance is reported, never asserted; the script fails only on
 # correctness: a non-2xx answer or socket error in any run, an upstream 401,

@@ -112,16 +112,30 @@ settled_gets() {
 	echo "$a"
 }
 
-# sample_during TARGET PID DELAY: after DELAY seconds, prints the proxy's
-# PSS (kB) and the established connections on its port (what the client
-# holds open).
+# sample_during TARGET PID SECONDS: over a run of SECONDS, samples the
+# proxy's PSS (kB) and the established connections on its port (what the
+# client holds open) once a second from the first second to the last but
+# one (once halfway for a run of 2 s or less) and prints the largest of
+# each: the memory a proxy needs while the connections are open.
 sample_during() {
-	local target=$1 pid=$2 listen
-	sleep "$3"
+	local target=$1 pid=$2 secs=$3 listen n i pss conns max_pss=0 max_conns=0
 	listen=$(proxy_port "$target")
 	[[ $listen =~ ^[0-9]+$ ]] || die "no port for $target"
-	printf '%d %d\n' "$(pss_kb "$pid")" \
-		"$(in_client "$target" ss -Htn state established "( sport = :$listen )" | wc -l)"
+	n=$((secs - 2))
+	((n >= 1)) || n=1
+	if ((secs > 2)); then
+		sleep 1
+	else
+		sleep 0.5
+	fi
+	for ((i = 0; i < n; i++)); do
+		((i == 0)) || sleep 1
+		pss=$(pss_kb "$pid")
+		conns=$(in_client "$target" ss -Htn state established "( sport = :$listen )" | wc -l)
+		((pss > max_pss)) && max_pss=$pss
+		((conns > max_conns)) && max_conns=$conns
+	done
+	printf '%d %d\n' "$max_pss" "$max_conns"
 }
 
 # preflight: every target answers 200 with the body fakeimds gives directly
@@ -161,7 +175,8 @@ write_report_lua() {
 # requests duration_us p50_us p99_us err_connect err_read err_write err_status err_timeout
 # proxy_cpu_ticks fakeimds_cpu_ticks upstream_gets pss_during_kb pss_after_kb conns_during
 # (upstream_gets: the GETs fakeimds received over the run; the last three
-# only from $pss_conc on, else 0).
+# only from $pss_conc on, else 0: the largest PSS and connection count seen
+# during the run, and the PSS once it is over).
 bench() {
 	local tag=$1 target=$2 conc=$3 secs=$4 threads=1 log line pp p0 f0 p1 f1 g0 g1 spid=0
 	local pss_after=0 sample="0 0"
@@ -174,7 +189,7 @@ bench() {
 	p0=$(cpu_ticks "$pp") || exit 1
 	f0=$(cpu_ticks "$fake_pid") || exit 1
 	if ((pp != 0 && ${pss_conc:-0} > 0 && conc >= ${pss_conc:-0})); then
-		sample_during "$target" "$pp" "$(((secs + 1) / 2))" >"$work/sample.txt" &
+		sample_during "$target" "$pp" "$secs" >"$work/sample.txt" &
 		spid=$!
 	fi
 	if ! in_client "$target" wrk -t"$threads" -c"$conc" -d"${secs}s" --timeout 10s --latency -s "$work/report.lua" "${h[@]}" "$(url_of "$target")" >"$log" 2>&1; then

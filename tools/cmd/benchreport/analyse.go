@@ -48,7 +48,7 @@ type cell struct {
 	fakeCPU          float64
 	upstream         int64   // upstream GETs, all rounds
 	upstreamPer1k    float64 // upstream GETs per 1,000 requests answered, median of rounds
-	pss              []int64 // kB, the sampled rounds' PSS halfway through (none: not sampled)
+	pss              []int64 // kB, the sampled rounds' largest PSS during the run (none: not sampled)
 	pssAfter         []int64 // kB, after those runs
 	conns            []int64 // connections open when pss was sampled
 }
@@ -298,9 +298,11 @@ func loopbackFailures(m *meta, rep *report, runs []run) []string {
 }
 
 // upstreamMismatches names the runs of targets without a cache whose
-// upstream GETs are not between the requests answered and that plus the
-// connections (the requests in flight when wrk stopped, which it does not
-// count).
+// upstream GETs are not between the requests answered 200 and all requests
+// answered plus the connections (the requests in flight when wrk stopped,
+// which it does not count). An error answer may or may not have asked
+// upstream first (a 504 did, a 503 of a full queue did not); the non-2xx
+// answers are failures of their own.
 func upstreamMismatches(rep *report, runs []run) []string {
 	var bad []string
 	for _, r := range runs {
@@ -308,7 +310,7 @@ func upstreamMismatches(rep *report, runs []run) []string {
 		if i < 0 || rep.targets[i].caches {
 			continue
 		}
-		if r.upstream < r.requests || r.upstream > r.requests+int64(r.conc) {
+		if r.upstream < r.requests-r.errs[errStatus] || r.upstream > r.requests+int64(r.conc) {
 			bad = append(bad, fmt.Sprintf("round %d c=%d %s: %d upstream GETs for %d requests", r.round, r.conc, r.target, r.upstream, r.requests))
 		}
 	}

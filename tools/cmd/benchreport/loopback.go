@@ -94,7 +94,7 @@ func per1k(x float64) string {
 // memoryTable: the proxies' PSS with conc connections open, and after.
 func (rep *report) memoryTable(conc int) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "| target | PSS halfway through the c=%d run (largest of rounds) | per-round range | connections open then | PSS after the run (largest) |\n", conc)
+	fmt.Fprintf(&b, "| target | PSS during the c=%d run (largest of rounds) | per-round range | connections open (most seen) | PSS after the run (largest) |\n", conc)
 	b.WriteString("|---|--:|--:|--:|--:|\n")
 	for _, t := range rep.targets {
 		cl := rep.cells[key{t.id, conc}]
@@ -165,7 +165,7 @@ func loopbackGetsRow(rep *report, runs []run) string {
 		}
 	}
 	bad := len(upstreamMismatches(rep, runs))
-	return fmt.Sprintf("| runs of targets without a cache whose upstream GETs are the requests answered (+ at most the connections, in flight when wrk stopped) | %d of %d | %s |\n",
+	return fmt.Sprintf("| runs of targets without a cache whose upstream GETs are the requests answered 200 (+ at most the other answers and the connections, in flight when wrk stopped) | %d of %d | %s |\n",
 		n-bad, n, check(bad == 0))
 }
 

@@ -27,7 +27,7 @@ func TestRenderLoopback(t *testing.T) {
 		"**shared and noisy**: processes other than the benchmark's kept 3% of the CPUs busy in the 3 s before the run and 40% in the 3 s after it",
 		"```nginx\nproxy_cache imds;\n```",
 		"```yaml\ncache: {enabled: true}\n```",
-		"| runs of targets without a cache whose upstream GETs are the requests answered (+ at most the connections, in flight when wrk stopped) | 5 of 6 | **FAIL** |",
+		"| runs of targets without a cache whose upstream GETs are the requests answered 200 (+ at most the other answers and the connections, in flight when wrk stopped) | 5 of 6 | **FAIL** |",
 	} {
 		if !strings.Contains(doc, want) {
 			t.Errorf("the report lacks %q", want)

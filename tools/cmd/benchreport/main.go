@@ -25,8 +25,8 @@
 // nginx's workers; 0 for the direct target) and of fakeimds over the run, in
 // units of 1/-clk-tck seconds. upstream_gets are the GETs fakeimds received
 // over the run. The last three are 0 unless the run sampled the proxy's
-// memory: its PSS halfway through the run and after it, and the connections
-// open at its port at that moment.
+// memory: its largest PSS during the run (sampled once a second) and its PSS
+// after it, and the most connections seen open at its port.
 //
 // Performance is reported, never asserted. The exit status is 1 when a
 // correctness check fails (after the report is written), 2 on bad input.

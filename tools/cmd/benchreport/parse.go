@@ -56,7 +56,7 @@ type run struct {
 	proxyTicks  int64
 	fakeTicks   int64
 	upstream    int64 // GETs fakeimds received over the run
-	pssDuring   int64 // kB, the proxy's PSS halfway through the run; 0: not sampled
+	pssDuring   int64 // kB, the proxy's largest PSS during the run; 0: not sampled
 	pssAfter    int64 // kB, once the run was over
 	conns       int64 // connections open at the proxy's port when pssDuring was sampled
 }
@@ -74,6 +74,9 @@ func (r run) errors() int64 {
 // errNames name the socket and status errors of a run (run.errs), in the
 // order of their columns.
 var errNames = [5]string{"connect", "read", "write", "status", "timeout"}
+
+// errStatus is the index of the non-2xx answers in run.errs.
+const errStatus = 3
 
 func readRuns(name string, ts []target) ([]run, error) {
 	f, err := os.Open(name)
