@@ -60,8 +60,8 @@ func (rep *report) goalsTable() string {
 // resultsTable: every target at every concurrency, grouped by concurrency.
 func (rep *report) resultsTable(skipped map[string]string) string {
 	var b strings.Builder
-	b.WriteString("| c | target | request | req/s | p50 | p99 | proxy CPU/req | fakeimds CPU/req | upstream GETs per 1,000 answered |\n")
-	b.WriteString("|--:|---|---|--:|--:|--:|--:|--:|--:|\n")
+	b.WriteString("| c | target | request | req/s | p50 | p99 | errors (all rounds) | proxy CPU/req | fakeimds CPU/req | upstream GETs per 1,000 answered |\n")
+	b.WriteString("|--:|---|---|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, c := range rep.concs {
 		for _, t := range rep.targets {
 			cl := rep.cells[key{t.id, c}]
@@ -70,15 +70,19 @@ func (rep *report) resultsTable(skipped map[string]string) string {
 				if skipped[t.id] != "" {
 					why = "skipped (see Targets)"
 				}
-				fmt.Fprintf(&b, "| %d | %s | %s | %s | | | | | |\n", c, t.label, t.what, why)
+				fmt.Fprintf(&b, "| %d | %s | %s | %s | | | | | | |\n", c, t.label, t.what, why)
 				continue
 			}
 			pcpu := "–"
 			if t.id != tDirect {
 				pcpu = fmt.Sprintf("%.1f µs", cl.proxyCPU)
 			}
-			fmt.Fprintf(&b, "| %d | %s | %s | %.0f | %s | %s | %s | %.1f µs | %s |\n",
-				c, t.label, t.what, cl.rps, us(cl.p50), us(cl.p99), pcpu, cl.fakeCPU, per1k(cl.upstreamPer1k))
+			errs := "0"
+			if cl.errors > 0 {
+				errs = fmt.Sprintf("**%d** of %d", cl.errors, cl.requests)
+			}
+			fmt.Fprintf(&b, "| %d | %s | %s | %.0f | %s | %s | %s | %s | %.1f µs | %s |\n",
+				c, t.label, t.what, cl.rps, us(cl.p50), us(cl.p99), errs, pcpu, cl.fakeCPU, per1k(cl.upstreamPer1k))
 		}
 	}
 	return b.String()
