@@ -11,7 +11,8 @@
 #           169.254.169.254/32 via 192.0.2.2; no rules, no proxy
 #   guard   veth 198.51.100.1/24 — 198.51.100.2/24 (imds side), route
 #           169.254.169.254/32 via 198.51.100.2; imdsguard runs here with
-#           its redirect rules (ipv4 only, no container interfaces)
+#           its redirect rules (ipv4 only, no container interfaces) and
+#           its response cache off
 # then measures with wrk, run in the client's namespace, at concurrency 1
 # (-t1 -c1) and 16 (-t2 -c16), GET http://169.254.169.254/latest/...:
 #   (a) direct        from `direct`, v2 with a fakeimds token
@@ -219,6 +220,14 @@ redirect: {ipv4: true, ipv6: false, container_interfaces: []}
 tokens: {key_file: $work/token.key}
 admin: {socket: $work/admin.sock}
 EOF
+# Without its response cache, so that every request crosses the redirect to
+# IMDS and back, as in the direct runs (and the GET check holds); a daemon
+# from before the cache refuses the section and has none anyway.
+cp "$work/imdsguard.yaml" "$work/imdsguard-nocache.yaml"
+echo "cache: {enabled: false}" >>"$work/imdsguard-nocache.yaml"
+if "$root/bin/imdsguard" policy check "$work/imdsguard-nocache.yaml" >/dev/null 2>&1; then
+	mv "$work/imdsguard-nocache.yaml" "$work/imdsguard.yaml"
+fi
 "$root/bin/imdsguard" policy check "$work/imdsguard.yaml" >"$work/policy-check.txt" 2>&1 ||
 	die "imdsguard policy check refuses the configuration: $(cat "$work/policy-check.txt")"
 

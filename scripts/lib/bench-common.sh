@@ -9,9 +9,14 @@
 #   target_width    the width of target names in progress lines
 #   proxy_label     what the proxy is called in progress lines
 #   fake_pid        fakeimds's pid
+#   pss_conc        (optional) from this concurrency on, bench samples the
+#                   proxy's memory and open connections halfway through a
+#                   run; it then needs proxy_port TARGET (the port the proxy
+#                   serves the target on)
 # and defines fake_stat FIELD (a count fakeimds keeps), url_of TARGET, headers_of TARGET (wrk -H arguments, one a line),
-# proxy_pid TARGET (0 for none) and in_client TARGET CMD... (CMD run where the
-# target's client runs).
+# proxy_pid TARGET (0 for none; nginx: its master, whose children count
+# with it) and in_client TARGET CMD... (CMD run where the target's client
+# runs).
 
 die() {
 	echo "$prog: $*" >&2
@@ -50,18 +55,87 @@ alive() {
 	fi
 }
 
-# cpu_ticks PID: user+system CPU time of a process (all its threads) so far,
-# in clock ticks; 0 for pid 0.
+# proc_pids PID: PID and its live children (nginx: the master, its workers
+# and cache processes), one a line.
+proc_pids() {
+	local f
+	echo "$1"
+	for f in /proc/"$1"/task/*/children; do
+		[[ -r $f ]] || continue
+		tr ' ' '\n' <"$f" | sed '/^$/d'
+	done
+}
+
+# cpu_ticks PID: user+system CPU time so far, in clock ticks, of a process
+# (all its threads, and its children that it reaped: iptables for imdsguard,
+# an exited cache loader for nginx) and of its live children; 0 for pid 0.
 cpu_ticks() {
-	local s
+	local s p n=0
 	local -a f
 	if (($1 == 0)); then
 		echo 0
 		return
 	fi
-	s=$(<"/proc/$1/stat") || die "process $1 is gone"
-	read -r -a f <<<"${s##*) }" # fields after "pid (comm) ": state is f[0]
-	echo $((f[11] + f[12]))
+	[[ -r /proc/$1/stat ]] || die "process $1 is gone"
+	for p in $(proc_pids "$1"); do
+		s=$(cat "/proc/$p/stat" 2>/dev/null) || continue # a child that just exited
+		read -r -a f <<<"${s##*) }"                        # fields after "pid (comm) ": state is f[0]
+		n=$((n + f[11] + f[12] + f[13] + f[14]))          # utime stime cutime cstime
+	done
+	echo "$n"
+}
+
+# pss_kb PID: proportional set size of a process and its live children, in
+# kB (/proc/PID/smaps_rollup: shared pages are split among their users, so
+# nginx's master and workers add up without counting shared code twice).
+pss_kb() {
+	local p n=0 kb
+	for p in $(proc_pids "$1"); do
+		kb=$(awk '$1 == "Pss:" { print $2 }' "/proc/$p/smaps_rollup" 2>/dev/null) || kb=0
+		n=$((n + ${kb:-0}))
+	done
+	echo "$n"
+}
+
+# settled_gets: fakeimds's GET count once it has stopped moving (requests a
+# proxy still had in flight when wrk stopped land in the run that sent them,
+# not in the next one). Gives up after 5 s of movement.
+settled_gets() {
+	local a b
+	a=$(fake_stat gets)
+	for _ in $(seq 50); do
+		sleep 0.1
+		b=$(fake_stat gets)
+		[[ $a == "$b" ]] && break
+		a=$b
+	done
+	echo "$a"
+}
+
+# sample_during TARGET PID SECONDS: over a run of SECONDS, samples the
+# proxy's PSS (kB) and the established connections on its port (what the
+# client holds open) once a second from the first second to the last but
+# one (once halfway for a run of 2 s or less) and prints the largest of
+# each: the memory a proxy needs while the connections are open.
+sample_during() {
+	local target=$1 pid=$2 secs=$3 listen n i pss conns max_pss=0 max_conns=0
+	listen=$(proxy_port "$target")
+	[[ $listen =~ ^[0-9]+$ ]] || die "no port for $target"
+	n=$((secs - 2))
+	((n >= 1)) || n=1
+	if ((secs > 2)); then
+		sleep 1
+	else
+		sleep 0.5
+	fi
+	for ((i = 0; i < n; i++)); do
+		((i == 0)) || sleep 1
+		pss=$(pss_kb "$pid")
+		conns=$(in_client "$target" ss -Htn state established "( sport = :$listen )" | wc -l)
+		((pss > max_pss)) && max_pss=$pss
+		((conns > max_conns)) && max_conns=$conns
+	done
+	printf '%d %d\n' "$max_pss" "$max_conns"
 }
 
 # preflight: every target answers 200 with the body fakeimds gives directly
@@ -99,17 +173,26 @@ write_report_lua() {
 # bench TAG TARGET CONC SECONDS: run wrk (its output kept in the work
 # directory as wrk-TAG-TARGET-cCONC.txt); prints the result fields, tab-separated:
 # requests duration_us p50_us p99_us err_connect err_read err_write err_status err_timeout
-# proxy_cpu_ticks fakeimds_cpu_ticks
+# proxy_cpu_ticks fakeimds_cpu_ticks upstream_gets pss_during_kb pss_after_kb conns_during
+# (upstream_gets: the GETs fakeimds received over the run; the last three
+# only from $pss_conc on, else 0: the largest PSS and connection count seen
+# during the run, and the PSS once it is over).
 bench() {
-	local tag=$1 target=$2 conc=$3 secs=$4 threads=1 log line pp p0 f0 p1 f1
+	local tag=$1 target=$2 conc=$3 secs=$4 threads=1 log line pp p0 f0 p1 f1 g0 g1 spid=0
+	local pss_after=0 sample="0 0"
 	((conc > 1)) && threads=2
 	log="$work/wrk-$tag-$target-c$conc.txt"
 	local -a h r
 	mapfile -t h < <(headers_of "$target")
 	pp=$(proxy_pid "$target")
+	g0=$(fake_stat gets)
 	p0=$(cpu_ticks "$pp") || exit 1
 	f0=$(cpu_ticks "$fake_pid") || exit 1
-	if ! in_client "$target" wrk -t"$threads" -c"$conc" -d"${secs}s" --latency -s "$work/report.lua" "${h[@]}" "$(url_of "$target")" >"$log" 2>&1; then
+	if ((pp != 0 && ${pss_conc:-0} > 0 && conc >= ${pss_conc:-0})); then
+		sample_during "$target" "$pp" "$secs" >"$work/sample.txt" &
+		spid=$!
+	fi
+	if ! in_client "$target" wrk -t"$threads" -c"$conc" -d"${secs}s" --timeout 10s --latency -s "$work/report.lua" "${h[@]}" "$(url_of "$target")" >"$log" 2>&1; then
 		die "wrk failed on $target c=$conc: $(cat "$log")"
 	fi
 	alive "$fake_pid" fakeimds "$target"
@@ -119,7 +202,15 @@ bench() {
 	((r[1] >= secs * 900000)) || die "wrk on $target c=$conc stopped after $((r[1] / 1000)) ms of ${secs} s (interrupted?)"
 	p1=$(cpu_ticks "$pp") || exit 1
 	f1=$(cpu_ticks "$fake_pid") || exit 1
-	printf '%s\t%d\t%d\n' "${line#BENCHRESULT	}" $((p1 - p0)) $((f1 - f0))
+	g1=$(settled_gets)
+	if ((spid != 0)); then
+		wait "$spid" || die "sampling $target's memory during the run failed"
+		sample=$(<"$work/sample.txt")
+		[[ $sample =~ ^[0-9]+\ [0-9]+$ ]] || die "sampling $target's memory during the run: got '$sample'"
+		pss_after=$(pss_kb "$pp")
+	fi
+	printf '%s\t%d\t%d\t%d\t%d\t%d\t%d\n' "${line#BENCHRESULT	}" $((p1 - p0)) $((f1 - f0)) \
+		$((g1 - g0)) "${sample% *}" "$pss_after" "${sample#* }"
 }
 
 # warm_up runs every target at c=16 for $warmup seconds. It sets
@@ -170,11 +261,14 @@ progress() {
 	local r=$1 c=$2 t=$3
 	shift 3
 	local -a f=("$@")
-	printf "%s: round %d c=%-2d %-${target_width}s %8.0f req/s  p50 %6.0f µs  p99 %6.0f µs  errors %d  CPU/req: %s %5.1f µs, fakeimds %5.1f µs\n" \
+	local mem=
+	((f[12] == 0)) || mem=$(printf '  PSS %.1f MB with %d connections' "$(awk -v k="${f[12]}" 'BEGIN { print k / 1024 }')" "${f[14]}")
+	printf "%s: round %d c=%-4d %-${target_width}s %8.0f req/s  p50 %7.0f µs  p99 %7.0f µs  errors %d  CPU/req: %s %5.1f µs, fakeimds %5.1f µs  upstream GETs %d%s\n" \
 		"$prog" "$r" "$c" "$t" "$(awk -v n="${f[0]}" -v d="${f[1]}" 'BEGIN { print n / (d / 1e6) }')" \
 		"${f[2]}" "${f[3]}" $((f[4] + f[5] + f[6] + f[7] + f[8])) "$proxy_label" \
 		"$(awk -v t="${f[9]}" -v n="${f[0]}" -v hz="$clk_tck" 'BEGIN { print t / hz / n * 1e6 }')" \
-		"$(awk -v t="${f[10]}" -v n="${f[0]}" -v hz="$clk_tck" 'BEGIN { print t / hz / n * 1e6 }')"
+		"$(awk -v t="${f[10]}" -v n="${f[0]}" -v hz="$clk_tck" 'BEGIN { print t / hz / n * 1e6 }')" \
+		"${f[11]}" "$mem"
 }
 
 # collect_counts reads what fakeimds counted (puts_after, gets, unauthorized),

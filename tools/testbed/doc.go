@@ -6,7 +6,11 @@
 // over a socket for requests that client libraries would clean up. For the
 // systemd unit it builds scratch roots for systemd-analyze (AnalyzeRoot) and
 // boots systemd as PID 1 in namespaces of its own, where the unit starts for
-// real (Env.StartBoot, Boot).
+// real (Env.StartBoot, Boot). For load and fault tests it runs closed-loop
+// keep-alive loads (RunLoad), crowds of idle and slow-header connections
+// (StartHold) and clients that record every request's outcome (StartProbe),
+// all able to dial inside a namespace (DialerIn), and reads a daemon's
+// goroutines, fds and memory (ReadDaemonCounts, PSSKB).
 //
 // Every wait has a deadline; every process started here is stopped with
 // SIGTERM (then SIGKILL) and reaped when the test ends, and its output is

@@ -16,7 +16,8 @@ type FakeIMDS struct {
 	*Proc
 	Addr       string
 	URL        string
-	RecordPath string // "" unless started with record
+	RecordPath string       // "" unless started with record
+	client     *http.Client // for Stats; nil: a plain one (this network namespace)
 }
 
 // StartFakeIMDS starts bin/fakeimds on a free loopback port, recording every
@@ -39,7 +40,10 @@ func (e *Env) StartFakeIMDS(record bool) *FakeIMDS {
 // Stats asks the fake for its counts.
 func (f *FakeIMDS) Stats() (fakeimds.Stats, error) {
 	var s fakeimds.Stats
-	c := &http.Client{Timeout: 2 * time.Second}
+	c := f.client
+	if c == nil {
+		c = &http.Client{Timeout: 2 * time.Second}
+	}
 	resp, err := c.Get(f.URL + fakeimds.StatsPath)
 	if err != nil {
 		return s, fmt.Errorf("fakeimds stats: %w", err)

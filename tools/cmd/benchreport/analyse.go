@@ -6,12 +6,18 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 )
 
-// Targets of the ratios imdsguard/bareproxy (see docs/BENCHMARKS.md).
+// The targets of issue 10 (docs/BENCHMARKS.md, "Targets"), and the earlier
+// ones against bareproxy.
 const (
-	maxP50Ratio = 1.15 // imdsguard p50 at c=1 over bareproxy's
-	minRPSRatio = 0.85 // imdsguard req/s at c=16 over bareproxy's
+	minCachedRPS   = 1.0  // imdsguard cached over nginx proxy_cache, req/s at c=16 and c=256
+	maxCachedP99   = 1.0  // ... and p99 below nginx's (strictly)
+	minUncachedRPS = 0.8  // imdsguard uncached over nginx plain, req/s at c=16 and c=256
+	maxPSSMB       = 40.0 // imdsguard's PSS with 1,000 connections open, MB
+	maxP50Ratio    = 1.15 // earlier: imdsguard p50 at c=1 over bareproxy's
+	minRPSRatio    = 0.85 // earlier: imdsguard req/s at c=16 over bareproxy's
 )
 
 // clkTck is the unit of the CPU ticks: ticks a second.
@@ -40,45 +46,83 @@ type cell struct {
 	errs             [5]int64
 	proxyCPU         float64 // µs a request, median of rounds
 	fakeCPU          float64
+	upstream         int64   // upstream GETs, all rounds
+	upstreamPer1k    float64 // upstream GETs per 1,000 requests answered, median of rounds
+	pss              []int64 // kB, the sampled rounds' largest PSS during the run (none: not sampled)
+	pssAfter         []int64 // kB, after those runs
+	conns            []int64 // connections open when pss was sampled
 }
 
-type ratio struct {
-	name, version string
-	value         float64
-	lo, hi        float64 // per-round range
-	target        float64
-	higherIsBad   bool
+// goal is one target of the report: a ratio of two targets' medians (with
+// the range of the per-round ratios) or an absolute figure (unit set), held
+// against a limit.
+type goal struct {
+	group, name string
+	value       float64
+	lo, hi      float64 // per-round range
+	limit       float64
+	op          string // "≥", "≤" or "<"
+	unit        string // "" for a ratio
+	missing     string // why it was not measured; "" when it was
 }
 
-func (r ratio) ok() bool {
-	if r.higherIsBad {
-		return r.value <= r.target
+func (g goal) ok() bool {
+	switch g.op {
+	case "≥":
+		return g.value >= g.limit
+	case "<":
+		return g.value < g.limit
 	}
-	return r.value >= r.target
+	return g.value <= g.limit
 }
 
 type report struct {
 	targets []target // shown, in this order
 	concs   []int
 	cells   map[key]*cell
-	ratios  []ratio
+	goals   []goal
 	total   int64 // requests completed by wrk, all runs
 	errors  int64
 }
 
-// analyse is the loopback report: the cells, and imdsguard/bareproxy
-// against the targets.
-func analyse(runs []run) *report {
+// analyse is the loopback report: the cells, and the goals.
+func analyse(runs []run, pssConc int, skipped map[string]string) *report {
 	rep := cells(runs, targets)
+	const cached, uncached = "imdsguard cached / nginx proxy_cache", "imdsguard uncached / nginx"
+	for _, c := range []int{16, 256} {
+		at := " at c=" + strconv.Itoa(c)
+		rep.addRatio(runs, skipped, cached, "req/s"+at, tGuardCache, tNginxCache, c, rpsOf, minCachedRPS, "≥")
+		rep.addRatio(runs, skipped, cached, "p99"+at, tGuardCache, tNginxCache, c, p99Of, maxCachedP99, "<")
+	}
+	for _, c := range []int{16, 256} {
+		rep.addRatio(runs, skipped, uncached, "req/s at c="+strconv.Itoa(c), tGuard, tNginx, c, rpsOf, minUncachedRPS, "≥")
+	}
+	for _, t := range []string{tGuard, tGuardCache} {
+		rep.addPSS(skipped, t, pssConc)
+	}
 	lo, hi := rep.concs[0], rep.concs[len(rep.concs)-1]
-	for _, v := range []struct{ version, target string }{{"v1", "imdsguard-v1"}, {"v2", "imdsguard-v2"}} {
-		rep.addRatio(runs, "p50 latency at c="+strconv.Itoa(lo), v.version, v.target, lo,
-			func(c *cell) float64 { return c.p50 }, func(r run) float64 { return r.p50 }, maxP50Ratio, true)
-		rep.addRatio(runs, "req/s at c="+strconv.Itoa(hi), v.version, v.target, hi,
-			func(c *cell) float64 { return c.rps }, func(r run) float64 { return r.rps() }, minRPSRatio, false)
+	if slices.Contains(rep.concs, 16) {
+		hi = 16
+	}
+	for _, v := range []struct{ label, target string }{{"imdsguard uncached v2 / bareproxy", tGuard}, {"imdsguard uncached v1 / bareproxy", tGuardV1}} {
+		group := v.label + " (earlier targets)"
+		rep.addRatio(runs, skipped, group, "p50 at c="+strconv.Itoa(lo), v.target, tBare, lo, p50Of, maxP50Ratio, "≤")
+		rep.addRatio(runs, skipped, group, "req/s at c="+strconv.Itoa(hi), v.target, tBare, hi, rpsOf, minRPSRatio, "≥")
 	}
 	return rep
 }
+
+// The measures a ratio compares: of a cell (the median) and of one run.
+type measure struct {
+	cell func(*cell) float64
+	run  func(run) float64
+}
+
+var (
+	rpsOf = measure{func(c *cell) float64 { return c.rps }, func(r run) float64 { return r.rps() }}
+	p50Of = measure{func(c *cell) float64 { return c.p50 }, func(r run) float64 { return r.p50 }}
+	p99Of = measure{func(c *cell) float64 { return c.p99 }, func(r run) float64 { return r.p99 }}
+)
 
 // cells is the median over rounds of every target and concurrency of runs
 // (which must not be empty), shown in the order of ts.
@@ -97,9 +141,16 @@ func cells(runs []run, ts []target) *report {
 	slices.Sort(rep.concs)
 	for k, rs := range byKey {
 		c := &cell{n: len(rs)}
-		var rps, p50, p99, pcpu, fcpu []float64
+		var rps, p50, p99, pcpu, fcpu, up []float64
 		for _, r := range rs {
 			rps = append(rps, r.rps())
+			if r.requests > 0 {
+				up = append(up, float64(r.upstream)/float64(r.requests)*1000)
+			}
+			c.upstream += r.upstream
+			if r.pssDuring > 0 {
+				c.pss, c.pssAfter, c.conns = append(c.pss, r.pssDuring), append(c.pssAfter, r.pssAfter), append(c.conns, r.conns)
+			}
 			pcpu = append(pcpu, cpuPerRequest(r.proxyTicks, r.requests))
 			fcpu = append(fcpu, cpuPerRequest(r.fakeTicks, r.requests))
 			p50 = append(p50, r.p50)
@@ -112,6 +163,9 @@ func cells(runs []run, ts []target) *report {
 		}
 		c.rps, c.p50, c.p99 = median(rps), median(p50), median(p99)
 		c.proxyCPU, c.fakeCPU = median(pcpu), median(fcpu)
+		if len(up) > 0 {
+			c.upstreamPer1k = median(up)
+		}
 		c.rpsMin, c.rpsMax = slices.Min(rps), slices.Max(rps)
 		c.p50Min, c.p50Max = slices.Min(p50), slices.Max(p50)
 		rep.cells[k] = c
@@ -119,18 +173,55 @@ func cells(runs []run, ts []target) *report {
 	return rep
 }
 
-// addRatio adds target/bareproxy of a measure at conc: the ratio of the
+// addRatio adds the goal target/base of a measure at conc: the ratio of the
 // medians, and the range of the per-round ratios (the runs of one round are
-// back to back, so they saw about the same machine).
-func (rep *report) addRatio(runs []run, name, version, target string, conc int,
-	ofCell func(*cell) float64, ofRun func(run) float64, limit float64, higherIsBad bool) {
-	g, b := rep.cells[key{target, conc}], rep.cells[key{"bareproxy", conc}]
-	if g == nil || b == nil || ofCell(b) == 0 {
-		return
+// back to back, so they saw about the same machine). A target that was not
+// run is reported missing, with the reason from skipped if there is one.
+func (rep *report) addRatio(runs []run, skipped map[string]string, group, name, target, base string, conc int,
+	m measure, limit float64, op string) {
+	g := goal{group: group, name: name, limit: limit, op: op}
+	t, b := rep.cells[key{target, conc}], rep.cells[key{base, conc}]
+	switch {
+	case skipped[target] != "":
+		g.missing = target + " skipped (see below)"
+	case !slices.Contains(rep.concs, conc):
+		g.missing = "c=" + strconv.Itoa(conc) + " was not run"
+	case t == nil || b == nil:
+		g.missing = "no runs of " + target + " or " + base
+	case m.cell(b) == 0:
+		g.missing = base + " measured 0"
+	default:
+		g.value = m.cell(t) / m.cell(b)
+		g.lo, g.hi = perRoundRange(runs, target, base, conc, m.run)
 	}
-	r := ratio{name: name, version: version, value: ofCell(g) / ofCell(b), target: limit, higherIsBad: higherIsBad}
-	r.lo, r.hi = perRoundRange(runs, target, "bareproxy", conc, ofRun)
-	rep.ratios = append(rep.ratios, r)
+	rep.goals = append(rep.goals, g)
+}
+
+// addPSS adds the goal on target's PSS with conc connections open: the
+// largest of the rounds (the range is all rounds').
+func (rep *report) addPSS(skipped map[string]string, target string, conc int) {
+	g := goal{group: "imdsguard " + map[string]string{tGuard: "uncached", tGuardCache: "cached"}[target],
+		name: "PSS with " + thousands(int64(conc)) + " connections open", limit: maxPSSMB, op: "≤", unit: " MB"}
+	c := rep.cells[key{target, conc}]
+	switch {
+	case skipped[target] != "":
+		g.missing = target + " skipped (see below)"
+	case c == nil || len(c.pss) == 0:
+		g.missing = "not sampled (c=" + strconv.Itoa(conc) + " was not run)"
+	default:
+		g.value = float64(slices.Max(c.pss)) / 1024
+		g.lo, g.hi = float64(slices.Min(c.pss))/1024, g.value
+	}
+	rep.goals = append(rep.goals, g)
+}
+
+// thousands writes n with a comma between thousands: 1,000.
+func thousands(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }
 
 // perRoundRange is the range of target/base of a measure at conc over the
@@ -164,22 +255,66 @@ func median(xs []float64) float64 {
 	return (s[n/2-1] + s[n/2]) / 2
 }
 
+// wantPuts is the upstream token PUTs a run must have sent: one per
+// imdsguard daemon (one when not said).
+func (m *meta) wantPuts() int64 { return max(m.guards, 1) }
+
+// failures are the correctness checks both sections share: no errors, no
+// 401 upstream, one token PUT per imdsguard.
 func failures(m *meta, rep *report) []string {
 	var f []string
 	if rep.errors != 0 {
 		f = append(f, fmt.Sprintf("%d non-2xx answers or socket errors over all runs (want 0)", rep.errors))
 	}
-	if m.upstreamPuts != 1 {
-		f = append(f, fmt.Sprintf("fakeimds counted %d token PUTs from imdsguard (want exactly 1)", m.upstreamPuts))
+	if m.upstreamPuts != m.wantPuts() {
+		f = append(f, fmt.Sprintf("fakeimds counted %d token PUTs from imdsguard (want exactly %d: one per daemon)", m.upstreamPuts, m.wantPuts()))
 	}
 	if m.upstreamUnauthorized != 0 {
 		f = append(f, fmt.Sprintf("fakeimds answered %d requests with 401 (want 0)", m.upstreamUnauthorized))
 	}
+	return f
+}
+
+// redirectFailures adds the check of the redirect section: every request
+// answered reached fakeimds once, over the whole run.
+func redirectFailures(m *meta, rep *report) []string {
+	f := failures(m, rep)
 	if !getsOK(m, rep) {
 		f = append(f, fmt.Sprintf("fakeimds counted %d GETs; the targets answered %d requests, and at most %d more were in flight when runs ended: every request must reach the upstream exactly once",
 			m.upstreamGets, rep.total+m.extraRequests, m.inFlightMax))
 	}
 	return f
+}
+
+// loopbackFailures adds the check of the loopback report: in every run of a
+// target without a cache, each request answered reached fakeimds once.
+func loopbackFailures(m *meta, rep *report, runs []run) []string {
+	f := failures(m, rep)
+	if bad := upstreamMismatches(rep, runs); len(bad) > 0 {
+		f = append(f, fmt.Sprintf("%d run(s) of proxies without a cache did not send each request upstream exactly once (give or take those in flight): %s",
+			len(bad), strings.Join(bad, "; ")))
+	}
+	return f
+}
+
+// upstreamMismatches names the runs of targets without a cache whose
+// upstream GETs are not between the requests answered 200 and all requests
+// answered plus the connections (the requests in flight when wrk stopped,
+// which it does not count). An error answer may or may not have asked
+// upstream first (a 504 did, a 503 of a full queue did not); the non-2xx
+// answers are failures of their own.
+func upstreamMismatches(rep *report, runs []run) []string {
+	var bad []string
+	for _, r := range runs {
+		i := targetIndex(rep.targets, r.target)
+		if i < 0 || rep.targets[i].caches {
+			continue
+		}
+		if r.upstream < r.requests-r.errs[errStatus] || r.upstream > r.requests+int64(r.conc) {
+			bad = append(bad, fmt.Sprintf("round %d c=%d %s: %d upstream GETs for %d requests", r.round, r.conc, r.target, r.upstream, r.requests))
+		}
+	}
+	return bad
 }
 
 // getsOK: every request answered reached fakeimds once (the proxies neither

@@ -20,29 +20,40 @@ func TestMedian(t *testing.T) {
 	}
 }
 
-const sample = `1	1	bareproxy	10000	1000000	100	400	0	0	0	0	0	50	30
-1	1	imdsguard-v1	9000	1000000	110	500	0	0	0	0	0	60	30
-1	16	bareproxy	20000	1000000	800	3000	0	0	0	0	0	150	60
-1	16	imdsguard-v1	18000	1000000	900	3500	0	0	0	0	0	160	55
-2	1	bareproxy	10000	1000000	100	400	0	0	0	0	0	50	30
-2	1	imdsguard-v1	9000	1000000	130	500	0	0	0	0	0	60	30
-2	16	bareproxy	20000	1000000	800	3000	0	0	0	0	0	150	60
-2	16	imdsguard-v1	16000	1000000	900	3500	0	0	0	1	0	160	55
-3	1	bareproxy	10000	1000000	100	400	0	0	0	0	0	50	30
-3	1	imdsguard-v1	9000	1000000	120	500	0	0	0	0	0	60	30
-3	16	bareproxy	20000	1000000	800	3000	0	0	0	0	0	150	60
-3	16	imdsguard-v1	17000	1000000	900	3500	0	0	0	0	0	160	55
+// Two rounds at c=16 and c=1000 (memory sampled there) of the targets the
+// goals compare; nginx's upstream count is off by one in round 2.
+const sample = `1	16	nginx	200000	10000000	700	3000	0	0	0	0	0	150	60	200000	0	0	0
+1	16	nginx-cache	400000	10000000	300	2000	0	0	0	0	0	150	0	2	0	0	0
+1	16	imdsguard-v2	170000	10000000	800	3500	0	0	0	0	0	160	55	170005	0	0	0
+1	16	imdsguard-cache-v2	440000	10000000	250	1500	0	0	0	0	0	160	0	0	0	0	0
+1	1000	imdsguard-v2	100000	10000000	9000	30000	0	0	0	0	0	160	55	100000	30000	31000	1000
+1	1000	imdsguard-cache-v2	300000	10000000	3000	9000	0	0	0	0	0	160	0	0	45000	46000	1000
+2	16	nginx	200000	10000000	700	3000	0	0	0	0	0	150	60	199999	0	0	0
+2	16	nginx-cache	400000	10000000	300	2000	0	0	0	0	0	150	0	2	0	0	0
+2	16	imdsguard-v2	150000	10000000	800	3500	0	0	0	1	0	160	55	150000	0	0	0
+2	16	imdsguard-cache-v2	440000	10000000	250	1500	0	0	0	0	0	160	0	0	0	0	0
+2	1000	imdsguard-v2	100000	10000000	9000	30000	0	0	0	0	0	160	55	100000	20000	21000	1000
+2	1000	imdsguard-cache-v2	300000	10000000	3000	9000	0	0	0	0	0	160	0	0	40000	41000	999
 `
+
+// goalsByName indexes goals by group and name.
+func goalsByName(gs []goal) map[string]goal {
+	out := map[string]goal{}
+	for _, g := range gs {
+		out[g.group+": "+g.name] = g
+	}
+	return out
+}
 
 func TestAnalyse(t *testing.T) {
 	runs, err := parseRuns(strings.NewReader(sample), "sample")
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep := analyse(runs)
-	c := rep.cells[key{"imdsguard-v1", 1}]
-	if c.p50 != 120 || c.rps != 9000 {
-		t.Errorf("imdsguard-v1 c=1: p50 %v rps %v, want 120 and 9000", c.p50, c.rps)
+	rep := analyse(runs, 1000, nil)
+	c := rep.cells[key{tGuard, 16}]
+	if c.rps != 16000 || c.p50 != 800 {
+		t.Errorf("imdsguard-v2 c=16: rps %v p50 %v, want 16000 and 800", c.rps, c.p50)
 	}
 	if got := cpuPerRequest(60, 9000); got < 66.6 || got > 66.7 {
 		t.Errorf("cpu per request = %v, want 66.7 µs", got)
@@ -50,22 +61,58 @@ func TestAnalyse(t *testing.T) {
 	if rep.errors != 1 {
 		t.Errorf("errors = %d, want 1", rep.errors)
 	}
-	if len(rep.ratios) != 2 {
-		t.Fatalf("%d ratios, want 2 (v1 only in the sample)", len(rep.ratios))
+	g := goalsByName(rep.goals)
+	for _, want := range []struct {
+		name    string
+		value   float64
+		lo, hi  float64
+		ok      bool
+		missing bool
+	}{
+		{"imdsguard cached / nginx proxy_cache: req/s at c=16", 1.1, 1.1, 1.1, true, false},
+		{"imdsguard cached / nginx proxy_cache: p99 at c=16", 0.75, 0.75, 0.75, true, false},
+		{"imdsguard cached / nginx proxy_cache: req/s at c=256", 0, 0, 0, false, true},
+		{"imdsguard uncached / nginx: req/s at c=16", 0.8, 0.75, 0.85, true, false},
+		{"imdsguard uncached: PSS with 1,000 connections open", 30000.0 / 1024, 20000.0 / 1024, 30000.0 / 1024, true, false},
+		{"imdsguard cached: PSS with 1,000 connections open", 45000.0 / 1024, 40000.0 / 1024, 45000.0 / 1024, false, false},
+		{"imdsguard uncached v2 / bareproxy (earlier targets): p50 at c=16", 0, 0, 0, false, true},
+	} {
+		got, found := g[want.name]
+		switch {
+		case !found:
+			t.Errorf("no goal %q in %v", want.name, rep.goals)
+		case want.missing != (got.missing != ""):
+			t.Errorf("%s: missing %q, want missing %v", want.name, got.missing, want.missing)
+		case !want.missing && (!near(got.value, want.value) || !near(got.lo, want.lo) || !near(got.hi, want.hi) || got.ok() != want.ok):
+			t.Errorf("%s: %v (%v–%v) ok %v, want %v (%v–%v) ok %v", want.name, got.value, got.lo, got.hi, got.ok(), want.value, want.lo, want.hi, want.ok)
+		}
 	}
-	lat, thr := rep.ratios[0], rep.ratios[1]
-	if lat.value != 1.2 || lat.lo != 1.1 || lat.hi != 1.3 || lat.ok() {
-		t.Errorf("latency ratio %+v, want 1.2 (1.1–1.3), missing ≤ 1.15", lat)
+	if c := rep.cells[key{tNginxCache, 16}]; c.upstream != 4 || !near(c.upstreamPer1k, 0.005) {
+		t.Errorf("nginx-cache upstream: %d, %v per 1,000; want 4 and 0.005", c.upstream, c.upstreamPer1k)
 	}
-	if thr.value != 0.85 || !thr.ok() {
-		t.Errorf("throughput ratio %+v, want 0.85, meeting ≥ 0.85", thr)
+	// nginx's round 2 sent one GET fewer than it answered; the caches are not checked.
+	if bad := upstreamMismatches(rep, runs); len(bad) != 1 || !strings.Contains(bad[0], "round 2 c=16 nginx") {
+		t.Errorf("upstream mismatches %q, want nginx's round 2 alone", bad)
 	}
-	m := &meta{upstreamPuts: 1, upstreamGets: rep.total + 5, extraRequests: 5, inFlightMax: 10}
-	if f := failures(m, rep); len(f) != 1 {
-		t.Errorf("failures = %q, want only the errors", f)
+	m := &meta{upstreamPuts: 2, guards: 2}
+	if f := loopbackFailures(m, rep, runs); len(f) != 2 {
+		t.Errorf("failures = %q, want the errors and the upstream mismatch", f)
 	}
-	m.upstreamPuts, m.upstreamGets = 2, rep.total+100
-	if f := failures(m, rep); len(f) != 3 {
-		t.Errorf("failures = %q, want errors, PUTs and GETs", f)
+	m.upstreamPuts = 1
+	if f := failures(m, rep); len(f) != 2 {
+		t.Errorf("failures = %q, want errors and PUTs", f)
+	}
+}
+
+func TestAnalyseSkipped(t *testing.T) {
+	runs, err := parseRuns(strings.NewReader(sample), "sample")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := analyse(runs, 1000, map[string]string{tGuardCache: "no cache in this daemon"})
+	for _, g := range rep.goals {
+		if strings.HasPrefix(g.group, "imdsguard cached") && g.missing != "imdsguard-cache-v2 skipped (see below)" {
+			t.Errorf("%s: %s: missing %q, want it skipped", g.group, g.name, g.missing)
+		}
 	}
 }

@@ -1,8 +1,11 @@
 // Command benchreport turns the raw wrk runs of scripts/bench.sh into
 // docs/BENCHMARKS.md: per target and concurrency the median over rounds of
-// requests/s, p50 and p99 latency; the imdsguard/bareproxy ratios against
-// their targets; and the correctness checks (no non-2xx or socket errors,
-// exactly one upstream token PUT). It prints the table to stdout as well.
+// requests/s, p50 and p99 latency, CPU per request and upstream requests;
+// the proxies' memory with 1,000 connections open; imdsguard against nginx
+// (plain and caching) and its memory, held against the targets; and the
+// correctness checks (no non-2xx or socket errors, exactly one upstream token
+// PUT per imdsguard, each request of a proxy without a cache sent upstream
+// once). It prints the tables to stdout as well.
 //
 //	benchreport -runs runs.tsv -out docs/BENCHMARKS.md -upstream-puts 1 ...
 //
@@ -16,10 +19,14 @@
 //
 // The runs file has one line per wrk run, tab-separated:
 //
-//	round conc target requests duration_us p50_us p99_us err_connect err_read err_write err_status err_timeout proxy_cpu_ticks fakeimds_cpu_ticks
+//	round conc target requests duration_us p50_us p99_us err_connect err_read err_write err_status err_timeout proxy_cpu_ticks fakeimds_cpu_ticks upstream_gets pss_during_kb pss_after_kb conns_during
 //
-// The CPU ticks are user+system time of the proxy process (0 for the direct
-// target) and of fakeimds over the run, in units of 1/-clk-tck seconds.
+// The CPU ticks are user+system time of the proxy process (and its children:
+// nginx's workers; 0 for the direct target) and of fakeimds over the run, in
+// units of 1/-clk-tck seconds. upstream_gets are the GETs fakeimds received
+// over the run. The last three are 0 unless the run sampled the proxy's
+// memory: its largest PSS during the run (sampled once a second) and its PSS
+// after it, and the most connections seen open at its port.
 //
 // Performance is reported, never asserted. The exit status is 1 when a
 // correctness check fails (after the report is written), 2 on bad input.
@@ -34,20 +41,30 @@ import (
 // meta is what the flags say: the files, the run and its machine, and the
 // counts the correctness checks need.
 type meta struct {
-	runsFile, out                              string
-	command, date, machine, kernel, goVer      string
-	cpu, revision, path                        string
-	rounds, seconds, warmup                    int
-	upstreamPuts, putsBefore, upstreamGets     int64
-	upstreamUnauthorized, auditBytes           int64
-	auditLines, extraRequests, inFlightMax     int64
-	fakeimdsAddr, bareproxyAddr, imdsguardAddr string
-	guardRule, guardCaller                     string
-	withRedirect                               bool   // loopback report: the redirect section follows
-	section                                    string // "" (the loopback report) or "redirect"
-	imdsNS, directNS, guardNS                  string // redirect: the namespaces
-	directLink, guardLink                      string // redirect: their links to imdsNS
-	guardConfigFile, rulesFile                 string // redirect: imdsguard's configuration, its nat rules
+	runsFile, out                          string
+	command, date, machine, kernel, goVer  string
+	cpu, revision, path                    string
+	rounds, seconds, warmup                int
+	upstreamPuts, putsBefore, upstreamGets int64
+	upstreamUnauthorized, auditBytes       int64
+	auditLines, extraRequests, inFlightMax int64
+	guards                                 int64 // imdsguard daemons: one token PUT each
+	fakeimdsAddr, imdsguardAddr            string
+	guardRule, guardCaller                 string
+	withRedirect                           bool   // loopback report: the redirect section follows
+	section                                string // "" (the loopback report) or "redirect"
+	// The loopback report.
+	cacheSkipped              string // why the cached imdsguard was not run; "" when it was
+	nginxVersion, nginxValid  string // nginx -v; the cache's proxy_cache_valid
+	nginxConf, nginxCacheConf string // their configuration files (quoted in the report)
+	guardCacheConfigFile      string // the cached imdsguard's configuration (quoted)
+	busyBefore, busyAfter     string // % of the CPUs other processes kept busy before and after
+	loadBefore, loadAfter     string // load averages then
+	pssConc                   int    // the concurrency whose runs sampled memory
+	// The redirect section.
+	imdsNS, directNS, guardNS  string // the namespaces
+	directLink, guardLink      string // their links to imdsNS
+	guardConfigFile, rulesFile string // imdsguard's configuration (both reports), its nat rules
 }
 
 func main() {
@@ -64,26 +81,43 @@ func main() {
 		fmt.Fprintf(os.Stderr, "benchreport: -section %q: want redirect or nothing\n", m.section)
 		os.Exit(2)
 	}
+	os.Exit(mainLoopback(&m))
+}
+
+// mainLoopback is the loopback report; it returns the exit status.
+func mainLoopback(m *meta) int {
 	runs, err := readRuns(m.runsFile, targets)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "benchreport:", err)
-		os.Exit(2)
+		return 2
 	}
-	rep := analyse(runs)
-	doc := render(&m, rep, runs)
+	var quoted [3]string
+	for i, name := range []string{m.nginxCacheConf, m.guardConfigFile, m.guardCacheConfigFile} {
+		if quoted[i], err = readQuoted(name); err != nil {
+			fmt.Fprintln(os.Stderr, "benchreport:", err)
+			return 2
+		}
+	}
+	skipped := map[string]string{}
+	if m.cacheSkipped != "" {
+		skipped[tGuardCache] = m.cacheSkipped
+	}
+	rep := analyse(runs, m.pssConc, skipped)
+	doc := render(m, rep, runs, configs{nginxCache: quoted[0], guard: quoted[1], guardCache: quoted[2]})
 	if m.out != "" {
 		if err := os.WriteFile(m.out, []byte(doc), 0o644); err != nil {
 			fmt.Fprintln(os.Stderr, "benchreport:", err)
-			os.Exit(2)
+			return 2
 		}
 	}
-	fmt.Print(summary(&m, rep))
-	if fails := failures(&m, rep); len(fails) > 0 {
+	fmt.Print(summary(m, rep))
+	if fails := loopbackFailures(m, rep, runs); len(fails) > 0 {
 		for _, f := range fails {
 			fmt.Fprintln(os.Stderr, "benchreport: FAIL:", f)
 		}
-		os.Exit(1)
+		return 1
 	}
+	return 0
 }
 
 // defineFlags defines the command line flags, which fill m and clkTck.
@@ -113,8 +147,19 @@ func defineFlags(m *meta) {
 	flag.StringVar(&m.guardRule, "guard-rule", "", "the policy rule imdsguard applied to the benchmark's requests")
 	flag.StringVar(&m.guardCaller, "guard-caller", "", "the caller imdsguard saw (JSON of its audit line)")
 	flag.StringVar(&m.fakeimdsAddr, "fakeimds", "", "fakeimds address")
-	flag.StringVar(&m.bareproxyAddr, "bareproxy", "", "bareproxy address")
 	flag.StringVar(&m.imdsguardAddr, "imdsguard", "", "imdsguard address")
+	flag.Int64Var(&m.guards, "guards", 1, "imdsguard daemons run (each sends one token PUT)")
+	flag.StringVar(&m.cacheSkipped, "cache-skipped", "", "why the cached imdsguard target was not run (empty: it was)")
+	flag.StringVar(&m.nginxVersion, "nginx-version", "", "nginx's version")
+	flag.StringVar(&m.nginxValid, "nginx-valid", "", "the caching nginx's proxy_cache_valid")
+	flag.StringVar(&m.nginxConf, "nginx-conf", "", "the plain nginx's configuration file")
+	flag.StringVar(&m.nginxCacheConf, "nginx-cache-conf", "", "the caching nginx's configuration file (quoted in the report)")
+	flag.StringVar(&m.guardCacheConfigFile, "guard-cache-config", "", "the cached imdsguard's configuration file (quoted in the report)")
+	flag.StringVar(&m.busyBefore, "busy-before", "", "% of the CPUs other processes kept busy before the run")
+	flag.StringVar(&m.busyAfter, "busy-after", "", "% of the CPUs other processes kept busy after the run")
+	flag.StringVar(&m.loadBefore, "load-before", "", "load averages before the run")
+	flag.StringVar(&m.loadAfter, "load-after", "", "load averages after the run")
+	flag.IntVar(&m.pssConc, "pss-conc", 1000, "the concurrency whose runs sampled the proxies' memory")
 	flag.BoolVar(&m.withRedirect, "with-redirect", false, "loopback report: say that the redirect section follows")
 	flag.StringVar(&m.section, "section", "", `"redirect": report the runs through the redirect as a section of -out (see the package doc)`)
 	flag.StringVar(&m.imdsNS, "imds-ns", "", "redirect: the namespace of fakeimds")
@@ -122,6 +167,6 @@ func defineFlags(m *meta) {
 	flag.StringVar(&m.guardNS, "guard-ns", "", "redirect: the namespace of imdsguard and its rules")
 	flag.StringVar(&m.directLink, "direct-link", "", "redirect: the direct namespace's link to the metadata namespace, e.g. 192.0.2.1/24 — 192.0.2.2/24")
 	flag.StringVar(&m.guardLink, "guard-link", "", "redirect: the guard namespace's link to the metadata namespace")
-	flag.StringVar(&m.guardConfigFile, "guard-config", "", "redirect: imdsguard's configuration file (quoted in the report)")
+	flag.StringVar(&m.guardConfigFile, "guard-config", "", "imdsguard's configuration file (quoted in the report)")
 	flag.StringVar(&m.rulesFile, "rules", "", "redirect: the nat rules imdsguard installed, iptables -S (quoted in the report)")
 }

@@ -13,19 +13,37 @@ import (
 	"strings"
 )
 
-// Targets in the order they are run and shown.
-type target struct{ id, label, what string }
+// Targets in the order they are run and shown. A target that caches may
+// send fewer requests upstream than it answers.
+type target struct {
+	id, label, what string
+	caches          bool
+}
 
 // targetIndex is the position of id in ts, -1 if absent.
 func targetIndex(ts []target, id string) int {
 	return slices.IndexFunc(ts, func(t target) bool { return t.id == id })
 }
 
+// The loopback targets; the ids are scripts/bench.sh's.
+const (
+	tDirect     = "direct"
+	tNginx      = "nginx"
+	tNginxCache = "nginx-cache"
+	tGuard      = "imdsguard-v2"
+	tGuardCache = "imdsguard-cache-v2"
+	tGuardV1    = "imdsguard-v1"
+	tBare       = "bareproxy"
+)
+
 var targets = []target{
-	{"direct", "(a) fakeimds direct", "v2, fakeimds token"},
-	{"bareproxy", "(b) bareproxy", "v2, fakeimds token forwarded"},
-	{"imdsguard-v1", "(c) imdsguard v1", "no token: upgraded upstream"},
-	{"imdsguard-v2", "(d) imdsguard v2", "imdsguard token"},
+	{tDirect, "(a) fakeimds direct", "v2, fakeimds token", false},
+	{tNginx, "(b) nginx", "v2, fakeimds token forwarded", false},
+	{tNginxCache, "(c) nginx proxy_cache", "v2, fakeimds token forwarded", true},
+	{tGuard, "(d) imdsguard uncached", "v2, imdsguard token", false},
+	{tGuardCache, "(e) imdsguard cached", "v2, imdsguard token", true},
+	{tGuardV1, "(f) imdsguard uncached, v1", "no token: upgraded upstream", false},
+	{tBare, "(g) bareproxy", "v2, fakeimds token forwarded", false},
 }
 
 type run struct {
@@ -37,6 +55,10 @@ type run struct {
 	errs        [5]int64
 	proxyTicks  int64
 	fakeTicks   int64
+	upstream    int64 // GETs fakeimds received over the run
+	pssDuring   int64 // kB, the proxy's largest PSS during the run; 0: not sampled
+	pssAfter    int64 // kB, once the run was over
+	conns       int64 // connections open at the proxy's port when pssDuring was sampled
 }
 
 func (r run) rps() float64 { return float64(r.requests) / (r.durationUS / 1e6) }
@@ -53,6 +75,9 @@ func (r run) errors() int64 {
 // order of their columns.
 var errNames = [5]string{"connect", "read", "write", "status", "timeout"}
 
+// errStatus is the index of the non-2xx answers in run.errs.
+const errStatus = 3
+
 func readRuns(name string, ts []target) ([]run, error) {
 	f, err := os.Open(name)
 	if err != nil {
@@ -67,6 +92,9 @@ func parseRuns(r io.Reader, name string) ([]run, error) {
 	return parseRunsFor(r, name, targets)
 }
 
+// fields is the number of tab-separated fields of a run (see the package doc).
+const fields = 18
+
 // parseRunsFor parses runs whose targets are among ts.
 func parseRunsFor(r io.Reader, name string, ts []target) ([]run, error) {
 	var runs []run
@@ -77,8 +105,8 @@ func parseRunsFor(r io.Reader, name string, ts []target) ([]run, error) {
 			continue
 		}
 		f := strings.Split(text, "\t")
-		if len(f) != 14 {
-			return nil, fmt.Errorf("%s:%d: %d fields, want 14", name, line, len(f))
+		if len(f) != fields {
+			return nil, fmt.Errorf("%s:%d: %d fields, want %d", name, line, len(f), fields)
 		}
 		var rn run
 		var errs []error
@@ -99,6 +127,8 @@ func parseRunsFor(r io.Reader, name string, ts []target) ([]run, error) {
 			rn.errs[i] = int64(atoi(f[7+i]))
 		}
 		rn.proxyTicks, rn.fakeTicks = int64(atoi(f[12])), int64(atoi(f[13]))
+		rn.upstream, rn.pssDuring = int64(atoi(f[14])), int64(atoi(f[15]))
+		rn.pssAfter, rn.conns = int64(atoi(f[16])), int64(atoi(f[17]))
 		if err := errors.Join(errs...); err != nil {
 			return nil, fmt.Errorf("%s:%d: %w", name, line, err)
 		}

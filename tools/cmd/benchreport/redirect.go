@@ -20,10 +20,10 @@ import (
 const redirectHeading = "## Through the redirect (namespaces)"
 
 var redirectTargets = []target{
-	{"direct", "(a) direct", "v2, fakeimds token; namespace without rules"},
-	{"imdsguard-v1", "(b) imdsguard v1, redirected", "no token: upgraded upstream"},
-	{"imdsguard-v2", "(c) imdsguard v2, redirected", "imdsguard token, minted through the redirect"},
-	{"imdsguard-v1-endpoint", "(d) imdsguard v1, endpoint", "no token, to 127.0.0.1:8989: no NAT"},
+	{id: "direct", label: "(a) direct", what: "v2, fakeimds token; namespace without rules"},
+	{id: "imdsguard-v1", label: "(b) imdsguard v1, redirected", what: "no token: upgraded upstream"},
+	{id: "imdsguard-v2", label: "(c) imdsguard v2, redirected", what: "imdsguard token, minted through the redirect"},
+	{id: "imdsguard-v1-endpoint", label: "(d) imdsguard v1, endpoint", what: "no token, to 127.0.0.1:8989: no NAT"},
 }
 
 // redirectRatio is target/base at one concurrency: ratios of the medians
@@ -154,7 +154,7 @@ func mainRedirect(m *meta) int {
 		}
 	}
 	fmt.Print(summaryRedirect(m, rep))
-	if fails := failures(m, rep.report); len(fails) > 0 {
+	if fails := redirectFailures(m, rep.report); len(fails) > 0 {
 		for _, f := range fails {
 			fmt.Fprintln(os.Stderr, "benchreport: FAIL (through the redirect):", f)
 		}
@@ -268,7 +268,7 @@ func renderRedirect(m *meta, rep *redirectReport, runs []run, config, rules stri
 	w("redirect (conntrack, NAT) and the veths is in softirq context and counted for nobody.\n\n")
 	b.WriteString(rep.cpuTable())
 	w("\n### Correctness\n\n")
-	b.WriteString(correctnessTable(m, rep.report))
+	b.WriteString(correctnessTable(m, rep.report, redirectGetsRow(m, rep.report)))
 	w("\nThis part has a fakeimds of its own. The script fetches the token of (a) from it first,\n")
 	w("reads its PUT count (%d) before imdsguard starts, and reports the count at the end minus\n", m.putsBefore)
 	w("that: imdsguard's upstream session, one PUT however many callers and requests. fakeimds\n")

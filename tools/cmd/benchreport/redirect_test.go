@@ -9,22 +9,22 @@ import (
 )
 
 // Two rounds at c=1 and c=16 of the four redirect targets.
-const redirectSample = `1	1	direct	50000	1000000	50	300	0	0	0	0	0	0	20
-1	1	imdsguard-v1	10000	1000000	200	1500	0	0	0	0	0	100	25
-1	1	imdsguard-v2	12500	1000000	160	1200	0	0	0	0	0	90	25
-1	1	imdsguard-v1-endpoint	12500	1000000	160	1000	0	0	0	0	0	90	25
-1	16	direct	60000	1000000	200	6000	0	0	0	0	0	0	80
-1	16	imdsguard-v1	15000	1000000	900	9000	0	0	0	0	0	300	90
-1	16	imdsguard-v2	12000	1000000	1000	9000	0	0	0	0	0	300	90
-1	16	imdsguard-v1-endpoint	20000	1000000	800	9000	0	0	0	0	0	300	90
-2	1	direct	50000	1000000	50	300	0	0	0	0	0	0	20
-2	1	imdsguard-v1	10000	1000000	300	1500	0	0	0	0	0	100	25
-2	1	imdsguard-v2	12500	1000000	140	1200	0	0	0	0	0	90	25
-2	1	imdsguard-v1-endpoint	12500	1000000	200	1000	0	0	0	0	0	90	25
-2	16	direct	40000	1000000	200	6000	0	0	0	0	0	0	80
-2	16	imdsguard-v1	15000	1000000	900	9000	0	0	0	0	0	300	90
-2	16	imdsguard-v2	12000	1000000	1000	9000	0	0	0	0	0	300	90
-2	16	imdsguard-v1-endpoint	20000	1000000	800	9000	0	0	0	0	0	300	90
+const redirectSample = `1	1	direct	50000	1000000	50	300	0	0	0	0	0	0	20	0	0	0	0
+1	1	imdsguard-v1	10000	1000000	200	1500	0	0	0	0	0	100	25	0	0	0	0
+1	1	imdsguard-v2	12500	1000000	160	1200	0	0	0	0	0	90	25	0	0	0	0
+1	1	imdsguard-v1-endpoint	12500	1000000	160	1000	0	0	0	0	0	90	25	0	0	0	0
+1	16	direct	60000	1000000	200	6000	0	0	0	0	0	0	80	0	0	0	0
+1	16	imdsguard-v1	15000	1000000	900	9000	0	0	0	0	0	300	90	0	0	0	0
+1	16	imdsguard-v2	12000	1000000	1000	9000	0	0	0	0	0	300	90	0	0	0	0
+1	16	imdsguard-v1-endpoint	20000	1000000	800	9000	0	0	0	0	0	300	90	0	0	0	0
+2	1	direct	50000	1000000	50	300	0	0	0	0	0	0	20	0	0	0	0
+2	1	imdsguard-v1	10000	1000000	300	1500	0	0	0	0	0	100	25	0	0	0	0
+2	1	imdsguard-v2	12500	1000000	140	1200	0	0	0	0	0	90	25	0	0	0	0
+2	1	imdsguard-v1-endpoint	12500	1000000	200	1000	0	0	0	0	0	90	25	0	0	0	0
+2	16	direct	40000	1000000	200	6000	0	0	0	0	0	0	80	0	0	0	0
+2	16	imdsguard-v1	15000	1000000	900	9000	0	0	0	0	0	300	90	0	0	0	0
+2	16	imdsguard-v2	12000	1000000	1000	9000	0	0	0	0	0	300	90	0	0	0	0
+2	16	imdsguard-v1-endpoint	20000	1000000	800	9000	0	0	0	0	0	300	90	0	0	0	0
 `
 
 func near(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
@@ -88,7 +88,7 @@ func TestAnalyseRedirect(t *testing.T) {
 }
 
 func TestParseRunsForRedirectRejectsBareproxy(t *testing.T) {
-	in := "1\t1\tbareproxy\t1\t1\t1\t1\t0\t0\t0\t0\t0\t0\t0\n"
+	in := "1\t1\tbareproxy\t1\t1\t1\t1\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\n"
 	if _, err := parseRunsFor(strings.NewReader(in), "in", redirectTargets); err == nil {
 		t.Error("a bareproxy run is accepted in the redirect runs")
 	}
