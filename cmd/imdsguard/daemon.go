@@ -158,6 +158,9 @@ func (d *daemon) listenAddrs() []string {
 // (redirect.keep_on_exit): callers get "connection refused", never IMDS.
 func (d *daemon) serve(ctx context.Context) error {
 	defer d.who.Close()
+	if d.rules != nil {
+		defer d.rules.Close()
+	}
 	defer d.cache.Close()
 	if d.rules != nil {
 		// Installed here, not only by Keep (whose own Install then finds
