@@ -171,6 +171,9 @@ func (d *daemon) listenAddrs() []string {
 func (d *daemon) serve(ctx context.Context) error {
 	defer d.who.Close()
 	defer d.rts.Close()
+	if d.rules != nil {
+		defer d.rules.Close()
+	}
 	defer d.cache.Close()
 	if d.rules != nil {
 		// Installed here, not only by Keep (whose own Install then finds

@@ -106,20 +106,47 @@ func newFakeHost(t *testing.T, mode string, cfg Config) *fakeHost {
 func (h *fakeHost) rules(cfg Config, port int) *Rules {
 	fams := []familyRunner{{fam: familyV4, ipt: h.v4}, {fam: familyV6, ipt: h.v6}}
 	log := slog.New(slog.NewTextHandler(h.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	k := kernel{openLinks: h.links.open, lo: h.lo, routeTo: h.routeTo, flushConntrack: h.flushConntrack}
+	k := kernel{openLinks: h.links.open, lo: h.lo, openRouter: h.openRouter, flushConntrack: h.flushConntrack}
 	r := newRules(Options{Config: cfg, Port: port, Log: log}, h.v4.mode, fams, k)
 	r.every = 20 * time.Millisecond
 	return r
 }
 
-func (h *fakeHost) routeTo(a netip.Addr) (string, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if name, ok := h.routes[a]; ok {
-		return name, nil
+func (h *fakeHost) openRouter() (router, error) { return fakeRouter{h}, nil }
+
+// fakeRouter answers route lookups from h.routes (address → interface
+// name) and h.links (name ↔ index).
+type fakeRouter struct{ h *fakeHost }
+
+func (f fakeRouter) RouteTo(a netip.Addr) (int, error) {
+	f.h.mu.Lock()
+	name, ok := f.h.routes[a]
+	f.h.mu.Unlock()
+	if !ok {
+		return 0, errors.New("network is unreachable")
 	}
-	return "", errors.New("network is unreachable")
+	w, _ := f.h.links.open(false)
+	links, _ := w.Links()
+	for _, l := range links {
+		if l.Name == name {
+			return l.Index, nil
+		}
+	}
+	return 0, nil // a local address
 }
+
+func (f fakeRouter) LinkName(index int) (string, error) {
+	w, _ := f.h.links.open(false)
+	links, _ := w.Links()
+	for _, l := range links {
+		if l.Index == index {
+			return l.Name, nil
+		}
+	}
+	return "", errors.New("no such device")
+}
+
+func (fakeRouter) Close() {}
 
 func (h *fakeHost) flushConntrack(f family) (uint, error) {
 	h.mu.Lock()
@@ -671,6 +698,8 @@ func TestInterfaceFor(t *testing.T) {
 		netip.MustParseAddr("10.0.0.9"):        "eth0",     // the node's subnet
 		netip.MustParseAddr("169.254.254.169"): "lo",
 	}
+	links := []Link{{Name: "lo", Index: 1}, {Name: "eth0", Index: 2}, {Name: "docker0", Index: 3, Kind: "bridge"},
+		{Name: "eni3a9f1", Index: 4, Kind: "veth"}, {Name: "cali0123", Index: 5, Kind: "veth"}}
 	for _, tc := range []struct {
 		patterns []string
 		addr     string
@@ -692,6 +721,7 @@ func TestInterfaceFor(t *testing.T) {
 		cfg.ContainerInterfaces = tc.patterns
 		h := newFakeHost(t, "nft", cfg)
 		h.routes = routes
+		h.links.set(links...)
 		if got := h.r.InterfaceFor(netip.MustParseAddr(tc.addr)); got != tc.want {
 			t.Errorf("%v: InterfaceFor(%s) = %q, want %q", tc.patterns, tc.addr, got, tc.want)
 		}
@@ -719,5 +749,21 @@ func TestAllButLo(t *testing.T) {
 	if len(pre.Rules) != 2 || !strings.HasPrefix(pre.Rules[1].String(), "-i veth+ -d fd00:ec2::254/128 ") ||
 		!strings.HasSuffix(pre.Rules[1].String(), "-j DNAT --to-destination [fd69:6d64:7367::254]:8989") {
 		t.Errorf("IMDSGUARD-PRE for docker0, veth+: %v", pre.Rules)
+	}
+}
+
+// While Keep follows the links InterfaceFor names an index from its cache;
+// a link the cache does not hold yet (a pod's veth created a moment ago)
+// is asked for.
+func TestInterfaceForCache(t *testing.T) {
+	h := newFakeHost(t, "nft", DefaultConfig())
+	h.routes = map[netip.Addr]string{netip.MustParseAddr("10.0.1.5"): "eni-new", netip.MustParseAddr("10.0.1.6"): "eni-old"}
+	h.links.set(Link{Name: "eni-old", Index: 7}, Link{Name: "eni-new", Index: 8})
+	h.r.links.set([]Link{{Name: "eni-old", Index: 7}, {Name: "renamed", Index: 99}}, true)
+	if got := h.r.InterfaceFor(netip.MustParseAddr("10.0.1.6")); got != "eni-old" {
+		t.Errorf("cached: %q", got)
+	}
+	if got := h.r.InterfaceFor(netip.MustParseAddr("10.0.1.5")); got != "eni-new" {
+		t.Errorf("newer than the cache: %q", got)
 	}
 }

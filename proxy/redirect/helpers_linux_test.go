@@ -69,6 +69,7 @@ func newRulesIn(t *testing.T, ns string, o Options) *Rules {
 		r, err = New(o)
 		return err
 	})
+	t.Cleanup(r.Close)
 	return r
 }
 

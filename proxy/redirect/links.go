@@ -76,6 +76,19 @@ type linkCache struct {
 	links     []Link // container interfaces only, by index
 }
 
+// name is the name of the cached link with that index, "" for none (or
+// when not following).
+func (c *linkCache) name(index int) string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for _, l := range c.links {
+		if l.Index == index {
+			return l.Name
+		}
+	}
+	return ""
+}
+
 func (c *linkCache) get() ([]Link, bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
@@ -143,24 +156,59 @@ func (r *Rules) Interfaces() []Link {
 // source of a redirected connection) came in through, "" when that is not
 // a container interface. Every container's connection lands on the same
 // landing address, so where it landed says nothing; the host's route back
-// to the caller does (one netlink query, ip route get): a pod's /32 route
-// through its veth, a bridge's subnet route through the bridge. With
-// symmetric routing, the usual case on container hosts, that is the
-// interface the connection arrived on. Its limit: where routing is
-// asymmetric (source-based policy routing, two interfaces routing one
-// address) the name is that of the way back, which may not be the way in.
-// A TCP caller cannot pick another's address and still complete the
-// handshake, so the name follows the caller's real address.
+// to the caller does (ip route get, on a netlink socket kept open, in the
+// namespace of the thread that first asks): a pod's /32 route through its
+// veth, a bridge's subnet route through the bridge. With symmetric
+// routing, the usual case on container hosts, that is the interface the
+// connection arrived on. Its limit: where routing is asymmetric
+// (source-based policy routing, two interfaces routing one address) the
+// name is that of the way back, which may not be the way in. A TCP caller
+// cannot pick another's address and still complete the handshake, so the
+// name follows the caller's real address. While Keep follows the links
+// the index is named from its cache; a link newer than the cache is asked
+// for.
 func (r *Rules) InterfaceFor(a netip.Addr) string {
-	name, err := r.routeTo(a.Unmap().WithZone(""))
+	rt, err := r.routes()
 	if err != nil {
+		r.log.Warn("cannot look up routes to container callers", "err", err)
+		return ""
+	}
+	index, err := rt.RouteTo(a.Unmap().WithZone(""))
+	if err != nil || index == 0 {
 		r.log.Debug("no route to a container caller", "addr", a, "err", err)
 		return ""
+	}
+	name := r.cachedName(index)
+	if name == "" {
+		if name, err = rt.LinkName(index); err != nil {
+			r.log.Debug("no name for the interface to a container caller", "addr", a, "index", index, "err", err)
+			return ""
+		}
 	}
 	if name == "lo" || !slices.ContainsFunc(r.params.Interfaces, func(p ifname.Pattern) bool { return p.Match(name) }) {
 		return ""
 	}
 	return name
+}
+
+// routes returns the route lookups, opening them on first use.
+func (r *Rules) routes() (router, error) {
+	r.routerMu.Lock()
+	defer r.routerMu.Unlock()
+	if r.router == nil {
+		rt, err := r.kernel.openRouter()
+		if err != nil {
+			return nil, err
+		}
+		r.router = rt
+	}
+	return r.router, nil
+}
+
+// cachedName names a container interface by index from Keep's cache, ""
+// when Keep does not follow the links or the index is not there.
+func (r *Rules) cachedName(index int) string {
+	return r.links.name(index)
 }
 
 // refreshLinks reads the links through w, stores the container interfaces

@@ -36,6 +36,29 @@ type Rules struct {
 	every time.Duration // Keep's check interval
 	kernel
 	links linkCache
+
+	routerMu sync.Mutex
+	router   router // opened by the first InterfaceFor; nil before
+}
+
+// router answers route lookups for InterfaceFor: the real one keeps one
+// netlink socket (a new one per connection would cost more than the
+// lookup), in the namespace of the thread that first asked.
+type router interface {
+	RouteTo(a netip.Addr) (index int, err error) // 0: a local address, or no route
+	LinkName(index int) (string, error)
+	Close()
+}
+
+// Close releases the route lookups' socket, if InterfaceFor opened one.
+// The rules stay as they are.
+func (r *Rules) Close() {
+	r.routerMu.Lock()
+	defer r.routerMu.Unlock()
+	if r.router != nil {
+		r.router.Close()
+		r.router = nil
+	}
 }
 
 // kernel is the netlink side of Rules: links, the landing addresses on lo,
@@ -45,15 +68,15 @@ type Rules struct {
 type kernel struct {
 	openLinks openLinks
 	lo        loAddrs
-	// routeTo names the interface the host routes an address through.
-	routeTo func(netip.Addr) (string, error)
+	// openRouter opens the route lookups InterfaceFor makes.
+	openRouter func() (router, error)
 	// flushConntrack deletes a family's conntrack entries of metadata
 	// flows that go to IMDS itself (see conntrack_linux.go).
 	flushConntrack func(family) (uint, error)
 }
 
 // netlinkKernel is the real kernel.
-var netlinkKernel = kernel{openLinks: netlinkLinks, lo: netlinkLo{}, routeTo: netlinkRoute, flushConntrack: netlinkConntrack}
+var netlinkKernel = kernel{openLinks: netlinkLinks, lo: netlinkLo{}, openRouter: openNetlinkRouter, flushConntrack: netlinkConntrack}
 
 // New checks the options, picks the backend (detecting it unless
 // o.Backend names one) and returns the rules, not yet installed.

@@ -3,32 +3,56 @@ package redirect
 import (
 	"fmt"
 	"net/netip"
+	"sync"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
-// netlinkRoute names the interface the calling thread's namespace routes a
-// through (ip route get a), "" for a local address.
-func netlinkRoute(a netip.Addr) (string, error) {
+// netlinkRouter is the real router: one netlink socket, opened in the
+// network namespace of the thread that opens the router, used by one
+// lookup at a time (answers on a shared socket must not interleave).
+type netlinkRouter struct {
+	mu sync.Mutex
+	h  *netlink.Handle
+}
+
+func openNetlinkRouter() (router, error) {
 	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
-		return "", fmt.Errorf("netlink: %w", err)
+		return nil, fmt.Errorf("netlink: %w", err)
 	}
-	defer h.Close()
-	routes, err := h.RouteGet(a.Unmap().AsSlice())
+	return &netlinkRouter{h: h}, nil
+}
+
+// RouteTo is ip route get a: the index of the interface it routes a
+// through, 0 for a local address or none.
+func (n *netlinkRouter) RouteTo(a netip.Addr) (int, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	routes, err := n.h.RouteGet(a.Unmap().AsSlice())
 	if err != nil {
-		return "", fmt.Errorf("netlink: route to %s: %w", a, err)
+		return 0, fmt.Errorf("netlink: route to %s: %w", a, err)
 	}
-	if len(routes) == 0 || routes[0].LinkIndex == 0 {
-		return "", nil
+	if len(routes) == 0 || routes[0].Type == unix.RTN_LOCAL {
+		return 0, nil
 	}
-	if routes[0].Type == unix.RTN_LOCAL {
-		return "", nil
-	}
-	l, err := h.LinkByIndex(routes[0].LinkIndex)
+	return routes[0].LinkIndex, nil
+}
+
+// LinkName names the interface with that index.
+func (n *netlinkRouter) LinkName(index int) (string, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	l, err := n.h.LinkByIndex(index)
 	if err != nil {
-		return "", fmt.Errorf("netlink: link %d: %w", routes[0].LinkIndex, err)
+		return "", fmt.Errorf("netlink: link %d: %w", index, err)
 	}
 	return l.Attrs().Name, nil
+}
+
+func (n *netlinkRouter) Close() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.h.Close()
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/netip"
 )
 
 // errNotLinux: netfilter and netlink exist only on Linux. The pure parts of
@@ -28,6 +27,6 @@ func (netlinkLo) List() ([]loAddr, error) { return nil, errNotLinux }
 func (netlinkLo) Add(loAddr) error        { return errNotLinux }
 func (netlinkLo) Del(loAddr) error        { return errNotLinux }
 
-func netlinkRoute(netip.Addr) (string, error) { return "", errNotLinux }
+func openNetlinkRouter() (router, error) { return nil, errNotLinux }
 
 func netlinkConntrack(family) (uint, error) { return 0, errNotLinux }
