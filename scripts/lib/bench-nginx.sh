@@ -38,7 +38,7 @@ nginx_conf() {
 	local dir=$1 port=$2 upstream=$3 cache=$4 user=
 	((EUID == 0)) && user='user nobody nogroup;'
 	cat <<-EOF
-	# nginx as a plain$( ((cache == 1)) && printf ' caching') reverse proxy for scripts/bench.sh.
+	# nginx as a $( ((cache == 1)) && echo caching || echo plain) reverse proxy for scripts/bench.sh.
 	$user
 	worker_processes auto;
 	worker_rlimit_nofile 16384;

@@ -17,7 +17,8 @@ import (
 // TestLoadThousandKeepAliveClients: 1,000 clients, each on one keep-alive
 // connection of its own, ask imdsguard for the instance id (IMDSv2) one
 // request after the other for 60 s (10 s with -short): not one request may
-// fail, and no client may need a second connection. The count and the
+// fail (an error, another answer than 200 with the instance id, or no
+// answer within 10 s), and no client may need a second connection. The count and the
 // latency percentiles go to the log (performance is reported, not
 // asserted), with the daemon's memory and counts halfway through; after the
 // load its goroutines and fds must come back to where they were.
@@ -52,8 +53,11 @@ func TestLoadThousandKeepAliveClients(t *testing.T) {
 	if res.Failures != 0 {
 		t.Errorf("%d of %d requests failed, the first: %q", res.Failures, res.Requests, res.Failed)
 	}
-	if res.Conns != clients {
-		t.Errorf("the %d clients opened %d connections: the daemon closed keep-alive connections under load", clients, res.Conns)
+	// A client opens a new connection after a failed request (its own
+	// timeout closes the old one); any more means the daemon closed
+	// keep-alive connections under load.
+	if res.Conns > clients+res.Failures {
+		t.Errorf("the %d clients opened %d connections with %d failures: the daemon closed keep-alive connections under load", clients, res.Conns, res.Failures)
 	}
 	b.noGrowth(t, fmt.Sprintf("%d keep-alive clients for %v", clients, d), base)
 }

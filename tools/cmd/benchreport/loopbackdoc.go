@@ -115,8 +115,8 @@ func renderConfigs(b *strings.Builder, m *meta, cf configs) {
 	if cf.nginxCache != "" {
 		w("```nginx\n%s\n```\n\n", cf.nginxCache)
 	}
-	w("Every answer is kept %s: nginx cannot tell a path that never changes from one\n", m.nginxValid)
-	w("that does, so it gets one short lifetime for all (imdsguard's own for paths that can change);\n")
+	w("`proxy_cache_valid %s`: nginx cannot tell a path that never changes from one that\n", m.nginxValid)
+	w("does, so every answer gets one short lifetime (imdsguard's own for paths that can change);\n")
 	w("`proxy_cache_lock` lets one request fill a missing entry while the others wait, and\n")
 	w("`proxy_cache_use_stale updating` with `proxy_cache_background_update` refreshes an expired\n")
 	w("one in the background while the stale copy is served. The token is part of the key, so a\n")
