@@ -52,13 +52,33 @@ func podRun(t *testing.T, e *testbed.Env, m *testbed.Manifest, c corev1.Containe
 			"/etc/passwd":        "/etc/passwd",
 			"/etc/group":         "/etc/group",
 		},
-		ConfigMaps: map[string]string{m.ConfigMap.Name: e.ConfigMapDir(m.ConfigMap)},
+		ConfigMaps: map[string]string{m.ConfigMap.Name: e.ConfigMapDir(perRequestAudit(t, m.ConfigMap))},
 	}
 	args, err := testbed.DockerRunArgs(m.DaemonSet.Spec.Template.Spec, c, run)
 	if err != nil {
 		t.Fatalf("%s as docker run: %v", manifestPath, err)
 	}
 	return args
+}
+
+// perRequestAudit is cm with one line added to its imdsguard.yaml:
+// `audit: {summary_interval: 0s}`, so that every request the test makes has
+// its own audit line at once (the shipped default summarizes routine IMDSv2
+// reads once a minute). The rest of the ConfigMap is as shipped.
+func perRequestAudit(t *testing.T, cm *corev1.ConfigMap) *corev1.ConfigMap {
+	t.Helper()
+	out := cm.DeepCopy()
+	for name, data := range out.Data {
+		if strings.HasSuffix(name, ".yaml") && strings.Contains(data, "version: 1") {
+			if strings.Contains(data, "\naudit:") {
+				t.Fatalf("ConfigMap %s/%s already has an audit section: set summary_interval there", cm.Name, name)
+			}
+			out.Data[name] = strings.TrimRight(data, "\n") + "\naudit: {summary_interval: 0s}\n"
+			return out
+		}
+	}
+	t.Fatalf("ConfigMap %s has no imdsguard.yaml", cm.Name)
+	return nil
 }
 
 // probeContainer is c with its command replaced by the readiness probe's.
