@@ -28,6 +28,10 @@ tidy-check:
 
 # Every test: the tidy check, unit tests (privileged ones run as root, skip
 # otherwise) and the end-to-end tests with real clients against the IMDS mock.
+# IMDSGUARD_NO_SKIP=1: after deps, a test that lacks root, a package or a
+# built tool fails instead of skipping (internal/testenv), so a broken
+# install cannot pass as skipped tests.
+test: export IMDSGUARD_NO_SKIP = 1
 test: tidy-check deps build
 	$(GO) vet ./...
 	cd tools && $(GO) vet ./...
@@ -43,6 +47,7 @@ target-tests: deps build
 unit:
 	$(GO) test -count=1 ./...
 
+e2e: export IMDSGUARD_NO_SKIP = 1
 e2e: deps build
 	cd tools && $(GO) test -count=1 -v ./e2e/
 

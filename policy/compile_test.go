@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/imdsguard/imdsguard/internal/testenv"
 	"github.com/imdsguard/imdsguard/proxy/config/field"
 )
 
@@ -126,7 +127,7 @@ func TestSystemNames(t *testing.T) {
 	var n Names = SystemNames{}
 	uid, err := n.LookupUser("root")
 	if err != nil {
-		t.Skipf("no root user in this system's passwd database: %v", err)
+		testenv.Skipf(t, "no root user in this system's passwd database: %v", err)
 	}
 	gid, err := n.LookupGroup("root")
 	if uid != 0 || err != nil || gid != 0 {

@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/vishvananda/netns"
+
+	"github.com/imdsguard/imdsguard/internal/testenv"
 )
 
 var seq atomic.Uint32
@@ -22,10 +24,10 @@ var seq atomic.Uint32
 func RequireRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces, netfilter); CI runs it as root: sudo make test")
+		testenv.Skipf(t, "needs root (network namespaces, netfilter); CI runs it as root: sudo make test")
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2's ip: sudo make test installs it")
+		testenv.Skipf(t, "needs iproute2's ip: sudo make test installs it")
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/imdsguard/imdsguard/internal/testenv"
 	"github.com/imdsguard/imdsguard/proxy/audit"
 	"github.com/imdsguard/imdsguard/proxy/identity"
 	"github.com/imdsguard/imdsguard/proxy/usage"
@@ -40,7 +41,7 @@ func serveAdmin(t *testing.T, base string) (string, *usage.Table) {
 
 func TestUsageOverTheSocket(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root: the admin socket serves uid 0 only; CI runs it as root (sudo make test)")
+		testenv.Skipf(t, "needs root: the admin socket serves uid 0 only; CI runs it as root (sudo make test)")
 	}
 	path, tab := serveAdmin(t, t.TempDir())
 	tab.Record(&audit.Event{Caller: &identity.Caller{UIDKnown: true, UID: 1000, Comm: "boto", Remote: netip.MustParseAddrPort("127.0.0.1:1")}, Method: "GET", Version: audit.V1})
@@ -63,10 +64,10 @@ func TestUsageOverTheSocket(t *testing.T) {
 // (SO_PEERCRED), and a non-root client sees why.
 func TestNonRootRefused(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root to run a client as another user; CI runs it as root (sudo make test)")
+		testenv.Skipf(t, "needs root to run a client as another user; CI runs it as root (sudo make test)")
 	}
 	if _, err := exec.LookPath("setpriv"); err != nil {
-		t.Skip("needs setpriv (util-linux)")
+		testenv.Skipf(t, "needs setpriv (util-linux)")
 	}
 	base, err := os.MkdirTemp("", "igadm") // t.TempDir's parents are closed to other users
 	if err != nil {

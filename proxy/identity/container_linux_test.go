@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/imdsguard/imdsguard/internal/netnstest"
+	"github.com/imdsguard/imdsguard/internal/testenv"
 )
 
 // containerEnv is a host namespace with the proxy (one dual-stack listener)
@@ -132,7 +133,7 @@ func TestIdentifyContainerAmbiguous(t *testing.T) {
 func TestSearchReportsWhyNamespacesCannotBeEntered(t *testing.T) {
 	self, err := threadNetNS()
 	if err != nil {
-		t.Skip(err)
+		testenv.Skipf(t, "%v", err)
 	}
 	cands := []nsCandidate{{ino: 1, path: "/proc/self/status"}} // not a namespace
 	_, _, err = searchIn(cands, self.dev, netip.MustParseAddrPort("198.51.100.2:1000"), netip.MustParseAddrPort("169.254.169.254:80"))

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/imdsguard/imdsguard/internal/netnstest"
+	"github.com/imdsguard/imdsguard/internal/testenv"
 	"github.com/vishvananda/netns"
 )
 
@@ -35,7 +36,7 @@ func requireBackend(t *testing.T, backend string) {
 	for _, tool := range []string{"iptables", "ip6tables"} {
 		name := tool + "-" + backend
 		if _, err := findTool(name); err != nil {
-			t.Skipf("needs %s (apt-get install iptables): %v", name, err)
+			testenv.Skipf(t, "needs %s (apt-get install iptables): %v", name, err)
 		}
 	}
 }

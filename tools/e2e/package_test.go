@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/imdsguard/imdsguard/internal/netnstest"
+	"github.com/imdsguard/imdsguard/internal/testenv"
 	"github.com/imdsguard/imdsguard/proxy/config"
 	"github.com/imdsguard/imdsguard/tools/testbed"
 )
@@ -95,7 +96,7 @@ func TestPackageDefaultConfig(t *testing.T) {
 // maintainer scripts, from another directory than the repository root.
 func TestShellcheck(t *testing.T) {
 	if _, err := exec.LookPath("shellcheck"); err != nil {
-		t.Skip("shellcheck not found: apt-get install shellcheck (scripts/install-test-deps.sh does)")
+		testenv.Skipf(t, "shellcheck not found: apt-get install shellcheck (scripts/install-test-deps.sh does)")
 	}
 	e := testbed.New(t)
 	scripts, _ := filepath.Glob(filepath.Join(e.Root, "scripts", "*.sh"))
@@ -211,15 +212,15 @@ func buildDeb(t *testing.T, e *testbed.Env) (deb, version string) {
 func requireClean(t *testing.T) {
 	t.Helper()
 	if r := testbed.RunCombined(time.Minute, nil, "dpkg-query", "-W", "-f=${Status}", "imdsguard"); strings.Contains(r.Out, "installed") || strings.Contains(r.Out, "config-files") {
-		t.Skipf("imdsguard is installed on this machine (%s): the test would replace it", r.Out)
+		testenv.Skipf(t, "imdsguard is installed on this machine (%s): the test would replace it", r.Out)
 	}
 	for _, p := range []string{"/var/lib/imdsguard", "/etc/imdsguard", "/usr/sbin/imdsguard", enableLink} {
 		if _, err := os.Lstat(p); err == nil {
-			t.Skipf("%s exists on this machine: the test would remove it", p)
+			testenv.Skipf(t, "%s exists on this machine: the test would remove it", p)
 		}
 	}
 	if strings.Contains(testbed.HostRules(t), "IMDSGUARD") {
-		t.Skip("IMDSGUARD rules are installed on this machine: the package's prerm would remove them")
+		testenv.Skipf(t, "IMDSGUARD rules are installed on this machine: the package's prerm would remove them")
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/imdsguard/imdsguard/internal/testenv"
 	"github.com/imdsguard/imdsguard/tools/testbed"
 )
 
@@ -378,7 +379,7 @@ func containerCgroup(t *testing.T) (id, dir string) {
 		})
 		return id, dir
 	}
-	t.Skip("no cgroup hierarchy where a container-like cgroup can be made")
+	testenv.Skipf(t, "no cgroup hierarchy where a container-like cgroup can be made")
 	return "", ""
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/imdsguard/imdsguard/internal/netnstest"
+	"github.com/imdsguard/imdsguard/internal/testenv"
 	"github.com/imdsguard/imdsguard/tools/testbed"
 )
 
@@ -182,7 +183,7 @@ func TestUnitBoot(t *testing.T) {
 	netnstest.RequireRoot(t)
 	testbed.RequireTools(t, "unshare", "nsenter", "setpriv", "curl", "iptables-save")
 	if _, err := os.Stat("/lib/systemd/systemd"); err != nil {
-		t.Skip("no /lib/systemd/systemd: apt-get install systemd")
+		testenv.Skipf(t, "no /lib/systemd/systemd: apt-get install systemd")
 	}
 	e := testbed.New(t)
 	e.RequireBins("imdsguard")

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/imdsguard/imdsguard/internal/testenv"
 )
 
 // The systemd boot: systemd 252 as PID 1 of fresh pid, mount, net, uts,
@@ -96,7 +98,7 @@ func cgroup2Parent(t testing.TB) string {
 			return filepath.Join(mnt, p)
 		}
 	}
-	t.Skip("no cgroup2 hierarchy mounted: the boot test needs one for systemd")
+	testenv.Skipf(t, "no cgroup2 hierarchy mounted: the boot test needs one for systemd")
 	return ""
 }
 
@@ -167,7 +169,7 @@ func (b *Boot) waitPID1(log *strings.Builder) string {
 			b.done <- err
 			var ee *exec.ExitError
 			if errors.As(err, &ee) && ee.ExitCode() == 77 {
-				b.T.Skipf("cannot build the boot's root here (overlay or cgroup2 mount refused): %s", log.String())
+				testenv.Skipf(b.T, "cannot build the boot's root here (overlay or cgroup2 mount refused): %s", log.String())
 			}
 			b.T.Fatalf("boot ended early: %v\n%s", err, log.String())
 		default:

@@ -4,6 +4,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/imdsguard/imdsguard/internal/testenv"
 )
 
 // Command-line clients, by absolute path.
@@ -78,6 +80,6 @@ func (e *Env) Python(name, script string, args ...string) Cmd {
 func (e *Env) requireFile(path string) {
 	e.T.Helper()
 	if _, err := os.Stat(path); err != nil {
-		e.T.Skipf("no %s: run scripts/install-test-deps.sh", path)
+		testenv.Skipf(e.T, "no %s: run scripts/install-test-deps.sh", path)
 	}
 }

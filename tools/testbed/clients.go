@@ -3,6 +3,8 @@ package testbed
 import (
 	"os"
 	"strings"
+
+	"github.com/imdsguard/imdsguard/internal/testenv"
 )
 
 // Debian's clients, by absolute path: a pyenv copy shadows them on PATH.
@@ -85,7 +87,7 @@ func (e *Env) Botocore(endpoint string) Cmd {
 func (e *Env) python(name, script string, args ...string) Cmd {
 	e.T.Helper()
 	if _, err := os.Stat(Python); err != nil {
-		e.T.Skipf("no %s: run scripts/install-test-deps.sh", Python)
+		testenv.Skipf(e.T, "no %s: run scripts/install-test-deps.sh", Python)
 	}
 	a := append([]string{"-c", script}, args...)
 	return Cmd{Name: name, Path: Python, Args: a, Env: e.ClientEnv()}
@@ -97,7 +99,7 @@ func (e *Env) python(name, script string, args ...string) Cmd {
 func (e *Env) AWSCLIExport(endpoint string) Cmd {
 	e.T.Helper()
 	if _, err := os.Stat(AWSCLI); err != nil {
-		e.T.Skipf("no %s: run scripts/install-test-deps.sh", AWSCLI)
+		testenv.Skipf(e.T, "no %s: run scripts/install-test-deps.sh", AWSCLI)
 	}
 	var extra []string
 	if endpoint != "" {

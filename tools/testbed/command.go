@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/imdsguard/imdsguard/internal/testenv"
 )
 
 // Output is how a command run by RunCombined ended.
@@ -54,7 +56,7 @@ func RequireTools(t testing.TB, names ...string) {
 	t.Helper()
 	for _, n := range names {
 		if _, err := exec.LookPath(n); err != nil {
-			t.Skipf("%s not found: apt-get install systemd util-linux curl (it is part of those)", n)
+			testenv.Skipf(t, "%s not found: apt-get install systemd util-linux curl (it is part of those)", n)
 		}
 	}
 }

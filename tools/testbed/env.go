@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/imdsguard/imdsguard/internal/testenv"
 )
 
 // BuildHint is how to get the binaries the harness runs.
@@ -45,7 +47,7 @@ func (e *Env) RequireBins(names ...string) {
 		}
 	}
 	if len(missing) > 0 {
-		e.T.Skipf("missing %s: %s", strings.Join(missing, ", "), BuildHint)
+		testenv.Skipf(e.T, "missing %s: %s", strings.Join(missing, ", "), BuildHint)
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"testing"
+
+	"github.com/imdsguard/imdsguard/internal/testenv"
 )
 
 // Group is a Unix group clients can run with as a supplementary group.
@@ -25,7 +27,7 @@ func EnsureGroup(t testing.TB, name string) Group {
 	g, err := user.LookupGroup(name)
 	if err != nil {
 		if os.Geteuid() != 0 {
-			t.Skipf("needs root to create group %s", name)
+			testenv.Skipf(t, "needs root to create group %s", name)
 		}
 		out, aerr := exec.Command("groupadd", "--system", name).CombinedOutput()
 		if g, err = user.LookupGroup(name); err != nil { // another process may have made it meanwhile
@@ -57,7 +59,7 @@ func EnsureMember(t testing.TB, u User, g Group) {
 		return
 	}
 	if os.Geteuid() != 0 {
-		t.Skipf("needs root to add %s to group %s", u.Name, g.Name)
+		testenv.Skipf(t, "needs root to add %s to group %s", u.Name, g.Name)
 	}
 	if out, err := exec.Command("usermod", "-a", "-G", g.Name, u.Name).CombinedOutput(); err != nil {
 		t.Fatalf("usermod -a -G %s %s: %v: %s", g.Name, u.Name, err, out)

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/imdsguard/imdsguard/internal/testenv"
 )
 
 // CNIPluginDir is where Debian's containernetworking-plugins installs the
@@ -63,7 +65,7 @@ type CNIAttachment struct {
 func (e *Env) CNIAdd(hostNS, podNS, id string) CNIAttachment {
 	e.T.Helper()
 	if _, err := os.Stat(CNIPluginDir + "/bridge"); err != nil {
-		e.T.Skipf("no %s/bridge: scripts/install-test-deps.sh installs containernetworking-plugins", CNIPluginDir)
+		testenv.Skipf(e.T, "no %s/bridge: scripts/install-test-deps.sh installs containernetworking-plugins", CNIPluginDir)
 	}
 	conf := fmt.Sprintf(cniConfig, CNIBridge, CNISubnetV4, CNIGwV4, CNISubnetV6, CNIGwV6, e.Path("cni-ipam"))
 	a := CNIAttachment{ContainerID: id, NetNS: "/run/netns/" + podNS}

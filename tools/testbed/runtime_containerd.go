@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/imdsguard/imdsguard/internal/testenv"
 )
 
 // Debian containerd's binaries. docker.io depends on this same package:
@@ -61,7 +63,7 @@ func (e *Env) StartContainerd(ns string) *Containerd {
 	e.T.Helper()
 	for _, p := range []string{ContainerdPath, CtrPath, "/usr/sbin/runc", "/usr/bin/nsenter"} {
 		if _, err := os.Stat(p); err != nil {
-			e.T.Skipf("no %s: scripts/install-test-deps.sh installs containerd and runc", p)
+			testenv.Skipf(e.T, "no %s: scripts/install-test-deps.sh installs containerd and runc", p)
 		}
 	}
 	short := e.shortDir()

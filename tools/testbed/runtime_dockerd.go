@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/imdsguard/imdsguard/internal/testenv"
 )
 
 // Debian docker.io's binaries.
@@ -57,7 +59,7 @@ func (e *Env) StartDockerd(ns string) *Dockerd {
 	e.T.Helper()
 	for _, p := range []string{DockerdPath, DockerPath, "/usr/bin/nsenter"} {
 		if _, err := os.Stat(p); err != nil {
-			e.T.Skipf("no %s: scripts/install-test-deps.sh installs docker.io and util-linux", p)
+			testenv.Skipf(e.T, "no %s: scripts/install-test-deps.sh installs docker.io and util-linux", p)
 		}
 	}
 	short := e.shortDir()

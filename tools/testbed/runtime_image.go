@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"sort"
 	"time"
+
+	"github.com/imdsguard/imdsguard/internal/testenv"
 )
 
 // Images for the real runtimes are made offline: no registry is reachable,
@@ -42,7 +44,7 @@ func (e *Env) ClientImage() string {
 	e.RequireBins("imdsclient-static")
 	bb, err := os.ReadFile(BusyboxStatic)
 	if err != nil {
-		e.T.Skipf("no %s (%v): scripts/install-test-deps.sh installs busybox-static", BusyboxStatic, err)
+		testenv.Skipf(e.T, "no %s (%v): scripts/install-test-deps.sh installs busybox-static", BusyboxStatic, err)
 	}
 	cl, err := os.ReadFile(e.Bin("imdsclient-static"))
 	if err != nil {

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+
+	"github.com/imdsguard/imdsguard/internal/testenv"
 )
 
 // TestUserName is the unprivileged system user the transparent-mode tests
@@ -44,7 +46,7 @@ func EnsureUser(t testing.TB, name string) User {
 	u, err := user.Lookup(name)
 	if err != nil {
 		if os.Geteuid() != 0 {
-			t.Skipf("needs root to create user %s", name)
+			testenv.Skipf(t, "needs root to create user %s", name)
 		}
 		out, aerr := exec.Command("useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name).CombinedOutput()
 		if u, err = user.Lookup(name); err != nil { // another process may have made it meanwhile
