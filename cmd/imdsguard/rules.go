@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -98,11 +99,16 @@ func withRules(c *cobra.Command, path string, explicit bool, f func(context.Cont
 	return f(c.Context(), r)
 }
 
+// newRules makes the Rules of cfg. Their state file (the last fully
+// verified picture of the rules, which lets a restart over intact rules
+// skip the per-rule checks) lives in the daemon's state directory, beside
+// the token key.
 func newRules(cfg *config.Config, log *slog.Logger) (*redirect.Rules, error) {
 	return redirect.New(redirect.Options{
-		Config: cfg.Redirect,
-		Port:   cfg.Listen.Port,
-		Mark:   redirect.Mark,
-		Log:    log,
+		Config:    cfg.Redirect,
+		Port:      cfg.Listen.Port,
+		Mark:      redirect.Mark,
+		Log:       log,
+		StateFile: filepath.Join(filepath.Dir(cfg.Tokens.KeyFile), "rules.state"),
 	})
 }

@@ -36,6 +36,12 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+func (s *syncBuffer) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b.Reset()
+}
+
 // fakeLinks stands in for netlink.
 type fakeLinks struct {
 	mu    sync.Mutex
@@ -104,10 +110,16 @@ func newFakeHost(t *testing.T, mode string, cfg Config) *fakeHost {
 
 // rules makes another Rules over the same kernels (a second process).
 func (h *fakeHost) rules(cfg Config, port int) *Rules {
+	return h.rulesWith(Options{Config: cfg, Port: port})
+}
+
+// rulesWith makes another Rules over the same kernels with o (its Log set
+// here).
+func (h *fakeHost) rulesWith(o Options) *Rules {
 	fams := []familyRunner{{fam: familyV4, ipt: h.v4}, {fam: familyV6, ipt: h.v6}}
-	log := slog.New(slog.NewTextHandler(h.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	o.Log = slog.New(slog.NewTextHandler(h.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	k := kernel{openLinks: h.links.open, lo: h.lo, openRouter: h.openRouter, flushConntrack: h.flushConntrack}
-	r := newRules(Options{Config: cfg, Port: port, Log: log}, h.v4.mode, fams, k)
+	r := newRules(o, h.v4.mode, fams, k)
 	r.every = 20 * time.Millisecond
 	return r
 }

@@ -2,7 +2,9 @@ package redirect
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
 )
 
@@ -29,13 +31,18 @@ func (r *Rules) Install(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := r.saveState(); err != nil && !errors.Is(err, fs.ErrNotExist) { // no state directory (yet): no shortcut
+		r.log.Warn("cannot write the rules state file; the next start checks every rule", "path", r.statePath, "err", err)
+	}
 	return nil
 }
 
 // snapshot records ourLines of fr as Keep's reference, but only when that
 // read shows every piece in place: something deleted from outside between
 // the install and this read must not become the reference (Keep would never
-// restore it). Without a reference the next check restores.
+// restore it). Without a reference the next check restores. The reference
+// is the verified picture of the rules: Keep compares with it, and
+// ensureFamily takes lines equal to it as checked (state.go).
 func (r *Rules) snapshot(fr familyRunner) error {
 	save, err := fr.ipt.Save()
 	if err != nil {
@@ -78,6 +85,9 @@ func (r *Rules) ensureFamily(fr familyRunner) ([]string, error) {
 	save, err := fr.ipt.Save()
 	if err != nil {
 		return fixed, fmt.Errorf("install %s: read rules: %w", fr.fam.Name, err)
+	}
+	if r.unchanged(fr, save) {
+		return fixed, nil // byte-identical to what a full check verified
 	}
 	if fr.ipt.CanDropTables() {
 		have := savedTables(save)

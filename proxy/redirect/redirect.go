@@ -16,6 +16,10 @@ type Options struct {
 	Mark    uint32 // the daemon's socket mark; 0 means Mark
 	Backend string // "nft", "legacy", or "" to detect (see detectBackend)
 	Log     *slog.Logger
+	// StateFile, when set, keeps the last fully verified picture of the
+	// rules across restarts (state.go), so that a restart finding them
+	// intact serves after one iptables-save per family.
+	StateFile string
 }
 
 // Rules manages imdsguard's netfilter rules in the network namespace it was
@@ -32,6 +36,9 @@ type Rules struct {
 	mu       sync.Mutex          // one install/remove/check at a time
 	snap     map[string][]string // family → ourLines after the last install
 	restores atomic.Uint64
+	// statePath is Options.StateFile: the verified references (snap)
+	// kept across restarts.
+	statePath string
 
 	every time.Duration // Keep's check interval
 	kernel
@@ -115,6 +122,8 @@ func newRules(o Options, backend string, fams []familyRunner, k kernel) *Rules {
 		snap:    map[string][]string{},
 		every:   750 * time.Millisecond,
 		kernel:  k,
+
+		statePath: o.StateFile,
 	}
 	for _, f := range o.Config.families() {
 		for _, fr := range fams {
@@ -123,6 +132,7 @@ func newRules(o Options, backend string, fams []familyRunner, k kernel) *Rules {
 			}
 		}
 	}
+	r.loadState()
 	return r
 }
 

@@ -36,6 +36,9 @@ func (r *Rules) Remove(ctx context.Context) error {
 		}
 		delete(r.snap, fr.fam.Name)
 	}
+	if err := r.dropState(); err != nil {
+		r.log.Warn("cannot remove the rules state file", "path", r.statePath, "err", err)
+	}
 	return nil
 }
 
