@@ -75,6 +75,19 @@ func socketLink(ino uint32) []byte {
 	return strconv.AppendUint([]byte("socket:["), uint64(ino), 10)
 }
 
+// socketInode returns N of a "socket:[N]" link.
+func socketInode(link []byte) (uint32, bool) {
+	rest, ok := bytes.CutPrefix(link, []byte("socket:["))
+	if !ok || len(rest) < 2 || rest[len(rest)-1] != ']' {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(string(rest[:len(rest)-1]), 10, 32)
+	if err != nil {
+		return 0, false
+	}
+	return uint32(n), true
+}
+
 // isSocketLink reports whether link, a readlink of an fd, equals want+"]".
 func isSocketLink(link, want []byte) bool {
 	return len(link) == len(want)+1 && link[len(want)] == ']' && bytes.Equal(link[:len(want)], want)

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -15,6 +16,7 @@ import (
 const (
 	recentPerOwner = 4    // pids remembered per (uid, netns)
 	recentOwners   = 1024 // owners remembered before the memory starts over
+	maxHints       = 1 << 16
 )
 
 // procs finds the process that holds a socket, and reads what identity
@@ -26,6 +28,17 @@ type procs struct {
 
 	mu     sync.Mutex
 	recent map[ownerKey][]int // pids that lately held sockets of an owner, newest first
+	// hints are sockets seen in fd tables while looking for another one:
+	// inode → the process and descriptor that held it then. A hint is only
+	// where to look first; it is confirmed by reading that link again.
+	hints map[uint32]sockHint
+	walks atomic.Uint64 // fd tables read through (holds), for tests and benchmarks
+}
+
+// sockHint says that process pid held socket inode ino as descriptor fd.
+type sockHint struct {
+	ino     uint32
+	pid, fd int
 }
 
 type ownerKey struct {
@@ -48,7 +61,7 @@ func openProcs(root string) *procs {
 	if err != nil {
 		fd, err = -1, fmt.Errorf("open %s: %w", root, err)
 	}
-	return &procs{root: root, rootFd: fd, err: err, recent: make(map[ownerKey][]int)}
+	return &procs{root: root, rootFd: fd, err: err, recent: make(map[ownerKey][]int), hints: make(map[uint32]sockHint)}
 }
 
 func (p *procs) close() error {
@@ -69,9 +82,18 @@ func (p *procs) find(ino, uid uint32, netns uint64) (proc, error) {
 		return proc{}, p.err
 	}
 	want, key := socketLink(ino), ownerKey{uid, netns}
+	if h, ok := p.hint(ino); ok {
+		if pr, _, ok := p.open(h.pid, netns); ok {
+			if pr.holdsAt(h.fd, want) {
+				p.remember(key, h.pid)
+				return pr, nil
+			}
+			pr.close()
+		}
+	}
 	for _, pid := range p.recentPids(key) {
 		if pr, _, ok := p.open(pid, netns); ok {
-			if pr.holds(want) {
+			if p.holds(pr, want) {
 				p.remember(key, pid)
 				return pr, nil
 			}
@@ -101,7 +123,7 @@ func (p *procs) scan(pids []int, want []byte, netns uint64, owner func(uint32) b
 		if !ok {
 			continue
 		}
-		if owner(uid) && pr.holds(want) {
+		if owner(uid) && p.holds(pr, want) {
 			return pr, true
 		}
 		pr.close()
@@ -155,6 +177,33 @@ func (p *procs) pids() ([]int, error) {
 	return pids, nil
 }
 
+// hint returns where socket ino was last seen, and forgets it: a hint is
+// used once (confirmed or not, the lookup that follows knows better).
+func (p *procs) hint(ino uint32) (sockHint, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	h, ok := p.hints[ino]
+	if ok {
+		delete(p.hints, ino)
+	}
+	return h, ok
+}
+
+// note records sockets seen in a walk; the memory starts over when full.
+func (p *procs) note(seen []sockHint) {
+	if len(seen) == 0 {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.hints)+len(seen) > maxHints {
+		clear(p.hints)
+	}
+	for _, h := range seen[:min(len(seen), maxHints)] {
+		p.hints[h.ino] = h
+	}
+}
+
 func (p *procs) recentPids(k ownerKey) []int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -173,43 +222,75 @@ func (p *procs) remember(k ownerKey, pid int) {
 }
 
 // holds reports whether one of the process's file descriptors is the socket
-// whose link text starts with want ("socket:[INODE" without the "]").
-func (pr proc) holds(want []byte) bool {
+// whose link text starts with want ("socket:[INODE" without the "]"). It
+// reads the fd directory, then the links from the highest fd down (a new
+// connection is usually the newest, highest fd) until it finds the socket,
+// and notes every other socket it reads on the way (p.note), so that a
+// process holding a thousand sockets (a load generator, a connection pool)
+// costs one walk, not one per connection.
+func (p *procs) holds(pr proc, want []byte) bool {
 	dir, err := unix.Openat(pr.fd, "fd", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return false // gone, or a kernel thread's empty table
 	}
 	defer unix.Close(dir)
+	p.walks.Add(1)
 	buf := direntPool.Get().(*[]byte)
 	defer direntPool.Put(buf)
-	var link [64]byte
+	var fds []int
 	for {
 		n, err := unix.ReadDirent(dir, *buf)
-		if err != nil || n <= 0 {
+		if err != nil {
 			return false
 		}
-		if direntsHold(dir, (*buf)[:n], want, link[:]) {
+		if n <= 0 {
+			break
+		}
+		fds = appendFds(fds, (*buf)[:n])
+	}
+	slices.Sort(fds)
+	var link [64]byte
+	var seen []sockHint
+	defer func() { p.note(seen) }()
+	for i := len(fds) - 1; i >= 0; i-- {
+		n, err := unix.Readlinkat(dir, strconv.Itoa(fds[i]), link[:])
+		if err != nil {
+			continue
+		}
+		if isSocketLink(link[:n], want) {
 			return true
 		}
+		if ino, ok := socketInode(link[:n]); ok {
+			seen = append(seen, sockHint{ino: ino, pid: pr.pid, fd: fds[i]})
+		}
 	}
+	return false
+}
+
+// holdsAt reports whether the process's descriptor fd is the socket want
+// names: one readlink, to confirm a hint.
+func (pr proc) holdsAt(fd int, want []byte) bool {
+	var link [64]byte
+	n, err := unix.Readlinkat(pr.fd, "fd/"+strconv.Itoa(fd), link[:])
+	return err == nil && isSocketLink(link[:n], want)
 }
 
 var direntPool = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
 
-// direntsHold walks one getdents batch of an fd directory, reading each link.
-func direntsHold(dir int, b, want, link []byte) bool {
+// appendFds appends the descriptor numbers of one getdents batch of an fd
+// directory.
+func appendFds(fds []int, b []byte) []int {
 	for len(b) > 0 {
 		used, _, names := unix.ParseDirent(b, 1, nil)
 		b = b[used:]
 		if len(names) == 0 {
 			continue
 		}
-		n, err := unix.Readlinkat(dir, names[0], link)
-		if err == nil && isSocketLink(link[:n], want) {
-			return true
+		if fd, err := strconv.Atoi(names[0]); err == nil {
+			fds = append(fds, fd)
 		}
 	}
-	return false
+	return fds
 }
 
 // procInfo is what identity reports about a process.
