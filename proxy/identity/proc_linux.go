@@ -31,8 +31,10 @@ type procs struct {
 	// hints are sockets seen in fd tables while looking for another one:
 	// inode → the process and descriptor that held it then. A hint is only
 	// where to look first; it is confirmed by reading that link again.
-	hints map[uint32]sockHint
-	walks atomic.Uint64 // fd tables read through (holds), for tests and benchmarks
+	hints    map[uint32]sockHint
+	walking  map[int]chan struct{}      // pid → closed when the walk of its fd table in progress ends
+	scanning map[ownerKey]chan struct{} // owner → closed when the scan of every process in progress ends
+	walks    atomic.Uint64              // fd tables read through (holds), for tests and benchmarks
 }
 
 // sockHint says that process pid held socket inode ino as descriptor fd.
@@ -61,7 +63,7 @@ func openProcs(root string) *procs {
 	if err != nil {
 		fd, err = -1, fmt.Errorf("open %s: %w", root, err)
 	}
-	return &procs{root: root, rootFd: fd, err: err, recent: make(map[ownerKey][]int), hints: make(map[uint32]sockHint)}
+	return &procs{root: root, rootFd: fd, err: err, recent: make(map[ownerKey][]int), hints: make(map[uint32]sockHint), walking: make(map[int]chan struct{}), scanning: make(map[ownerKey]chan struct{})}
 }
 
 func (p *procs) close() error {
@@ -81,49 +83,111 @@ func (p *procs) find(ino, uid uint32, netns uint64) (proc, error) {
 	if p.rootFd < 0 {
 		return proc{}, p.err
 	}
-	want, key := socketLink(ino), ownerKey{uid, netns}
-	if h, ok := p.hint(ino); ok {
-		if pr, _, ok := p.open(h.pid, netns); ok {
-			if pr.holdsAt(h.fd, want) {
-				p.remember(key, h.pid)
-				return pr, nil
+	key := ownerKey{uid, netns}
+	found := func(pr proc) (proc, error) {
+		p.remember(key, pr.pid)
+		return pr, nil
+	}
+	// The cheap ways first: a hint, then the owner's recent processes.
+	cheap := func() (proc, bool) {
+		if pr, ok := p.fromHint(ino, netns); ok {
+			return pr, true
+		}
+		for _, pid := range p.recentPids(key) {
+			if pr, _, ok := p.open(pid, netns); ok {
+				if p.holds(pr, ino) {
+					return pr, true
+				}
+				pr.close()
 			}
-			pr.close()
+		}
+		return proc{}, false
+	}
+	if pr, ok := cheap(); ok {
+		return found(pr)
+	}
+	// One scan of every process per owner at a time: the lookups of a
+	// burst of new connections wait for the scan in progress, which notes
+	// every socket it reads, and try the cheap ways again after it.
+	for {
+		done, busy := p.startScan(key)
+		if !busy {
+			break
+		}
+		<-done
+		if pr, ok := cheap(); ok {
+			return found(pr)
 		}
 	}
-	for _, pid := range p.recentPids(key) {
-		if pr, _, ok := p.open(pid, netns); ok {
-			if p.holds(pr, want) {
-				p.remember(key, pid)
-				return pr, nil
-			}
-			pr.close()
-		}
-	}
+	defer p.endScan(key)
 	pids, err := p.pids()
 	if err != nil {
 		return proc{}, err
 	}
-	if pr, ok := p.scan(pids, want, netns, func(owner uint32) bool { return owner == uid }); ok {
-		p.remember(key, pr.pid)
-		return pr, nil
+	if pr, ok := p.scan(pids, ino, netns, func(owner uint32) bool { return owner == uid }); ok {
+		return found(pr)
 	}
-	if pr, ok := p.scan(pids, want, netns, func(owner uint32) bool { return owner != uid }); ok {
-		p.remember(key, pr.pid)
-		return pr, nil
+	if pr, ok := p.scan(pids, ino, netns, func(owner uint32) bool { return owner != uid }); ok {
+		return found(pr)
 	}
 	return proc{}, fmt.Errorf("find the process holding socket:[%d]: no process has it open", ino)
 }
 
+// startScan marks a scan of every process for owner k as in progress and
+// returns its done channel, or, when one already is, that scan's channel
+// and busy.
+func (p *procs) startScan(k ownerKey) (done chan struct{}, busy bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if ch, ok := p.scanning[k]; ok {
+		return ch, true
+	}
+	ch := make(chan struct{})
+	p.scanning[k] = ch
+	return ch, false
+}
+
+// endScan ends the scan in progress for k, if any, and wakes its waiters.
+func (p *procs) endScan(k ownerKey) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if ch, ok := p.scanning[k]; ok {
+		delete(p.scanning, k)
+		close(ch)
+	}
+}
+
+// fromHint opens the process a walk saw holding socket ino, if there is
+// such a hint and the process still holds it (one readlink).
+func (p *procs) fromHint(ino uint32, netns uint64) (proc, bool) {
+	h, ok := p.hint(ino)
+	if !ok {
+		return proc{}, false
+	}
+	pr, _, ok := p.open(h.pid, netns)
+	if !ok {
+		return proc{}, false
+	}
+	if !pr.holdsAt(h.fd, socketLink(ino)) {
+		pr.close()
+		return proc{}, false
+	}
+	return pr, true
+}
+
 // scan looks for the socket among the processes in netns whose /proc
-// directory owner passes the filter.
-func (p *procs) scan(pids []int, want []byte, netns uint64, owner func(uint32) bool) (proc, bool) {
+// directory owner passes the filter. Before each process it looks for a
+// hint: a walk made meanwhile, for another lookup, may have seen the socket.
+func (p *procs) scan(pids []int, ino uint32, netns uint64, owner func(uint32) bool) (proc, bool) {
 	for _, pid := range pids {
+		if pr, ok := p.fromHint(ino, netns); ok {
+			return pr, true
+		}
 		pr, uid, ok := p.open(pid, netns)
 		if !ok {
 			continue
 		}
-		if owner(uid) && p.holds(pr, want) {
+		if owner(uid) && p.holds(pr, ino) {
 			return pr, true
 		}
 		pr.close()
@@ -221,14 +285,38 @@ func (p *procs) remember(k ownerKey, pid int) {
 	p.recent[k] = l[:min(len(l), recentPerOwner)]
 }
 
-// holds reports whether one of the process's file descriptors is the socket
-// whose link text starts with want ("socket:[INODE" without the "]"). It
-// reads the fd directory, then the links from the highest fd down (a new
-// connection is usually the newest, highest fd) until it finds the socket,
-// and notes every other socket it reads on the way (p.note), so that a
-// process holding a thousand sockets (a load generator, a connection pool)
-// costs one walk, not one per connection.
-func (p *procs) holds(pr proc, want []byte) bool {
+// holds reports whether one of the process's file descriptors is socket
+// ino. It reads the fd directory, then the links from the highest fd down
+// (a new connection is usually the newest, highest fd) until it finds the
+// socket, and notes every other socket it reads on the way (p.note), so that
+// a process holding a thousand sockets (a load generator, a connection pool)
+// costs one walk, not one per connection. One walk of a process at a time:
+// lookups that arrive together (a thousand connections opened at once) wait
+// for the walk in progress and try its hints before walking themselves.
+func (p *procs) holds(pr proc, ino uint32) bool {
+	want := socketLink(ino)
+	var done chan struct{}
+	for done == nil {
+		p.mu.Lock()
+		busy, ok := p.walking[pr.pid]
+		if !ok {
+			done = make(chan struct{})
+			p.walking[pr.pid] = done
+		}
+		p.mu.Unlock()
+		if ok {
+			<-busy
+			if h, ok := p.hint(ino); ok && h.pid == pr.pid && pr.holdsAt(h.fd, want) {
+				return true
+			}
+		}
+	}
+	defer func() {
+		p.mu.Lock()
+		delete(p.walking, pr.pid)
+		p.mu.Unlock()
+		close(done)
+	}()
 	dir, err := unix.Openat(pr.fd, "fd", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return false // gone, or a kernel thread's empty table
