@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log"
 	"log/slog"
 	"net"
-	"net/http"
 	"strings"
 	"time"
+
+	"github.com/imdsguard/imdsguard/proxy/h1"
 )
 
 // Limits on what a client may send or how slowly; the daemon keeps serving
@@ -22,17 +22,17 @@ const (
 )
 
 // Serve serves p on the listeners until ctx ends, then shuts down
-// gracefully: requests in flight finish, idle connections close.
+// gracefully: requests in flight finish, idle connections close. The
+// connections are served by proxy/h1 (net/http's parser, a lean loop).
 func Serve(ctx context.Context, p *Proxy, lns []net.Listener) error {
-	srv := &http.Server{
+	srv := &h1.Server{
 		Handler:           p,
 		ConnContext:       p.ConnContext,
 		ReadHeaderTimeout: ReadHeaderTimeout,
-		ReadTimeout:       ReadHeaderTimeout + 5*time.Second,
 		WriteTimeout:      dropHold + 5*time.Second,
 		IdleTimeout:       IdleTimeout,
 		MaxHeaderBytes:    MaxHeaderBytes,
-		ErrorLog:          log.New(slogWriter{p.log}, "", 0),
+		Log:               p.log.With("component", "http"),
 	}
 	errc := make(chan error, len(lns))
 	for _, ln := range lns {

@@ -1,0 +1,388 @@
+package h1
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// echo answers with what the handler saw of the request: method, target,
+// host, protocol and the header keys, so that two servers parsing the same
+// bytes can be compared.
+var echo = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	keys := make([]string, 0, len(r.Header))
+	for k, v := range r.Header {
+		keys = append(keys, fmt.Sprintf("%s=%q", k, v))
+	}
+	slices.Sort(keys)
+	w.Header().Set("Content-Type", "text/plain")
+	fmt.Fprintf(w, "%s %s host=%q %s cl=%d te=%q %s", r.Method, r.RequestURI, r.Host, r.Proto, r.ContentLength, r.TransferEncoding, strings.Join(keys, ","))
+})
+
+// serveH1 runs an h1.Server with h on a loopback port.
+func serveH1(t *testing.T, h http.Handler, tune func(*Server)) (*Server, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{Handler: h, MaxHeaderBytes: 8 << 10, ReadHeaderTimeout: 2 * time.Second, IdleTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second}
+	if tune != nil {
+		tune(s)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ln) }()
+	t.Cleanup(func() {
+		s.Close()
+		if err := <-done; !errors.Is(err, ErrServerClosed) {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return s, ln.Addr().String()
+}
+
+// serveStd runs net/http's server with h, as the proxy did before h1.
+func serveStd(t *testing.T, h http.Handler) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &http.Server{Handler: h, MaxHeaderBytes: 8 << 10, ReadHeaderTimeout: 2 * time.Second, ErrorLog: nil}
+	go s.Serve(ln)
+	t.Cleanup(func() { s.Close() })
+	return ln.Addr().String()
+}
+
+// exchange sends raw on a new connection, half-closes nothing, and reads
+// one answer; status 0 when the connection ended without one.
+func exchange(t *testing.T, addr, raw string) (status int, body string, resp *http.Response) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, raw); err != nil {
+		return 0, "", nil
+	}
+	resp, err = http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return 0, "", nil
+	}
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), resp
+}
+
+// TestSameAsNetHTTP sends the same bytes to net/http's server and to h1's
+// with the same handler: the status and what the handler saw must agree
+// (the error texts of refused requests may differ). These are the requests
+// where parsers disagree in the wild: smuggling shapes, folding, odd
+// targets and versions.
+func TestSameAsNetHTTP(t *testing.T) {
+	std, h1 := serveStd(t, echo), ""
+	_, h1 = serveH1(t, echo, nil)
+	long := strings.Repeat("a", 9<<10)
+	for _, raw := range []string{
+		"GET /latest/meta-data/instance-id HTTP/1.1\r\nHost: 169.254.169.254\r\n\r\n",
+		"GET /latest/meta-data/ HTTP/1.1\r\nHost: 169.254.169.254\r\nX-aws-ec2-metadata-token: abc\r\n\r\n",
+		"GET /latest/meta-data/ HTTP/1.1\r\nhost: 169.254.169.254\r\n\r\n",
+		"GET /latest/meta-data/ HTTP/1.1\r\nHOST: 169.254.169.254\r\n\r\n",
+		"GET /latest/meta-data/ HTTP/1.1\r\n\r\n",
+		"GET /latest/meta-data/ HTTP/1.1\r\nHost:\r\n\r\n",
+		"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+		"GET /latest/meta-data/ HTTP/1.1\r\nHost: a b\r\n\r\n",
+		"GET /latest/meta-data/ HTTP/1.1\r\nHost: a/b\r\n\r\n",
+		"GET /latest/meta-data/ HTTP/1.0\r\n\r\n",
+		"GET /latest/meta-data/ HTTP/2.0\r\nHost: a\r\n\r\n",
+		"GET /latest/meta-data/ HTTP/1.2\r\nHost: a\r\n\r\n",
+		"GET /latest/meta-data/ HTTP/0.9\r\nHost: a\r\n\r\n",
+		"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+		"GET /latest/meta-data/\r\n\r\n",
+		"GET  /latest/meta-data/ HTTP/1.1\r\nHost: a\r\n\r\n",
+		"get /latest/meta-data/ HTTP/1.1\r\nHost: a\r\n\r\n",
+		"GET http://169.254.169.254/latest/meta-data/ HTTP/1.1\r\nHost: 169.254.169.254\r\n\r\n",
+		"GET http://169.254.169.254/latest/meta-data/ HTTP/1.1\r\n\r\n",
+		"GET http://169.254.169.254/latest/meta-data/ HTTP/1.1\r\nHost: a b\r\n\r\n",
+		"GET http://169.254.169.254/latest/meta-data/ HTTP/1.1\r\nHost: other.example\r\n\r\n",
+		"CONNECT 169.254.169.254:80 HTTP/1.1\r\n\r\n",
+		"GET * HTTP/1.1\r\nHost: a\r\n\r\n",
+		"GET latest/meta-data/ HTTP/1.1\r\nHost: a\r\n\r\n",
+		"GET /latest/meta-data/%2e%2e/ HTTP/1.1\r\nHost: a\r\n\r\n",
+		"GET /latest/meta-data/\x00 HTTP/1.1\r\nHost: a\r\n\r\n",
+		"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.2.3.4\r\n\r\n",
+		"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\nX Forwarded For: 1.2.3.4\r\n\r\n",
+		"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\nX-Forwarded-For : 1.2.3.4\r\n\r\n",
+		"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\n X-Forwarded-For: 1.2.3.4\r\n\r\n",
+		"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\n\t\r\n\r\n",
+		"GET /latest/meta-data/ HTTP/1.1\r\nHost:\r\n a\r\n\r\n",
+		"GET /latest/meta-data/ HTTP/1.1\r\nX-A: b\r\n Host: a\r\n\r\n",
+		"GET http://169.254.169.254/latest/meta-data/ HTTP/1.1\r\nHost: a\r\n b\r\n\r\n",
+		"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\nX-Test: one\r\n two\r\n\r\n",
+		"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\nX-Test: a\x00b\r\n\r\n",
+		"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\nX-Test: a\x7fb\r\n\r\n",
+		"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\nX-Tést: a\r\n\r\n",
+		"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\n: empty\r\n\r\n",
+		"GET /latest/meta-data/ HTTP/1.1\nHost: a\n\n",
+		"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc",
+		"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+		"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
+		"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n",
+		"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\nContent-Length: +3\r\n\r\nabc",
+		"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+		"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n",
+		"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
+		"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n",
+		"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n",
+		"PUT /latest/api/token HTTP/1.1\r\nHost: a\r\nX-aws-ec2-metadata-token-ttl-seconds: 60\r\n\r\n",
+		"PUT /latest/api/token HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
+		"PUT /latest/api/token HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n",
+		"PUT /latest/api/token HTTP/1.1\r\nHost: a\r\nExpect: something\r\n\r\n",
+		"GET /" + long + " HTTP/1.1\r\nHost: a\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: a\r\nX-Long: " + long + "\r\n\r\n",
+	} {
+		ss, sb, _ := exchange(t, std, raw)
+		hs, hb, _ := exchange(t, h1, raw)
+		name := raw
+		if len(name) > 90 {
+			name = name[:90] + "..."
+		}
+		if ss != hs {
+			t.Errorf("%q: net/http %d %q, h1 %d %q", name, ss, sb, hs, hb)
+			continue
+		}
+		if ss == http.StatusOK && sb != hb {
+			t.Errorf("%q: the handler saw\n net/http: %s\n h1:       %s", name, sb, hb)
+		}
+	}
+}
+
+// TestKeepAlive: several requests on one connection, pipelined too; the
+// answer's head is net/http's shape (status line, sorted headers with Date
+// and Content-Length); HTTP/1.0 closes unless it asked for keep-alive.
+func TestKeepAlive(t *testing.T) {
+	_, addr := serveH1(t, echo, nil)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(c)
+	io.WriteString(c, "GET /a HTTP/1.1\r\nHost: a\r\n\r\nGET /b HTTP/1.1\r\nHost: a\r\n\r\n")
+	for _, want := range []string{"GET /a", "GET /b"} {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		if !strings.HasPrefix(string(b), want) || resp.Close || resp.Header.Get("Date") == "" || resp.ContentLength != int64(len(b)) {
+			t.Errorf("pipelined %s: %q close=%v date=%q length=%d", want, b, resp.Close, resp.Header.Get("Date"), resp.ContentLength)
+		}
+	}
+	io.WriteString(c, "GET /c HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || !resp.Close {
+		t.Fatalf("Connection: close: %v, close=%v", err, resp != nil && resp.Close)
+	}
+	io.ReadAll(resp.Body)
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Errorf("after Connection: close, the connection is still open: %v", err)
+	}
+
+	for _, tc := range []struct {
+		raw       string
+		keep      bool
+		connValue string
+	}{
+		{"GET / HTTP/1.0\r\n\r\n", false, "close"},
+		{"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", true, "keep-alive"},
+	} {
+		_, _, resp := exchange(t, addr, tc.raw)
+		if resp == nil || resp.Close == tc.keep || resp.Header.Get("Connection") != tc.connValue || resp.Proto != "HTTP/1.0" {
+			t.Errorf("%q: %+v", tc.raw, resp)
+		}
+	}
+}
+
+// TestHeadAndStatuses: HEAD keeps the handler's Content-Length and sends no
+// body; 204 and 304 have neither.
+func TestHeadAndStatuses(t *testing.T) {
+	_, addr := serveH1(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/204":
+			w.WriteHeader(http.StatusNoContent)
+		case "/599":
+			w.WriteHeader(599)
+		default:
+			w.Header().Set("Content-Length", "19")
+			w.WriteHeader(http.StatusOK)
+			if r.Method != http.MethodHead {
+				io.WriteString(w, "i-1234567890abcdef0")
+			}
+		}
+	}), nil)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "HEAD /x HTTP/1.1\r\nHost: a\r\n\r\nGET /204 HTTP/1.1\r\nHost: a\r\n\r\nGET /599 HTTP/1.1\r\nHost: a\r\n\r\n")
+	raw := make([]byte, 4096)
+	var got []byte
+	for !strings.Contains(string(got), "599 status code 599") || !strings.HasSuffix(string(got), "\r\n\r\n") {
+		n, err := c.Read(raw)
+		if err != nil {
+			t.Fatalf("read: %v; so far %q", err, got)
+		}
+		got = append(got, raw[:n]...)
+	}
+	s := string(got)
+	head, rest, _ := strings.Cut(s, "\r\n\r\n")
+	if !strings.Contains(head, "Content-Length: 19") || !strings.HasPrefix(rest, "HTTP/1.1 204 No Content\r\n") {
+		t.Errorf("HEAD answer:\n%s", s)
+	}
+	noContent, _, _ := strings.Cut(rest, "\r\n\r\n")
+	if strings.Contains(noContent, "Content-Length") {
+		t.Errorf("204 with a length:\n%s", noContent)
+	}
+}
+
+// TestBodyClosesConnection: a request with a body is answered, its body
+// never read, and the connection ends (the answer is not lost to a reset).
+func TestBodyClosesConnection(t *testing.T) {
+	_, addr := serveH1(t, echo, nil)
+	body := strings.Repeat("x", 100<<10)
+	status, got, resp := exchange(t, addr, "PUT /latest/api/token HTTP/1.1\r\nHost: a\r\nContent-Length: "+fmt.Sprint(len(body))+"\r\n\r\n"+body)
+	if status != http.StatusOK || !strings.HasPrefix(got, "PUT /latest/api/token") || !resp.Close {
+		t.Errorf("status %d %q close=%v", status, got, resp != nil && resp.Close)
+	}
+}
+
+// TestLimits: an oversized header gets 431; a client that stops sending
+// its header is cut off after ReadHeaderTimeout; an idle connection after
+// IdleTimeout.
+func TestLimits(t *testing.T) {
+	_, addr := serveH1(t, echo, func(s *Server) {
+		s.ReadHeaderTimeout, s.IdleTimeout = 300*time.Millisecond, 300*time.Millisecond
+	})
+	status, _, _ := exchange(t, addr, "GET / HTTP/1.1\r\nHost: a\r\n"+strings.Repeat("X-A: "+strings.Repeat("b", 100)+"\r\n", 200)+"\r\n")
+	if status != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("oversized header: %d, want 431", status)
+	}
+	for _, part := range []string{"GET / HTTP/1.1\r\nHost: a\r\n", ""} {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, part)
+		start := time.Now()
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, err := c.Read(make([]byte, 64))
+		if n != 0 || err == nil {
+			t.Errorf("%q then silence: read %d, %v; want the connection closed", part, n, err)
+		}
+		t.Logf("%q then silence: closed after %v", part, time.Since(start).Round(time.Millisecond))
+		c.Close()
+	}
+}
+
+// TestAbortAndPanic: http.ErrAbortHandler ends the connection without an
+// answer; so does a panic, which is logged, and the server goes on.
+func TestAbortAndPanic(t *testing.T) {
+	_, addr := serveH1(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/abort":
+			panic(http.ErrAbortHandler)
+		case "/panic":
+			panic("boom")
+		}
+		io.WriteString(w, "ok")
+	}), nil)
+	for _, p := range []string{"/abort", "/panic"} {
+		if status, _, _ := exchange(t, addr, "GET "+p+" HTTP/1.1\r\nHost: a\r\n\r\n"); status != 0 {
+			t.Errorf("%s: answered %d, want no answer", p, status)
+		}
+	}
+	if status, body, _ := exchange(t, addr, "GET / HTTP/1.1\r\nHost: a\r\n\r\n"); status != 200 || body != "ok" {
+		t.Errorf("after the panics: %d %q", status, body)
+	}
+}
+
+// TestHijack: a handler that hijacks (goproxy refusing CONNECT) owns the
+// connection and what the server had buffered.
+func TestHijack(t *testing.T) {
+	_, addr := serveH1(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, rw, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer c.Close()
+		rest, _ := rw.Reader.Peek(rw.Reader.Buffered())
+		fmt.Fprintf(rw, "HTTP/1.1 405 Method Not Allowed\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(rest), rest)
+		rw.Flush()
+	}), nil)
+	status, body, _ := exchange(t, addr, "CONNECT a:80 HTTP/1.1\r\n\r\nextra")
+	if status != http.StatusMethodNotAllowed || body != "extra" {
+		t.Errorf("hijacked: %d %q", status, body)
+	}
+}
+
+// TestShutdown: idle connections close at once, a request in flight
+// finishes with Connection: close, and Serve returns ErrServerClosed.
+func TestShutdown(t *testing.T) {
+	release := make(chan struct{})
+	started := make(chan struct{}, 1)
+	s, addr := serveH1(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			started <- struct{}{}
+			<-release
+		}
+		io.WriteString(w, "ok")
+	}), nil)
+	idle, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	io.WriteString(idle, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	ibr := bufio.NewReader(idle)
+	resp, err := http.ReadResponse(ibr, nil)
+	if err != nil || resp.Close {
+		t.Fatalf("idle connection's first answer: %v", err)
+	}
+	io.ReadAll(resp.Body)
+	busy := make(chan *http.Response, 1)
+	go func() {
+		_, _, resp := exchange(t, addr, "GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
+		busy <- resp
+	}()
+	<-started
+	shut := make(chan error, 1)
+	go func() { shut <- s.Shutdown(context.Background()) }()
+	idle.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := ibr.ReadByte(); err != io.EOF {
+		t.Errorf("idle connection during shutdown: %v, want EOF", err)
+	}
+	close(release)
+	if resp := <-busy; resp == nil || !resp.Close {
+		t.Errorf("request in flight: %+v, want an answer with Connection: close", resp)
+	}
+	if err := <-shut; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	if _, err := net.Dial("tcp", addr); err == nil {
+		t.Errorf("still accepting after Shutdown")
+	}
+}
