@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -22,9 +23,12 @@ func (p *Proxy) pipeline() *goproxy.ProxyHttpServer {
 	gp.ConnectDial = func(string, string) (net.Conn, error) { return nil, errNoForwarding }
 	gp.NonproxyHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// An origin-form request (a redirected client, or an SDK pointed at
-		// this endpoint): give it the metadata host and run the same pipeline.
+		// this endpoint): give it the metadata host and run the same
+		// pipeline, whose answer is written as goproxy writes it for an
+		// absolute-form request (writeResponse), without a second pass
+		// through goproxy's request filters.
 		r.URL.Scheme, r.URL.Host = "http", imds.Host
-		gp.ServeHTTP(w, r)
+		writeResponse(w, p.handle(r))
 	})
 	gp.OnRequest().DoFunc(func(r *http.Request, _ *goproxy.ProxyCtx) (*http.Request, *http.Response) {
 		return r, p.handle(r)
@@ -34,6 +38,20 @@ func (p *Proxy) pipeline() *goproxy.ProxyHttpServer {
 		return goproxy.RejectConnect, host
 	})
 	return gp
+}
+
+// writeResponse writes a pipeline answer to w: its header (replacing what
+// w held), status and body, as goproxy does for the answers of its request
+// handlers.
+func writeResponse(w http.ResponseWriter, resp *http.Response) {
+	defer resp.Body.Close()
+	h := w.Header()
+	clear(h)
+	for k, vs := range resp.Header {
+		h[k] = vs
+	}
+	w.WriteHeader(resp.StatusCode)
+	io.Copy(w, resp.Body)
 }
 
 var errNoForwarding = errors.New("imdsguard never forwards through goproxy's transport")

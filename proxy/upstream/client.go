@@ -21,7 +21,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"sync"
 	"time"
 
 	"github.com/imdsguard/imdsguard/proxy/imds"
@@ -50,7 +49,7 @@ type Options struct {
 // Client fetches metadata paths from IMDS.
 type Client struct {
 	base    *url.URL
-	http    *http.Client
+	wire    *wire
 	ua      string
 	session *session
 	slots   chan struct{} // one per open upstream request, MaxConns
@@ -62,19 +61,23 @@ func New(o Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("upstream url %q: %w", o.Config.URL, err)
 	}
-	c := &Client{base: base, ua: o.UserAgent, slots: make(chan struct{}, MaxConns), http: &http.Client{
-		Transport: NewTransport(o.Mark),
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse // IMDS's 301s go to the caller as they are
-		},
-	}}
+	addr := base.Host
+	if base.Port() == "" {
+		addr = net.JoinHostPort(base.Hostname(), "80")
+	}
+	d := &net.Dialer{Timeout: DialTimeout, Control: markControl(o.Mark)}
+	// Redirects (IMDS's 301s) are never followed: they go to the caller as
+	// they are.
+	c := &Client{base: base, ua: o.UserAgent, slots: make(chan struct{}, MaxConns),
+		wire: &wire{addr: addr, host: base.Host, dial: d.DialContext}}
 	c.session = newSession(c.putToken, o.Config.TokenTTL.Duration, o.Log)
 	return c, nil
 }
 
-// NewTransport is the transport of upstream requests: sockets with the
+// NewTransport is an http.Transport with the upstream's sockets: the
 // firewall mark (0 for none), the dial and response budgets, no proxy from
-// the environment, no compression.
+// the environment, no compression. `imdsguard check` probes with it; the
+// daemon's own requests go through wire.go.
 func NewTransport(mark uint32) *http.Transport {
 	d := &net.Dialer{Timeout: DialTimeout, Control: markControl(mark)}
 	return &http.Transport{
@@ -95,22 +98,20 @@ func NewTransport(mark uint32) *http.Transport {
 // (then the 401 is the answer; see minRefusedBackoff).
 func (c *Client) Fetch(ctx context.Context, method, path string) (*http.Response, error) {
 	ctx, cancel := context.WithTimeout(ctx, FetchTimeout)
+	defer cancel() // the answer's body is already read
 	for attempt := 0; ; attempt++ {
 		tok, err := c.session.token(ctx)
 		if err != nil {
-			cancel()
 			return nil, err
 		}
 		resp, err := c.do(ctx, method, path, tok)
 		if err != nil {
-			cancel()
 			return nil, err
 		}
 		if resp.StatusCode != http.StatusUnauthorized {
 			c.session.accepted()
 		}
 		if resp.StatusCode != http.StatusUnauthorized || attempt > 0 || !c.session.invalidate(tok) {
-			resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
 			return resp, nil
 		}
 		drain(resp)
@@ -118,77 +119,29 @@ func (c *Client) Fetch(ctx context.Context, method, path string) (*http.Response
 }
 
 func (c *Client) do(ctx context.Context, method, path, tok string) (*http.Response, error) {
-	req := c.newRequest(ctx, method, path)
-	req.Header[imds.HeaderToken] = []string{tok}
-	return c.send(ctx, req)
+	return c.send(ctx, method, path, imds.HeaderToken, tok)
 }
 
-// send sends req once a connection slot is free; the slot is given back
-// when the response body is closed, or when ctx ends if nobody closes it.
-func (c *Client) send(ctx context.Context, req *http.Request) (*http.Response, error) {
+// send sends one request once a connection slot is free, with only the
+// headers IMDS needs (nothing a caller sent is copied into it) and the one
+// given (the session token, or the TTL of a token PUT); the answer's body
+// is read whole, and the slot given back, before it returns.
+func (c *Client) send(ctx context.Context, method, path, name, value string) (*http.Response, error) {
 	select {
 	case c.slots <- struct{}{}:
 	case <-ctx.Done():
 		return nil, fmt.Errorf("waiting for one of %d upstream connections: %w", MaxConns, ctx.Err())
 	}
-	var once sync.Once
-	release := func() { once.Do(func() { <-c.slots }) }
-	stop := context.AfterFunc(ctx, release)
-	resp, err := c.http.Do(req)
-	if err != nil {
-		stop()
-		release()
-		return nil, err
-	}
-	resp.Body = &releaseBody{ReadCloser: resp.Body, release: func() { stop(); release() }}
-	return resp, nil
+	defer func() { <-c.slots }()
+	return c.wire.roundTrip(ctx, method, path, [][2]string{{"User-Agent", c.ua}, {"Accept", "*/*"}, {name, value}})
 }
 
-// releaseBody gives back a connection slot once the body is closed.
-type releaseBody struct {
-	io.ReadCloser
-	release func()
-}
-
-func (b *releaseBody) Close() error {
-	err := b.ReadCloser.Close()
-	b.release()
-	return err
-}
-
-// newRequest builds a request with only the headers IMDS needs; nothing a
-// caller sent is copied into it. The URL is built as a value, not formatted
-// and parsed again: path is canonical, so it needs no escaping.
-func (c *Client) newRequest(ctx context.Context, method, path string) *http.Request {
-	u := *c.base
-	u.Path = path
-	req := &http.Request{
-		Method:     method,
-		URL:        &u,
-		Proto:      "HTTP/1.1",
-		ProtoMajor: 1,
-		ProtoMinor: 1,
-		Header:     http.Header{"User-Agent": {c.ua}, "Accept": {"*/*"}},
-		Host:       u.Host,
-	}
-	return req.WithContext(ctx)
-}
+// Close closes the connections kept open to IMDS.
+func (c *Client) Close() { c.wire.close() }
 
 func drain(resp *http.Response) {
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
-}
-
-// cancelBody releases the Fetch context once the body is closed.
-type cancelBody struct {
-	io.ReadCloser
-	cancel context.CancelFunc
-}
-
-func (b *cancelBody) Close() error {
-	err := b.ReadCloser.Close()
-	b.cancel()
-	return err
 }
 
 // IsTimeout reports whether err from Fetch means IMDS did not answer in

@@ -225,9 +225,7 @@ func (s *session) accepted() {
 
 // putToken is the PUT /latest/api/token request.
 func (c *Client) putToken(ctx context.Context, ttl time.Duration) (string, error) {
-	req := c.newRequest(ctx, http.MethodPut, imds.TokenURLPath)
-	req.Header[imds.HeaderTokenTTL] = []string{strconv.Itoa(int(ttl / time.Second))}
-	resp, err := c.send(ctx, req)
+	resp, err := c.send(ctx, http.MethodPut, imds.TokenURLPath, imds.HeaderTokenTTL, strconv.Itoa(int(ttl/time.Second)))
 	if err != nil {
 		return "", fmt.Errorf("upstream token PUT: %w", err)
 	}
