@@ -9,6 +9,8 @@ import (
 	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/imdsguard/imdsguard/proxy/offstack"
 )
 
 // diagTimeout bounds one exact lookup; the kernel answers in microseconds.
@@ -61,7 +63,9 @@ func (d *diagSock) lookup(src, dst netip.AddrPort) (diagAnswer, error) {
 		got = true
 		return false
 	}
-	if err := req.ExecuteIter(unix.NETLINK_INET_DIAG, sockDiagByFamily, answer); err != nil {
+	var err2 error
+	offstack.Do(func() { err2 = req.ExecuteIter(unix.NETLINK_INET_DIAG, sockDiagByFamily, answer) })
+	if err := err2; err != nil {
 		if errors.Is(err, unix.ENOENT) {
 			return diagAnswer{}, fmt.Errorf("inet_diag lookup %s -> %s: %w", src, dst, errNoSocket)
 		}

@@ -409,11 +409,26 @@ func (pr proc) read() (procInfo, error) {
 	if cg, err := readAt(pr.fd, "cgroup"); err == nil {
 		info.Cgroup, info.ContainerID = parseCgroup(cg)
 	}
-	var exe [unix.PathMax]byte
-	if n, err := unix.Readlinkat(pr.fd, "exe", exe[:]); err == nil {
-		info.Exe = string(exe[:n])
-	}
+	info.Exe = readlinkAt(pr.fd, "exe")
 	return info, nil
+}
+
+// readlinkAt reads a link relative to an open directory ("" on error). Its
+// buffer comes from the heap: a PATH_MAX array on the stack would grow the
+// stack of every connection's goroutine that asks (a thousand connections,
+// a thousand 16 KB stacks).
+func readlinkAt(dir int, name string) string {
+	for size := 256; size <= unix.PathMax; size *= 4 {
+		buf := make([]byte, size)
+		n, err := unix.Readlinkat(dir, name, buf)
+		if err != nil {
+			return ""
+		}
+		if n < size {
+			return string(buf[:n])
+		}
+	}
+	return ""
 }
 
 // readAt reads a (small) /proc file relative to an open directory.

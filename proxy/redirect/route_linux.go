@@ -7,6 +7,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/imdsguard/imdsguard/proxy/offstack"
 )
 
 // netlinkRouter is the real router: one netlink socket, opened in the
@@ -30,7 +32,9 @@ func openNetlinkRouter() (router, error) {
 func (n *netlinkRouter) RouteTo(a netip.Addr) (int, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	routes, err := n.h.RouteGet(a.Unmap().AsSlice())
+	var routes []netlink.Route
+	var err error
+	offstack.Do(func() { routes, err = n.h.RouteGet(a.Unmap().AsSlice()) }) // netlink's 64 KB receive buffer
 	if err != nil {
 		return 0, fmt.Errorf("netlink: route to %s: %w", a, err)
 	}
@@ -44,7 +48,9 @@ func (n *netlinkRouter) RouteTo(a netip.Addr) (int, error) {
 func (n *netlinkRouter) LinkName(index int) (string, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	l, err := n.h.LinkByIndex(index)
+	var l netlink.Link
+	var err error
+	offstack.Do(func() { l, err = n.h.LinkByIndex(index) })
 	if err != nil {
 		return "", fmt.Errorf("netlink: link %d: %w", index, err)
 	}
