@@ -76,8 +76,9 @@ func (p *Proxy) hopLimit(class identity.Class) int {
 	return p.hop.Host
 }
 
-// withhold never answers r: it waits for the client to give up, then aborts
-// the connection without a response. Only Proxy.answer calls it.
+// withhold never answers r: it waits dropHold (or until r's context ends:
+// the server shutting down), then aborts the connection without a response.
+// Only Proxy.answer calls it.
 func withhold(r *http.Request) {
 	t := time.NewTimer(dropHold)
 	defer t.Stop()
