@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/imdsguard/imdsguard/proxy/audit"
+	"github.com/imdsguard/imdsguard/proxy/identity"
+	"github.com/imdsguard/imdsguard/proxy/token"
 )
 
 // serve runs e's proxy with Serve (the daemon's real server and limits) and
@@ -282,5 +284,59 @@ func TestPolicyBeforeCache(t *testing.T) {
 	}
 	if n := len(rootEnv.imds.received()); n != 2 {
 		t.Fatalf("IMDS saw %d requests, want the PUT and one GET", n)
+	}
+}
+
+// TestWithheldTokenAndShutdown: a container's token PUT beyond the hop
+// limit gets no answer; the hold ends when the client leaves, and a held
+// request does not hold up the daemon's shutdown.
+func TestWithheldTokenAndShutdown(t *testing.T) {
+	e := newEnv(t, func(o *Options) {
+		o.HopLimit = token.HopLimit{Host: 1, Container: 1}
+		o.Identify = func(c net.Conn) identity.Caller {
+			id := addressesOnly(c)
+			id.Class = identity.Container
+			return id
+		}
+	})
+	lns, err := Listen([]string{"127.0.0.1:0"}, e.proxy.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Serve(ctx, e.proxy, lns) }()
+	put := "PUT /latest/api/token HTTP/1.1\r\nHost: x\r\nX-aws-ec2-metadata-token-ttl-seconds: 60\r\n\r\n"
+	left, err := net.Dial("tcp", lns[0].Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(left, put)
+	time.Sleep(100 * time.Millisecond)
+	left.Close() // the client gives up
+	held, err := net.Dial("tcp", lns[0].Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	io.WriteString(held, put)
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("Serve returned %v after its context ended, a token PUT held", time.Since(start).Round(time.Millisecond))
+	case <-time.After(ShutdownTimeout + time.Second):
+		t.Fatal("a withheld token answer held up the shutdown")
+	}
+	if time.Since(start) > time.Second {
+		t.Errorf("shutdown took %v with a held request, want well under a second", time.Since(start))
+	}
+	held.SetReadDeadline(time.Now().Add(time.Second))
+	if n, _ := held.Read(make([]byte, 64)); n != 0 {
+		t.Errorf("the held client got an answer")
 	}
 }

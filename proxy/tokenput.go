@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/imdsguard/imdsguard/proxy/audit"
+	"github.com/imdsguard/imdsguard/proxy/h1"
 	"github.com/imdsguard/imdsguard/proxy/identity"
 	"github.com/imdsguard/imdsguard/proxy/imds"
 )
@@ -76,15 +77,10 @@ func (p *Proxy) hopLimit(class identity.Class) int {
 	return p.hop.Host
 }
 
-// withhold never answers r: it waits dropHold (or until r's context ends:
-// the server shutting down), then aborts the connection without a response.
-// Only Proxy.answer calls it.
+// withhold never answers r: it waits until the client gives up (closes),
+// dropHold has passed or the server shuts down, then aborts the connection
+// without a response. Only Proxy.answer calls it.
 func withhold(r *http.Request) {
-	t := time.NewTimer(dropHold)
-	defer t.Stop()
-	select {
-	case <-r.Context().Done():
-	case <-t.C:
-	}
+	h1.WaitGone(r.Context(), dropHold)
 	panic(http.ErrAbortHandler)
 }

@@ -124,9 +124,9 @@ func (s *Server) Serve(ln net.Listener) error {
 		}
 		tempDelay = 0
 		cc := &conn{srv: s, rwc: c}
-		cc.ctx = base
+		cc.ctx = context.WithValue(base, connKey{}, cc)
 		if s.ConnContext != nil {
-			cc.ctx = s.ConnContext(base, c)
+			cc.ctx = s.ConnContext(cc.ctx, c)
 		}
 		if !s.track(cc) {
 			c.Close()
@@ -228,6 +228,44 @@ func (s *Server) closeAll() {
 	defer s.mu.Unlock()
 	for c := range s.conns {
 		c.rwc.Close()
+	}
+}
+
+// connKey keys a request's connection in its context (WaitGone).
+type connKey struct{}
+
+// WaitGone holds a request without answering it until its client closes
+// the connection, d has passed, or the server shuts down, whichever comes
+// first; the handler then aborts the connection (panic(http.ErrAbortHandler)).
+// It reads the connection meanwhile, as net/http's server does to notice a
+// client that left; what it reads is dropped. Outside an h1 server it waits
+// for d or ctx.
+func WaitGone(ctx context.Context, d time.Duration) {
+	c, ok := ctx.Value(connKey{}).(*conn)
+	if !ok {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		return
+	}
+	c.rwc.SetReadDeadline(time.Now().Add(d))
+	held := make(chan struct{})
+	defer close(held)
+	go func() {
+		select {
+		case <-c.srv.done:
+			c.rwc.SetReadDeadline(time.Unix(1, 0))
+		case <-held:
+		}
+	}()
+	buf := make([]byte, 512)
+	for {
+		if _, err := c.rwc.Read(buf); err != nil {
+			return
+		}
 	}
 }
 
@@ -624,39 +662,60 @@ func (w *response) finish(keep bool) error {
 		b = strconv.AppendInt(b, int64(w.status), 10)
 	}
 	b = append(b, "\r\n"...)
+	// The handler's header, sorted, then what the server adds, in
+	// net/http's order: Content-Type (sniffed), Connection, Date,
+	// Content-Length. The added ones are written, not put in the map.
 	h := w.header
 	delete(h, "Transfer-Encoding") // the body is whole: a length, never chunks
+	length := -1
 	if bodyAllowed(w.status) {
 		if !w.head || len(h["Content-Length"]) == 0 {
-			h["Content-Length"] = []string{strconv.Itoa(len(w.body))}
+			delete(h, "Content-Length")
+			length = len(w.body)
 		}
 	} else {
 		delete(h, "Content-Length")
 	}
-	if _, ok := h["Date"]; !ok {
-		h["Date"] = []string{httpDate()}
-	}
+	ctype := ""
 	if _, ok := h["Content-Type"]; !ok && len(w.body) > 0 {
-		h["Content-Type"] = []string{http.DetectContentType(w.body)}
+		ctype = http.DetectContentType(w.body)
 	}
+	conn := ""
 	switch {
 	case !keep && !hasToken(h["Connection"], "close"):
-		h["Connection"] = []string{"close"}
+		delete(h, "Connection")
+		conn = "close"
 	case keep && !w.req.ProtoAtLeast(1, 1):
-		h["Connection"] = []string{"keep-alive"}
+		delete(h, "Connection")
+		conn = "keep-alive"
 	}
-	keys := make([]string, 0, len(h))
+	_, hasDate := h["Date"]
+	var kbuf [16]string
+	keys := kbuf[:0]
 	for k := range h {
-		keys = append(keys, k)
+		if httpguts.ValidHeaderFieldName(k) { // as net/http: an invalid name is not written
+			keys = append(keys, k)
+		}
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
 		for _, v := range h[k] {
-			b = append(b, k...)
-			b = append(b, ": "...)
-			b = appendHeaderValue(b, v)
-			b = append(b, "\r\n"...)
+			b = appendHeader(b, k, v)
 		}
+	}
+	if ctype != "" {
+		b = appendHeader(b, "Content-Type", ctype)
+	}
+	if conn != "" {
+		b = appendHeader(b, "Connection", conn)
+	}
+	if !hasDate {
+		b = appendHeader(b, "Date", httpDate())
+	}
+	if length >= 0 {
+		b = append(b, "Content-Length: "...)
+		b = strconv.AppendInt(b, int64(length), 10)
+		b = append(b, "\r\n"...)
 	}
 	b = append(b, "\r\n"...)
 	if bodyAllowed(w.status) && !w.head {
@@ -667,6 +726,14 @@ func (w *response) finish(keep bool) error {
 		w.body = nil // an unusually large answer: do not keep its buffer
 	}
 	return err
+}
+
+// appendHeader appends one header line.
+func appendHeader(b []byte, k, v string) []byte {
+	b = append(b, k...)
+	b = append(b, ": "...)
+	b = appendHeaderValue(b, v)
+	return append(b, "\r\n"...)
 }
 
 // appendHeaderValue appends v with CR and LF replaced by spaces, as

@@ -28,7 +28,7 @@ var echo = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 })
 
 // serveH1 runs an h1.Server with h on a loopback port.
-func serveH1(t *testing.T, h http.Handler, tune func(*Server)) (*Server, string) {
+func serveH1(t testing.TB, h http.Handler, tune func(*Server)) (*Server, string) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -50,7 +50,7 @@ func serveH1(t *testing.T, h http.Handler, tune func(*Server)) (*Server, string)
 }
 
 // serveStd runs net/http's server with h, as the proxy did before h1.
-func serveStd(t *testing.T, h http.Handler) string {
+func serveStd(t testing.TB, h http.Handler) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -64,7 +64,7 @@ func serveStd(t *testing.T, h http.Handler) string {
 
 // exchange sends raw on a new connection, half-closes nothing, and reads
 // one answer; status 0 when the connection ended without one.
-func exchange(t *testing.T, addr, raw string) (status int, body string, resp *http.Response) {
+func exchange(t testing.TB, addr, raw string) (status int, body string, resp *http.Response) {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -83,6 +83,70 @@ func exchange(t *testing.T, addr, raw string) (status int, body string, resp *ht
 	return resp.StatusCode, string(b), resp
 }
 
+// long makes targets and headers beyond MaxHeaderBytes.
+var long = strings.Repeat("a", 9<<10)
+
+// sameCases are the requests where parsers disagree in the wild:
+// smuggling shapes, folding, odd targets, versions and sizes.
+var sameCases = []string{
+	"GET /latest/meta-data/instance-id HTTP/1.1\r\nHost: 169.254.169.254\r\n\r\n",
+	"GET /latest/meta-data/ HTTP/1.1\r\nHost: 169.254.169.254\r\nX-aws-ec2-metadata-token: abc\r\n\r\n",
+	"GET /latest/meta-data/ HTTP/1.1\r\nhost: 169.254.169.254\r\n\r\n",
+	"GET /latest/meta-data/ HTTP/1.1\r\nHOST: 169.254.169.254\r\n\r\n",
+	"GET /latest/meta-data/ HTTP/1.1\r\n\r\n",
+	"GET /latest/meta-data/ HTTP/1.1\r\nHost:\r\n\r\n",
+	"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+	"GET /latest/meta-data/ HTTP/1.1\r\nHost: a b\r\n\r\n",
+	"GET /latest/meta-data/ HTTP/1.1\r\nHost: a/b\r\n\r\n",
+	"GET /latest/meta-data/ HTTP/1.0\r\n\r\n",
+	"GET /latest/meta-data/ HTTP/2.0\r\nHost: a\r\n\r\n",
+	"GET /latest/meta-data/ HTTP/1.2\r\nHost: a\r\n\r\n",
+	"GET /latest/meta-data/ HTTP/0.9\r\nHost: a\r\n\r\n",
+	"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+	"GET /latest/meta-data/\r\n\r\n",
+	"GET  /latest/meta-data/ HTTP/1.1\r\nHost: a\r\n\r\n",
+	"get /latest/meta-data/ HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET http://169.254.169.254/latest/meta-data/ HTTP/1.1\r\nHost: 169.254.169.254\r\n\r\n",
+	"GET http://169.254.169.254/latest/meta-data/ HTTP/1.1\r\n\r\n",
+	"GET http://169.254.169.254/latest/meta-data/ HTTP/1.1\r\nHost: a b\r\n\r\n",
+	"GET http://169.254.169.254/latest/meta-data/ HTTP/1.1\r\nHost: other.example\r\n\r\n",
+	"CONNECT 169.254.169.254:80 HTTP/1.1\r\n\r\n",
+	"GET * HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET latest/meta-data/ HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET /latest/meta-data/%2e%2e/ HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET /latest/meta-data/\x00 HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.2.3.4\r\n\r\n",
+	"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\nX Forwarded For: 1.2.3.4\r\n\r\n",
+	"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\nX-Forwarded-For : 1.2.3.4\r\n\r\n",
+	"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\n X-Forwarded-For: 1.2.3.4\r\n\r\n",
+	"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\n\t\r\n\r\n",
+	"GET /latest/meta-data/ HTTP/1.1\r\nHost:\r\n a\r\n\r\n",
+	"GET /latest/meta-data/ HTTP/1.1\r\nX-A: b\r\n Host: a\r\n\r\n",
+	"GET http://169.254.169.254/latest/meta-data/ HTTP/1.1\r\nHost: a\r\n b\r\n\r\n",
+	"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\nX-Test: one\r\n two\r\n\r\n",
+	"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\nX-Test: a\x00b\r\n\r\n",
+	"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\nX-Test: a\x7fb\r\n\r\n",
+	"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\nX-Tést: a\r\n\r\n",
+	"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\n: empty\r\n\r\n",
+	"GET /latest/meta-data/ HTTP/1.1\nHost: a\n\n",
+	"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc",
+	"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+	"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
+	"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n",
+	"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\nContent-Length: +3\r\n\r\nabc",
+	"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+	"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n",
+	"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
+	"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n",
+	"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n",
+	"PUT /latest/api/token HTTP/1.1\r\nHost: a\r\nX-aws-ec2-metadata-token-ttl-seconds: 60\r\n\r\n",
+	"PUT /latest/api/token HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
+	"PUT /latest/api/token HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n",
+	"PUT /latest/api/token HTTP/1.1\r\nHost: a\r\nExpect: something\r\n\r\n",
+	"GET /" + long + " HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET / HTTP/1.1\r\nHost: a\r\nX-Long: " + long + "\r\n\r\n",
+}
+
 // TestSameAsNetHTTP sends the same bytes to net/http's server and to h1's
 // with the same handler: the status and what the handler saw must agree
 // (the error texts of refused requests may differ). These are the requests
@@ -91,79 +155,46 @@ func exchange(t *testing.T, addr, raw string) (status int, body string, resp *ht
 func TestSameAsNetHTTP(t *testing.T) {
 	std, h1 := serveStd(t, echo), ""
 	_, h1 = serveH1(t, echo, nil)
-	long := strings.Repeat("a", 9<<10)
-	for _, raw := range []string{
-		"GET /latest/meta-data/instance-id HTTP/1.1\r\nHost: 169.254.169.254\r\n\r\n",
-		"GET /latest/meta-data/ HTTP/1.1\r\nHost: 169.254.169.254\r\nX-aws-ec2-metadata-token: abc\r\n\r\n",
-		"GET /latest/meta-data/ HTTP/1.1\r\nhost: 169.254.169.254\r\n\r\n",
-		"GET /latest/meta-data/ HTTP/1.1\r\nHOST: 169.254.169.254\r\n\r\n",
-		"GET /latest/meta-data/ HTTP/1.1\r\n\r\n",
-		"GET /latest/meta-data/ HTTP/1.1\r\nHost:\r\n\r\n",
-		"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
-		"GET /latest/meta-data/ HTTP/1.1\r\nHost: a b\r\n\r\n",
-		"GET /latest/meta-data/ HTTP/1.1\r\nHost: a/b\r\n\r\n",
-		"GET /latest/meta-data/ HTTP/1.0\r\n\r\n",
-		"GET /latest/meta-data/ HTTP/2.0\r\nHost: a\r\n\r\n",
-		"GET /latest/meta-data/ HTTP/1.2\r\nHost: a\r\n\r\n",
-		"GET /latest/meta-data/ HTTP/0.9\r\nHost: a\r\n\r\n",
-		"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
-		"GET /latest/meta-data/\r\n\r\n",
-		"GET  /latest/meta-data/ HTTP/1.1\r\nHost: a\r\n\r\n",
-		"get /latest/meta-data/ HTTP/1.1\r\nHost: a\r\n\r\n",
-		"GET http://169.254.169.254/latest/meta-data/ HTTP/1.1\r\nHost: 169.254.169.254\r\n\r\n",
-		"GET http://169.254.169.254/latest/meta-data/ HTTP/1.1\r\n\r\n",
-		"GET http://169.254.169.254/latest/meta-data/ HTTP/1.1\r\nHost: a b\r\n\r\n",
-		"GET http://169.254.169.254/latest/meta-data/ HTTP/1.1\r\nHost: other.example\r\n\r\n",
-		"CONNECT 169.254.169.254:80 HTTP/1.1\r\n\r\n",
-		"GET * HTTP/1.1\r\nHost: a\r\n\r\n",
-		"GET latest/meta-data/ HTTP/1.1\r\nHost: a\r\n\r\n",
-		"GET /latest/meta-data/%2e%2e/ HTTP/1.1\r\nHost: a\r\n\r\n",
-		"GET /latest/meta-data/\x00 HTTP/1.1\r\nHost: a\r\n\r\n",
-		"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.2.3.4\r\n\r\n",
-		"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\nX Forwarded For: 1.2.3.4\r\n\r\n",
-		"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\nX-Forwarded-For : 1.2.3.4\r\n\r\n",
-		"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\n X-Forwarded-For: 1.2.3.4\r\n\r\n",
-		"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\n\t\r\n\r\n",
-		"GET /latest/meta-data/ HTTP/1.1\r\nHost:\r\n a\r\n\r\n",
-		"GET /latest/meta-data/ HTTP/1.1\r\nX-A: b\r\n Host: a\r\n\r\n",
-		"GET http://169.254.169.254/latest/meta-data/ HTTP/1.1\r\nHost: a\r\n b\r\n\r\n",
-		"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\nX-Test: one\r\n two\r\n\r\n",
-		"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\nX-Test: a\x00b\r\n\r\n",
-		"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\nX-Test: a\x7fb\r\n\r\n",
-		"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\nX-Tést: a\r\n\r\n",
-		"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\n: empty\r\n\r\n",
-		"GET /latest/meta-data/ HTTP/1.1\nHost: a\n\n",
-		"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc",
-		"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
-		"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
-		"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n",
-		"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\nContent-Length: +3\r\n\r\nabc",
-		"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-		"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n",
-		"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
-		"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n",
-		"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n",
-		"PUT /latest/api/token HTTP/1.1\r\nHost: a\r\nX-aws-ec2-metadata-token-ttl-seconds: 60\r\n\r\n",
-		"PUT /latest/api/token HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
-		"PUT /latest/api/token HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n",
-		"PUT /latest/api/token HTTP/1.1\r\nHost: a\r\nExpect: something\r\n\r\n",
-		"GET /" + long + " HTTP/1.1\r\nHost: a\r\n\r\n",
-		"GET / HTTP/1.1\r\nHost: a\r\nX-Long: " + long + "\r\n\r\n",
-	} {
+	for _, raw := range sameCases {
 		ss, sb, _ := exchange(t, std, raw)
 		hs, hb, _ := exchange(t, h1, raw)
 		name := raw
 		if len(name) > 90 {
 			name = name[:90] + "..."
 		}
-		if ss != hs {
-			t.Errorf("%q: net/http %d %q, h1 %d %q", name, ss, sb, hs, hb)
-			continue
-		}
-		if ss == http.StatusOK && sb != hb {
-			t.Errorf("%q: the handler saw\n net/http: %s\n h1:       %s", name, sb, hb)
+		if why := differ(ss, sb, hs, hb); why != "" {
+			t.Errorf("%q: %s", name, why)
 		}
 	}
+}
+
+// differ says how two servers' answers to the same bytes disagree: the
+// status, or what the handler saw; "" when they agree.
+func differ(ss int, sb string, hs int, hb string) string {
+	switch {
+	case ss != hs:
+		return fmt.Sprintf("net/http %d %q, h1 %d %q", ss, sb, hs, hb)
+	case ss == http.StatusOK && sb != hb:
+		return fmt.Sprintf("the handler saw\n net/http: %s\n h1:       %s", sb, hb)
+	}
+	return ""
+}
+
+// FuzzSameAsNetHTTP: any bytes, sent to both servers, get the same status
+// and the same request seen (make fuzz runs it longer).
+func FuzzSameAsNetHTTP(f *testing.F) {
+	for _, raw := range sameCases {
+		f.Add(raw)
+	}
+	std := serveStd(f, echo)
+	_, h1 := serveH1(f, echo, nil)
+	f.Fuzz(func(t *testing.T, raw string) {
+		ss, sb, _ := exchange(t, std, raw)
+		hs, hb, _ := exchange(t, h1, raw)
+		if why := differ(ss, sb, hs, hb); why != "" {
+			t.Errorf("%q: %s", raw, why)
+		}
+	})
 }
 
 // TestKeepAlive: several requests on one connection, pipelined too; the
@@ -384,5 +415,74 @@ func TestShutdown(t *testing.T) {
 	}
 	if _, err := net.Dial("tcp", addr); err == nil {
 		t.Errorf("still accepting after Shutdown")
+	}
+}
+
+// TestHeaderInjection: a header value with a line break, or a name that is
+// not a token, never adds a line to the answer (as net/http).
+func TestHeaderInjection(t *testing.T) {
+	_, addr := serveH1(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header()["X-Value"] = []string{"a\r\nX-Injected: 1"}
+		w.Header()["X-Bad\r\nX-Injected"] = []string{"2"}
+		io.WriteString(w, "ok")
+	}), nil)
+	status, _, resp := exchange(t, addr, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	if status != 200 || resp.Header.Get("X-Injected") != "" || resp.Header.Get("X-Value") != "a  X-Injected: 1" {
+		t.Errorf("status %d, header %v", status, resp.Header)
+	}
+}
+
+type stateKey struct{}
+
+// TestWaitGone: a held request ends when its client closes, or when the
+// server shuts down, long before the hold.
+func TestWaitGone(t *testing.T) {
+	ended := make(chan time.Duration, 4)
+	s, addr := serveH1(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		WaitGone(r.Context(), 20*time.Second)
+		ended <- time.Since(start)
+		panic(http.ErrAbortHandler)
+	}), func(s *Server) {
+		// as the proxy does: its own state in the connection's context
+		s.ConnContext = func(ctx context.Context, _ net.Conn) context.Context {
+			return context.WithValue(ctx, stateKey{}, "state")
+		}
+	})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, "PUT /latest/api/token HTTP/1.1\r\nHost: a\r\n\r\n")
+	time.Sleep(100 * time.Millisecond)
+	c.Close()
+	select {
+	case d := <-ended:
+		t.Logf("client closed: hold ended after %v", d.Round(time.Millisecond))
+	case <-time.After(5 * time.Second):
+		t.Fatal("the hold went on after the client closed")
+	}
+
+	c2, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	io.WriteString(c2, "PUT /latest/api/token HTTP/1.1\r\nHost: a\r\n\r\n")
+	time.Sleep(100 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Errorf("Shutdown with a held request: %v", err)
+	}
+	select {
+	case d := <-ended:
+		t.Logf("shutdown: hold ended after %v", d.Round(time.Millisecond))
+	default:
+		t.Error("the held request outlived Shutdown")
+	}
+	c2.SetReadDeadline(time.Now().Add(time.Second))
+	if n, err := c2.Read(make([]byte, 16)); n != 0 || err == nil {
+		t.Errorf("the held client got %d bytes, %v; want the connection closed without an answer", n, err)
 	}
 }

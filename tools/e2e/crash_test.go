@@ -98,7 +98,6 @@ func good(o testbed.Outcome) bool {
 // rounds of the clients, its goroutines and fds are where they were after
 // the first.
 func TestTransparentKilledUnderLoad(t *testing.T) {
-	testbed.RequireTargetTests(t, "issue 10: serving again within 1 s of a restart; Install runs every iptables check even when the rules are in place (1.61 s under load)")
 	_, h, g := transparent(t, testbed.HostOptions{}, crashConfig)
 	ps := startCrashProbes(t, h)
 	stopAll := func() {
