@@ -449,15 +449,16 @@ func (c *conn) setReadDeadline(d time.Duration) {
 
 // refuse answers a request that could not be read, as net/http's server
 // does: 431 when the header was too large, 501 for a transfer coding it
-// does not know, 400 for anything else it can parse as an error; nothing
-// when the client went away or timed out. It reports whether it answered.
+// does not know, nothing when the connection ended cleanly (io.EOF before a
+// request), timed out or failed to read, 400 for anything else (a request
+// cut short included). It reports whether it answered.
 func (c *conn) refuse(err error, tooLarge bool) bool {
 	var ne net.Error
+	var oe *net.OpError
 	switch {
 	case tooLarge:
 		c.writeError(http.StatusRequestHeaderFieldsTooLarge, "")
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed),
-		errors.As(err, &ne) && ne.Timeout():
+	case err == io.EOF, errors.As(err, &ne) && ne.Timeout(), errors.As(err, &oe) && oe.Op == "read":
 		return false
 	case strings.Contains(err.Error(), "unsupported transfer encoding"):
 		c.writeError(http.StatusNotImplemented, "unsupported transfer encoding")
@@ -509,7 +510,9 @@ func check(req *http.Request, hosts []string) (int, string) {
 			}
 		}
 	}
-	if e, ok := req.Header["Expect"]; ok && !(len(e) == 1 && strings.EqualFold(e[0], "100-continue")) {
+	// As net/http: an Expect other than 100-continue is refused; with
+	// 100-continue no 100 is ever sent (the body is never read).
+	if e := req.Header.Get("Expect"); e != "" && !hasToken(e, "100-continue") {
 		return http.StatusExpectationFailed, ""
 	}
 	return 0, ""
@@ -615,26 +618,42 @@ func (w *response) keepAlive() bool {
 		return false
 	case req.ContentLength != 0 || len(req.TransferEncoding) > 0:
 		return false
-	case req.Header.Get("Expect") != "":
-		return false
-	case hasToken(w.header["Connection"], "close"):
+	case hasToken(w.header.Get("Connection"), "close"):
 		return false
 	case req.ProtoMajor == 1 && req.ProtoMinor == 0:
-		return hasToken(req.Header["Connection"], "keep-alive")
+		return httpguts.HeaderValuesContainsToken(req.Header["Connection"], "keep-alive")
 	}
 	return true
 }
 
-func hasToken(vs []string, token string) bool {
-	for _, v := range vs {
-		for f := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(f), token) {
-				return true
-			}
+// hasToken is net/http's: whether token appears in v, ASCII
+// case-insensitively, bounded by the start or end, a space, a comma or a
+// tab.
+func hasToken(v, token string) bool {
+	if len(token) > len(v) || token == "" {
+		return false
+	}
+	if v == token {
+		return true
+	}
+	for sp := 0; sp <= len(v)-len(token); sp++ {
+		if b := v[sp]; b != token[0] && b|0x20 != token[0] {
+			continue
+		}
+		if sp > 0 && !isTokenBoundary(v[sp-1]) {
+			continue
+		}
+		if end := sp + len(token); end != len(v) && !isTokenBoundary(v[end]) {
+			continue
+		}
+		if strings.EqualFold(v[sp:sp+len(token)], token) {
+			return true
 		}
 	}
 	return false
 }
+
+func isTokenBoundary(b byte) bool { return b == ' ' || b == ',' || b == '\t' }
 
 // bufPool holds the buffers answers are assembled in.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
@@ -682,7 +701,7 @@ func (w *response) finish(keep bool) error {
 	}
 	conn := ""
 	switch {
-	case !keep && !hasToken(h["Connection"], "close"):
+	case !keep && !hasToken(h.Get("Connection"), "close"):
 		delete(h, "Connection")
 		conn = "close"
 	case keep && !w.req.ProtoAtLeast(1, 1):

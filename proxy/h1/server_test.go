@@ -62,8 +62,8 @@ func serveStd(t testing.TB, h http.Handler) string {
 	return ln.Addr().String()
 }
 
-// exchange sends raw on a new connection, half-closes nothing, and reads
-// one answer; status 0 when the connection ended without one.
+// exchange sends raw on a new connection, closes its sending side, and
+// reads one answer; status 0 when the connection ended without one.
 func exchange(t testing.TB, addr, raw string) (status int, body string, resp *http.Response) {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
@@ -75,6 +75,7 @@ func exchange(t testing.TB, addr, raw string) (status int, body string, resp *ht
 	if _, err := io.WriteString(c, raw); err != nil {
 		return 0, "", nil
 	}
+	c.(*net.TCPConn).CloseWrite() // all sent: an incomplete request ends here, not at a timeout
 	resp, err = http.ReadResponse(bufio.NewReader(c), nil)
 	if err != nil {
 		return 0, "", nil
