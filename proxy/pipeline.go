@@ -21,15 +21,7 @@ func (p *Proxy) pipeline() *goproxy.ProxyHttpServer {
 	gp.Logger = log.New(slogWriter{p.log}, "", 0)
 	gp.Tr = &http.Transport{DialContext: neverDial, Proxy: nil}
 	gp.ConnectDial = func(string, string) (net.Conn, error) { return nil, errNoForwarding }
-	gp.NonproxyHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// An origin-form request (a redirected client, or an SDK pointed at
-		// this endpoint): give it the metadata host and run the same
-		// pipeline, whose answer is written as goproxy writes it for an
-		// absolute-form request (writeResponse), without a second pass
-		// through goproxy's request filters.
-		r.URL.Scheme, r.URL.Host = "http", imds.Host
-		writeResponse(w, p.handle(r))
-	})
+	gp.NonproxyHandler = http.HandlerFunc(p.serveOrigin)
 	gp.OnRequest().DoFunc(func(r *http.Request, _ *goproxy.ProxyCtx) (*http.Request, *http.Response) {
 		return r, p.handle(r)
 	})
@@ -38,6 +30,15 @@ func (p *Proxy) pipeline() *goproxy.ProxyHttpServer {
 		return goproxy.RejectConnect, host
 	})
 	return gp
+}
+
+// serveOrigin serves an origin-form request (a redirected client, or an
+// SDK pointed at this endpoint): it gives it the metadata host and runs the
+// same pipeline as goproxy's request handler does for absolute-form
+// targets, and writes the answer as goproxy writes one (writeResponse).
+func (p *Proxy) serveOrigin(w http.ResponseWriter, r *http.Request) {
+	r.URL.Scheme, r.URL.Host = "http", imds.Host
+	writeResponse(w, p.handle(r))
 }
 
 // writeResponse writes a pipeline answer to w: its header (replacing what

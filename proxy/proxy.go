@@ -3,9 +3,9 @@
 // through the upstream package, for exactly the canonical path it decided on.
 //
 // The pipeline, in order, for every request (goproxy runs it for
-// absolute-form targets as an HTTP_PROXY client sends them, and for
-// origin-form targets, as a redirected client or an endpoint-configured SDK
-// sends them, through its NonproxyHandler; both end in Proxy.handle):
+// absolute-form targets as an HTTP_PROXY client sends them; origin-form
+// targets, as a redirected client or an endpoint-configured SDK sends them,
+// go straight to goproxy's NonproxyHandler; both end in Proxy.handle):
 //
 //  1. CONNECT: 405; imdsguard is not a tunnel.
 //  2. a target longer than canon.MaxTarget: 414.
@@ -127,6 +127,14 @@ func (p *Proxy) SetPolicy(pol *policy.Policy) { p.policy.Store(pol) }
 func (p *Proxy) Policy() *policy.Policy { return p.policy.Load() }
 
 // ServeHTTP implements http.Handler.
+// Requests for a proxy (absolute-form targets, CONNECT) go through goproxy;
+// an origin-form request goes where goproxy would send it, its
+// NonproxyHandler (serveOrigin), without goproxy's per-request context and
+// log formatting first.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodConnect && !r.URL.IsAbs() {
+		p.serveOrigin(w, r)
+		return
+	}
 	p.gp.ServeHTTP(w, r)
 }
