@@ -37,7 +37,7 @@ func (p *Proxy) answer(r *http.Request, cs *connState, rt Route, o outcome) *htt
 		Token:    rt.Path.Rel == imds.TokenPath,
 	}
 	if rt.Canonical() {
-		ev.Path = rt.Path.String()
+		ev.Path = rt.Target
 	} else {
 		ev.Target = truncate(r.RequestURI)
 	}
@@ -120,10 +120,10 @@ func (p *Proxy) fetch(r *http.Request, rt Route, o outcome) outcome {
 	var err error
 	if p.cached != nil {
 		var co cache.Outcome
-		resp, co, err = p.cached.FetchOutcome(r.Context(), r.Method, rt.Path.String())
+		resp, co, err = p.cached.FetchOutcome(r.Context(), r.Method, rt.Target)
 		o.cache = co.String()
 	} else {
-		resp, err = p.upstream.Fetch(r.Context(), r.Method, rt.Path.String())
+		resp, err = p.upstream.Fetch(r.Context(), r.Method, rt.Target)
 	}
 	o.upstream = time.Since(start)
 	if err != nil {

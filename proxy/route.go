@@ -25,6 +25,7 @@ const (
 type Route struct {
 	Kind   RouteKind
 	Path   canon.Path
+	Target string // Path.String(): what is asked upstream and logged, made once
 	Status int    // when Refused
 	Reason string // when Refused
 }
@@ -40,7 +41,7 @@ func RouteOf(method, target string) Route {
 		errors.As(err, &ce)
 		return Route{Status: ce.Status, Reason: ce.Reason}
 	}
-	rt := Route{Kind: Read, Path: path}
+	rt := Route{Kind: Read, Path: path, Target: path.String()}
 	switch {
 	case path.Rel == imds.TokenPath && method == http.MethodPut:
 		rt.Kind = TokenPUT

@@ -304,13 +304,13 @@ func (l *limitReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// hostHeader returns the values of the Host header lines of a request head
-// (the request line and header lines as read, keys in any case). A
-// continuation line (obs-fold) is part of the value before it, joined with
-// a space, as net/textproto reads it. The head passed http.ReadRequest, so
-// its lines are well-formed "Key: value" lines.
-func hostHeader(head []byte) []string {
-	var hosts []string
+// hostHeader counts the Host header lines of a request head (the request
+// line and header lines as read, keys in any case) and, when asked,
+// returns the first one's value. A continuation line (obs-fold) is part of
+// the value before it, joined with a space, as net/textproto reads it. The
+// head passed http.ReadRequest, so its lines are well-formed "Key: value"
+// lines.
+func hostHeader(head []byte, wantValue bool) (n int, value string) {
 	first, inHost := true, false
 	for len(head) > 0 {
 		line := head
@@ -324,20 +324,23 @@ func hostHeader(head []byte) []string {
 		case first:
 			first = false
 		case len(line) == 0:
-			return hosts
+			return n, value
 		case line[0] == ' ' || line[0] == '\t':
-			if inHost {
-				hosts[len(hosts)-1] += " " + string(bytes.Trim(line, " \t"))
+			if inHost && wantValue && n == 1 {
+				value += " " + string(bytes.Trim(line, " \t"))
 			}
 		default:
 			k, v, ok := bytes.Cut(line, []byte(":"))
 			inHost = ok && bytes.EqualFold(k, []byte("Host"))
 			if inHost {
-				hosts = append(hosts, string(bytes.Trim(v, " \t")))
+				n++
+				if wantValue && n == 1 {
+					value = string(bytes.Trim(v, " \t"))
+				}
 			}
 		}
 	}
-	return hosts
+	return n, value
 }
 
 func (c *conn) serve() {
@@ -388,7 +391,7 @@ func (c *conn) serve() {
 			return
 		}
 		head := lr.rec[:len(lr.rec)-br.Buffered()]
-		if status, why := check(req, hostHeader(head)); status != 0 {
+		if status, why := check(req, head); status != 0 {
 			c.writeError(status, why)
 			linger = true
 			return
@@ -482,22 +485,28 @@ func (c *conn) closeAfterAnswer() {
 	c.rwc.Close()
 }
 
-// check holds a parsed request to the rules net/http's server adds to its
-// parser; it returns a status and reason to refuse it with, or 0.
-func check(req *http.Request, hosts []string) (int, string) {
+// check holds a parsed request (and its head, as read) to the rules
+// net/http's server adds to its parser; it returns a status and reason to
+// refuse it with, or 0.
+func check(req *http.Request, head []byte) (int, string) {
 	if req.ProtoMajor != 1 && !isH2Preface(req) {
 		return http.StatusHTTPVersionNotSupported, "unsupported protocol version"
 	}
-	if len(hosts) == 1 && req.URL.Host == "" {
-		hosts[0] = req.Host // origin-form: the value net/textproto read is authoritative
+	// http.ReadRequest dropped the Host header: count its lines in the
+	// head. In origin-form the value net/textproto read is req.Host; in
+	// absolute-form req.Host is the target's, so the header is read here.
+	origin := req.URL.Host == ""
+	n, host := hostHeader(head, !origin)
+	if origin && n == 1 {
+		host = req.Host
 	}
-	if req.ProtoAtLeast(1, 1) && len(hosts) == 0 && req.Method != "CONNECT" && !isH2Preface(req) {
+	if req.ProtoAtLeast(1, 1) && n == 0 && req.Method != "CONNECT" && !isH2Preface(req) {
 		return http.StatusBadRequest, "missing required Host header"
 	}
-	if len(hosts) > 1 {
+	if n > 1 {
 		return http.StatusBadRequest, "too many Host headers"
 	}
-	if len(hosts) == 1 && !httpguts.ValidHostHeader(hosts[0]) {
+	if n == 1 && !httpguts.ValidHostHeader(host) {
 		return http.StatusBadRequest, "malformed Host header"
 	}
 	for k, vv := range req.Header {
