@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"net/http"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 // loopback, which other tests share. They need root.
 
 const (
+	loadGuardPort   = 8989
 	loadGuardAddr   = "127.0.0.1:8989"
 	loadFakeAddr    = "127.0.0.1:8990"
 	loadMetricsAddr = "127.0.0.1:9989"
@@ -55,7 +58,7 @@ func newLoadBed(t *testing.T, files uint64) *loadBed {
 	b.metrics = testbed.ClientIn(b.ns, 2*time.Second)
 	b.fake = e.StartFakeIMDSIn(b.ns, loadFakeAddr)
 	b.guard = e.StartGuard(testbed.GuardConfig{
-		Port: 8989, UpstreamURL: b.fake.URL, AuditSummary: "1m",
+		Port: loadGuardPort, UpstreamURL: b.fake.URL, AuditSummary: "1m",
 		Extra: "metrics: {listen: \"" + loadMetricsAddr + "\"}",
 	}, testbed.GuardOptions{NS: b.ns})
 	soft, hard, err := testbed.ProcNOFILE(b.guard.Pid())
@@ -69,6 +72,32 @@ func newLoadBed(t *testing.T, files uint64) *loadBed {
 	}
 	b.token = string(r.Body)
 	return b
+}
+
+// daemonClosed counts the TCP connections on the daemon's port that the
+// daemon closed first within the last minute: those in TIME_WAIT on its
+// side. The clients' closes (TIME_WAIT on their side) are counted too, as
+// the proof that the query sees closed connections at all: a load's
+// clients close theirs when it ends.
+func (b *loadBed) daemonClosed(t *testing.T) int {
+	t.Helper()
+	port := strconv.Itoa(loadGuardPort)
+	count := func(filter string) int {
+		out := netnstest.Run(t, "ip", "netns", "exec", b.ns, "ss", "-Htan", "state", "time-wait", filter)
+		n := 0
+		for _, l := range strings.Split(out, "\n") {
+			if strings.TrimSpace(l) != "" {
+				n++
+			}
+		}
+		return n
+	}
+	byDaemon, byClients := count("( sport = :"+port+" )"), count("( dport = :"+port+" )")
+	t.Logf("connections in TIME_WAIT: %d closed first by the daemon, %d by the clients", byDaemon, byClients)
+	if byClients == 0 {
+		t.Errorf("ss sees no TIME_WAIT from the clients' closes: the check of the daemon's closes sees nothing either")
+	}
+	return byDaemon
 }
 
 // counts reads the daemon's goroutines, fds and threads.

@@ -53,11 +53,14 @@ func TestLoadThousandKeepAliveClients(t *testing.T) {
 	if res.Failures != 0 {
 		t.Errorf("%d of %d requests failed, the first: %q", res.Failures, res.Requests, res.Failed)
 	}
-	// A client opens a new connection after a failed request (its own
-	// timeout closes the old one); any more means the daemon closed
-	// keep-alive connections under load.
-	if res.Conns > clients+res.Failures {
-		t.Errorf("the %d clients opened %d connections with %d failures: the daemon closed keep-alive connections under load", clients, res.Conns, res.Failures)
+	// The daemon must not close keep-alive connections under load. The
+	// side that closes a TCP connection first keeps it in TIME_WAIT (60 s,
+	// as long as the run): a TIME_WAIT socket on the daemon's port at the
+	// end is a connection the daemon closed during the run. (The clients'
+	// own count of connections also moves when a client's transport
+	// replaces a connection for reasons of its own; it is logged above.)
+	if n := b.daemonClosed(t); n > 0 {
+		t.Errorf("the daemon closed %d keep-alive connections under load (TIME_WAIT on its port)", n)
 	}
 	b.noGrowth(t, fmt.Sprintf("%d keep-alive clients for %v", clients, d), base)
 }
