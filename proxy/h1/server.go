@@ -278,8 +278,14 @@ type conn struct {
 	hijacked bool
 }
 
-// readerPool holds the 4 KB request readers of connections.
-var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<<10) }}
+// readerSize is a connection's request reader: an SDK's request (a GET or
+// PUT, its token and user agent) is a few hundred bytes; a longer head is
+// read in more pieces (net/textproto joins them), up to MaxHeaderBytes. A
+// thousand keep-alive connections hold a thousand of these.
+const readerSize = 1 << 10
+
+// readerPool holds the request readers of connections.
+var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readerSize) }}
 
 // limitReader is the connection as the request reader sees it: at most n
 // more bytes (the header budget of one request), then EOF. It keeps what
