@@ -63,7 +63,13 @@ func foldEqual(pat, s string) bool {
 
 // globMatch matches s against the lower-case pat, where "*" is any run of
 // characters, folding ASCII case.
-func globMatch(pat, s string) bool {
+func globMatch(pat, s string) bool { return starMatch(pat, s, true) }
+
+// starMatch matches s against pat, where "*" is any run of bytes and every
+// other byte matches itself (s's folded to lower case when fold; pat is
+// then lower-case already). It backtracks to the last star only (at worst
+// len(pat)*len(s) steps), and it does not allocate.
+func starMatch(pat, s string, fold bool) bool {
 	px, sx := 0, 0
 	starPx, starSx := -1, 0
 	for px < len(pat) || sx < len(s) {
@@ -73,9 +79,15 @@ func globMatch(pat, s string) bool {
 				px++
 				continue
 			}
-			if sx < len(s) && lower(s[sx]) == pat[px] {
-				px, sx = px+1, sx+1
-				continue
+			if sx < len(s) {
+				c := s[sx]
+				if fold {
+					c = lower(c)
+				}
+				if c == pat[px] {
+					px, sx = px+1, sx+1
+					continue
+				}
 			}
 		}
 		if starPx < 0 || starSx >= len(s) {

@@ -203,26 +203,4 @@ func labelsFit(want []labelSel, have map[string]string) bool {
 
 // wildMatch matches s against pat, where "*" is any run of bytes; other
 // bytes match themselves, case included. It does not allocate.
-func wildMatch(pat, s string) bool {
-	px, sx := 0, 0
-	starPx, starSx := -1, 0
-	for px < len(pat) || sx < len(s) {
-		if px < len(pat) {
-			if pat[px] == '*' {
-				starPx, starSx = px, sx
-				px++
-				continue
-			}
-			if sx < len(s) && s[sx] == pat[px] {
-				px, sx = px+1, sx+1
-				continue
-			}
-		}
-		if starPx < 0 || starSx >= len(s) {
-			return false
-		}
-		starSx++
-		px, sx = starPx+1, starSx
-	}
-	return true
-}
+func wildMatch(pat, s string) bool { return starMatch(pat, s, false) }
