@@ -29,12 +29,11 @@ import (
 	eventsapi "github.com/containerd/containerd/api/services/events/v1"
 	namespacesapi "github.com/containerd/containerd/api/services/namespaces/v1"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/imdsguard/imdsguard/proxy/runtime/unixgrpc"
 	"github.com/imdsguard/imdsguard/proxy/workload"
 )
 
@@ -64,13 +63,7 @@ type Runtime struct {
 // not there makes each lookup fail, and the cache says why. A restarted
 // containerd is reconnected within two seconds.
 func New(socket string) (*Runtime, error) {
-	conn, err := grpc.NewClient("unix://"+socket,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithConnectParams(grpc.ConnectParams{
-			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, MaxDelay: 2 * time.Second},
-			MinConnectTimeout: time.Second,
-		}),
-		grpc.WithUserAgent("imdsguard"))
+	conn, err := unixgrpc.New(socket)
 	if err != nil {
 		return nil, fmt.Errorf("containerd client for %s: %w", socket, err)
 	}

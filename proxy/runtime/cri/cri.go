@@ -9,13 +9,11 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/backoff"
-	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/imdsguard/imdsguard/proxy/runtime/unixgrpc"
 	"github.com/imdsguard/imdsguard/proxy/workload"
 )
 
@@ -30,13 +28,7 @@ type Runtime struct {
 // New returns the CRI runtime service at socket, reported as the runtime
 // name (workload.CRIO). It does not connect until the first lookup.
 func New(name, socket string) (*Runtime, error) {
-	conn, err := grpc.NewClient("unix://"+socket,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithConnectParams(grpc.ConnectParams{
-			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, MaxDelay: 2 * time.Second},
-			MinConnectTimeout: time.Second,
-		}),
-		grpc.WithUserAgent("imdsguard"))
+	conn, err := unixgrpc.New(socket)
 	if err != nil {
 		return nil, fmt.Errorf("CRI client for %s: %w", socket, err)
 	}
