@@ -174,6 +174,7 @@ func (d *daemon) serve(ctx context.Context) error {
 	if d.rules != nil {
 		defer d.rules.Close()
 	}
+	defer d.up.Close() // after the cache (deferred: runs last)
 	defer d.cache.Close()
 	if d.rules != nil {
 		// Installed here, not only by Keep (whose own Install then finds

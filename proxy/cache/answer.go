@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	protocol "github.com/imdsguard/imdsguard/proxy/imds"
 )
 
 // Bounds on what is read from IMDS. IMDS's largest answer is user data
@@ -15,7 +17,7 @@ import (
 // a larger one still is refused (502): IMDS never sends one.
 const (
 	MaxEntryBody = 64 << 10
-	ReadLimit    = 1 << 20
+	ReadLimit    = protocol.MaxAnswer
 )
 
 // answer is one answer of IMDS, immutable once built: every caller gets a

@@ -407,8 +407,9 @@ func (c *conn) serve() {
 		}
 		req.RemoteAddr = remote
 		req = req.WithContext(c.ctx)
+		// The read deadline stays: nothing reads until the next request
+		// (which sets its own) or WaitGone (likewise).
 		lr.n = 1 << 62 // a body is never read; the budget is for headers
-		c.rwc.SetReadDeadline(time.Time{})
 		if c.srv.WriteTimeout > 0 {
 			c.rwc.SetWriteDeadline(time.Now().Add(c.srv.WriteTimeout))
 		}
@@ -425,9 +426,8 @@ func (c *conn) serve() {
 			linger = req.ContentLength != 0 || len(req.TransferEncoding) > 0 || br.Buffered() > 0
 			return
 		}
-		if c.srv.WriteTimeout > 0 {
-			c.rwc.SetWriteDeadline(time.Time{})
-		}
+		// The write deadline stays too: nothing writes until the next
+		// answer, whose request sets a new one.
 	}
 }
 

@@ -63,3 +63,7 @@ const (
 	MinTokenTTL = 1 * time.Second
 	MaxTokenTTL = 21600 * time.Second
 )
+
+// MaxAnswer bounds the body of an IMDS answer that imdsguard reads: the
+// largest IMDS serves (user-data) is 16 KB, so a bigger one is an error.
+const MaxAnswer = 1 << 20

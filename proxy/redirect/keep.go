@@ -2,7 +2,6 @@ package redirect
 
 import (
 	"context"
-	"slices"
 	"time"
 )
 
@@ -65,7 +64,7 @@ func (r *Rules) check() {
 			r.log.Warn("cannot read rules", "family", fr.fam.Name, "err", err)
 			continue
 		}
-		if snap, ok := r.snap[fr.fam.Name]; ok && slices.Equal(ourLines(save), snap) && r.landingThere(fr.fam) {
+		if r.unchanged(fr, save) && r.landingThere(fr.fam) {
 			continue
 		}
 		r.restore(fr)

@@ -16,7 +16,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -114,7 +113,7 @@ func (c *Client) Fetch(ctx context.Context, method, path string) (*http.Response
 		if resp.StatusCode != http.StatusUnauthorized || attempt > 0 || !c.session.invalidate(tok) {
 			return resp, nil
 		}
-		drain(resp)
+		resp.Body.Close() // read whole already: nothing to drain
 	}
 }
 
@@ -138,11 +137,6 @@ func (c *Client) send(ctx context.Context, method, path, name, value string) (*h
 
 // Close closes the connections kept open to IMDS.
 func (c *Client) Close() { c.wire.close() }
-
-func drain(resp *http.Response) {
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	resp.Body.Close()
-}
 
 // IsTimeout reports whether err from Fetch means IMDS did not answer in
 // time (504) rather than failed (502).

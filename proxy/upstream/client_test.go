@@ -312,7 +312,7 @@ func TestConnectionsBounded(t *testing.T) {
 				failed.Add(1)
 				return
 			}
-			drain(resp)
+			resp.Body.Close()
 		}()
 	}
 	wg.Wait()

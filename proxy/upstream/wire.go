@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/imdsguard/imdsguard/proxy/imds"
 )
 
 // The upstream side of the wire. IMDS is one host, spoken to with a
@@ -20,12 +22,9 @@ import (
 // connection and a handoff between them per request, some 150 µs of CPU a
 // request here) a request is written and its answer read on the caller's
 // goroutine: one write, http.ReadResponse (net/http's own parser), the body
-// read whole within ReadLimit. Connections IMDS keeps open are reused, at
+// read whole within imds.MaxAnswer. Connections IMDS keeps open are reused, at
 // most MaxConns of them; IMDS itself closes every connection, so there each
 // request dials, as it did before.
-
-// ReadLimit bounds an answer's body: IMDS's largest (user-data) is 16 KB.
-const ReadLimit = 1 << 20
 
 // wire sends requests to one address on connections it keeps.
 type wire struct {
@@ -174,13 +173,13 @@ func (w *wire) exchangeOn(wc *wireConn, head []byte, method string, reused bool)
 		}
 		return nil, fmt.Errorf("upstream %s: read answer: %w", method, err)
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, ReadLimit+1))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, imds.MaxAnswer+1))
 	resp.Body.Close()
 	if err != nil {
 		return nil, fmt.Errorf("upstream %s: read answer body: %w", method, err)
 	}
-	if len(body) > ReadLimit {
-		return nil, fmt.Errorf("upstream %s: answer larger than %d bytes", method, ReadLimit)
+	if len(body) > imds.MaxAnswer {
+		return nil, fmt.Errorf("upstream %s: answer larger than %d bytes", method, imds.MaxAnswer)
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(body))
 	if method != http.MethodHead { // a HEAD answer keeps the GET's length

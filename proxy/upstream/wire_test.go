@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/imdsguard/imdsguard/proxy/imds"
 )
 
 // rawIMDS answers on raw TCP with what answer returns for each request
@@ -138,14 +140,14 @@ func TestWireStaleConnection(t *testing.T) {
 }
 
 // TestWireLimitsAndHead: a HEAD answer keeps IMDS's length and has no
-// body; an answer beyond ReadLimit is an error; a header value with a line
+// body; an answer beyond imds.MaxAnswer is an error; a header value with a line
 // break is never sent.
 func TestWireLimitsAndHead(t *testing.T) {
 	f := newRawIMDS(t, func(n int, head string) (string, bool) {
 		if strings.HasPrefix(head, "HEAD") {
 			return "HTTP/1.1 200 OK\r\nContent-Length: 19\r\n\r\n", false
 		}
-		return fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", ReadLimit+1, strings.Repeat("a", ReadLimit+1)), false
+		return fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", imds.MaxAnswer+1, strings.Repeat("a", imds.MaxAnswer+1)), false
 	})
 	w := f.wire()
 	defer w.close()
