@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/imdsguard/imdsguard/policy"
+	"github.com/imdsguard/imdsguard/proxy/audit"
 	"github.com/imdsguard/imdsguard/proxy/identity"
 	"github.com/imdsguard/imdsguard/proxy/token"
 )
@@ -19,6 +20,7 @@ type connKey struct{}
 // is (asked once, at its first request) and whether a token answer changed
 // the socket's TTL.
 type connState struct {
+	ctx     context.Context // the connection's, which holds this state
 	conn    net.Conn
 	once    sync.Once
 	caller  identity.Caller
@@ -30,22 +32,27 @@ type connState struct {
 	// next request with the same token costs a comparison, not an HMAC.
 	token        string
 	tokenExpires time.Time
+	// event is the audit event of the request being answered (answer).
+	event audit.Event
 }
 
 // ConnContext is the http.Server ConnContext hook that gives every request
 // the state of its connection.
 func (p *Proxy) ConnContext(ctx context.Context, c net.Conn) context.Context {
-	return context.WithValue(ctx, connKey{}, &connState{conn: c})
+	cs := &connState{conn: c}
+	cs.ctx = context.WithValue(ctx, connKey{}, cs)
+	return cs.ctx
 }
 
-// state returns the request's connection state. A request served without
-// ConnContext (a test recorder) gets a state of its own from RemoteAddr.
-func (p *Proxy) state(r *http.Request) *connState {
-	if cs, ok := r.Context().Value(connKey{}).(*connState); ok {
+// state returns the connection state in ctx, the request's connection's
+// context (h1.Context). A request served without ConnContext (a test
+// recorder) gets a state of its own from RemoteAddr.
+func (p *Proxy) state(ctx context.Context, r *http.Request) *connState {
+	if cs, ok := ctx.Value(connKey{}).(*connState); ok {
 		cs.once.Do(func() { cs.identify(p.identify(cs.conn)) })
 		return cs
 	}
-	cs := &connState{}
+	cs := &connState{ctx: ctx}
 	remote, _ := netip.ParseAddrPort(r.RemoteAddr)
 	cs.identify(identity.Caller{Remote: remote, Unknown: "no connection"})
 	return cs

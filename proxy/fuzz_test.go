@@ -96,7 +96,7 @@ func FuzzPipeline(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	p := New(Options{Upstream: up, Policy: pol, Minter: nil, Observe: func(e *audit.Event) { events = append(events, e) }})
+	p := New(Options{Upstream: up, Policy: pol, Minter: nil, Observe: func(e *audit.Event) { c := *e; events = append(events, &c) }})
 	f.Fuzz(func(t *testing.T, method, target string) {
 		events = events[:0]
 		req, err := http.ReadRequest(bufio.NewReader(strings.NewReader(method + " " + target + " HTTP/1.1\r\nHost: 169.254.169.254\r\n\r\n")))

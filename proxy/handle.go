@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"net/http"
 	"time"
 
@@ -12,8 +13,8 @@ import (
 
 // handle runs one request through the pipeline described in the package
 // comment and returns the answer; it never returns nil.
-func (p *Proxy) handle(r *http.Request) *http.Response {
-	cs := p.state(r)
+func (p *Proxy) handle(ctx context.Context, r *http.Request) *http.Response {
+	cs := p.state(ctx, r)
 	if err := cs.resetTTL(); err != nil {
 		p.log.Warn("restore the connection's TTL after a token answer", "err", err)
 	}
@@ -24,8 +25,12 @@ func (p *Proxy) handle(r *http.Request) *http.Response {
 // answer is the pipeline's boundary: it turns the outcome of a request into
 // its audit event, observed once, and its answer. A withheld answer ends
 // here too: nothing is sent, and the connection is aborted.
+//
+// The event lives in the connection's state, reused by its next request:
+// observers copy what they keep (Options.Observe).
 func (p *Proxy) answer(r *http.Request, cs *connState, rt Route, o outcome) *http.Response {
-	ev := audit.Event{
+	ev := &cs.event
+	*ev = audit.Event{
 		Caller:   &cs.caller,
 		Method:   r.Method,
 		Version:  o.version,
@@ -42,8 +47,8 @@ func (p *Proxy) answer(r *http.Request, cs *connState, rt Route, o outcome) *htt
 		ev.Target = truncate(r.RequestURI)
 	}
 	if o.withheld {
-		p.observe(&ev)
-		withhold(r) // does not return
+		p.observe(ev)
+		withhold(cs.ctx) // does not return
 	}
 	if o.hop > 0 {
 		if err := cs.setTTL(o.hop); err != nil {
@@ -51,7 +56,7 @@ func (p *Proxy) answer(r *http.Request, cs *connState, rt Route, o outcome) *htt
 		}
 	}
 	ev.Status = o.resp.StatusCode
-	p.observe(&ev)
+	p.observe(ev)
 	return o.resp
 }
 
@@ -61,7 +66,7 @@ func (p *Proxy) decide(r *http.Request, cs *connState) (Route, outcome) {
 	if relayed != "" && !p.strip {
 		return Route{}, refuse(r, http.StatusForbidden, "carries "+relayed+": requests relayed by another proxy are refused")
 	}
-	rt := RouteOf(r.Method, r.RequestURI)
+	rt := p.routes.of(r.Method, r.RequestURI)
 	switch rt.Kind {
 	case TokenPUT:
 		return rt, p.tokenPUT(r, cs, rt, relayed)
@@ -108,22 +113,22 @@ func (p *Proxy) read(r *http.Request, cs *connState, rt Route) outcome {
 	if !ok {
 		return o
 	}
-	return p.fetch(r, rt, o)
+	return p.fetch(cs.ctx, r, rt, o)
 }
 
 // fetch completes o, a request to be served, with IMDS's answer for the
 // canonical path. On failure the answer is 502, or 504 when IMDS did not
 // answer in time, and the decision becomes an error.
-func (p *Proxy) fetch(r *http.Request, rt Route, o outcome) outcome {
+func (p *Proxy) fetch(ctx context.Context, r *http.Request, rt Route, o outcome) outcome {
 	start := time.Now()
 	var resp *http.Response
 	var err error
 	if p.cached != nil {
 		var co cache.Outcome
-		resp, co, err = p.cached.FetchOutcome(r.Context(), r.Method, rt.Target)
+		resp, co, err = p.cached.FetchOutcome(ctx, r.Method, rt.Target)
 		o.cache = co.String()
 	} else {
-		resp, err = p.upstream.Fetch(r.Context(), r.Method, rt.Target)
+		resp, err = p.upstream.Fetch(ctx, r.Method, rt.Target)
 	}
 	o.upstream = time.Since(start)
 	if err != nil {

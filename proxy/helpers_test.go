@@ -104,7 +104,7 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 		Minter:   token.NewMinter(bytes.Repeat([]byte{42}, token.KeyLen)),
 		Policy:   pol,
 		HopLimit: token.HopLimit{Host: 1, Container: 2},
-		Observe:  func(ev *audit.Event) { e.events <- ev },
+		Observe:  func(ev *audit.Event) { c := *ev; e.events <- &c },
 	}
 	for _, opt := range opts {
 		opt(&o)

@@ -21,9 +21,11 @@ func (p *Proxy) pipeline() *goproxy.ProxyHttpServer {
 	gp.Logger = log.New(slogWriter{p.log}, "", 0)
 	gp.Tr = &http.Transport{DialContext: neverDial, Proxy: nil}
 	gp.ConnectDial = func(string, string) (net.Conn, error) { return nil, errNoForwarding }
-	gp.NonproxyHandler = http.HandlerFunc(p.serveOrigin)
+	gp.NonproxyHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.serveOrigin(r.Context(), w, r)
+	})
 	gp.OnRequest().DoFunc(func(r *http.Request, _ *goproxy.ProxyCtx) (*http.Request, *http.Response) {
-		return r, p.handle(r)
+		return r, p.handle(r.Context(), r)
 	})
 	gp.OnRequest().HandleConnectFunc(func(host string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
 		ctx.Resp = p.refuseConnect(ctx.Req)
@@ -36,9 +38,9 @@ func (p *Proxy) pipeline() *goproxy.ProxyHttpServer {
 // SDK pointed at this endpoint): it gives it the metadata host and runs the
 // same pipeline as goproxy's request handler does for absolute-form
 // targets, and writes the answer as goproxy writes one (writeResponse).
-func (p *Proxy) serveOrigin(w http.ResponseWriter, r *http.Request) {
+func (p *Proxy) serveOrigin(ctx context.Context, w http.ResponseWriter, r *http.Request) {
 	r.URL.Scheme, r.URL.Host = "http", imds.Host
-	writeResponse(w, p.handle(r))
+	writeResponse(w, p.handle(ctx, r))
 }
 
 // writeResponse writes a pipeline answer to w: its header (replacing what
@@ -65,5 +67,5 @@ func neverDial(context.Context, string, string) (net.Conn, error) {
 func (p *Proxy) refuseConnect(r *http.Request) *http.Response {
 	o := refuse(r, http.StatusMethodNotAllowed, "CONNECT: imdsguard is not a tunnel")
 	o.resp.Close = true
-	return p.answer(r, p.state(r), Route{}, o)
+	return p.answer(r, p.state(r.Context(), r), Route{}, o)
 }

@@ -46,6 +46,7 @@ import (
 	"github.com/imdsguard/imdsguard/policy"
 	"github.com/imdsguard/imdsguard/proxy/audit"
 	"github.com/imdsguard/imdsguard/proxy/cache"
+	"github.com/imdsguard/imdsguard/proxy/h1"
 	"github.com/imdsguard/imdsguard/proxy/identity"
 	"github.com/imdsguard/imdsguard/proxy/token"
 )
@@ -75,7 +76,8 @@ type Options struct {
 	// once per connection. Nil: the connection's addresses only.
 	Identify func(c net.Conn) identity.Caller
 	// Observe receives every request's Event (audit log, metrics, the
-	// IMDSv1 usage table). Nil: events are logged to Log.
+	// IMDSv1 usage table). The event is reused once Observe returns: an
+	// observer copies what it keeps. Nil: events are logged to Log.
 	Observe func(*audit.Event)
 	Log     *slog.Logger
 }
@@ -92,6 +94,7 @@ type Proxy struct {
 	identify func(c net.Conn) identity.Caller
 	observe  func(*audit.Event)
 	log      *slog.Logger
+	routes   routes
 }
 
 // New returns a Proxy for o.
@@ -131,10 +134,15 @@ func (p *Proxy) Policy() *policy.Policy { return p.policy.Load() }
 // an origin-form request goes where goproxy would send it, its
 // NonproxyHandler (serveOrigin), without goproxy's per-request context and
 // log formatting first.
+//
+// The connection's state is in its context, which h1 gives apart from the
+// request (h1.Context); goproxy reads it from the request, which is
+// given it here.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ctx := h1.Context(w, r)
 	if r.Method != http.MethodConnect && !r.URL.IsAbs() {
-		p.serveOrigin(w, r)
+		p.serveOrigin(ctx, w, r)
 		return
 	}
-	p.gp.ServeHTTP(w, r)
+	p.gp.ServeHTTP(w, r.WithContext(ctx))
 }

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"time"
@@ -80,7 +81,7 @@ func (p *Proxy) hopLimit(class identity.Class) int {
 // withhold never answers r: it waits until the client gives up (closes),
 // dropHold has passed or the server shuts down, then aborts the connection
 // without a response. Only Proxy.answer calls it.
-func withhold(r *http.Request) {
-	h1.WaitGone(r.Context(), dropHold)
+func withhold(ctx context.Context) {
+	h1.WaitGone(ctx, dropHold)
 	panic(http.ErrAbortHandler)
 }

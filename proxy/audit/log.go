@@ -30,7 +30,7 @@ type Log struct {
 
 // Queue and summary bounds.
 const (
-	queueLen = 1 << 14
+	queueLen = 1 << 12
 	maxSums  = 4096 // distinct summary rows per interval; more flush early
 )
 

@@ -234,6 +234,16 @@ func (s *Server) closeAll() {
 // connKey keys a request's connection in its context (WaitGone).
 type connKey struct{}
 
+// Context is the context of a request served by an h1 server: its
+// connection's (ConnContext's), which the request itself does not carry.
+// Outside an h1 server it is the request's.
+func Context(w http.ResponseWriter, r *http.Request) context.Context {
+	if rw, ok := w.(*response); ok {
+		return rw.conn.ctx
+	}
+	return r.Context()
+}
+
 // WaitGone holds a request without answering it until its client closes
 // the connection, d has passed, or the server shuts down, whichever comes
 // first; the handler then aborts the connection (panic(http.ErrAbortHandler)).
@@ -251,7 +261,7 @@ func WaitGone(ctx context.Context, d time.Duration) {
 		}
 		return
 	}
-	c.rwc.SetReadDeadline(time.Now().Add(d))
+	c.setReadDeadline(d)
 	held := make(chan struct{})
 	defer close(held)
 	go func() {
@@ -276,7 +286,15 @@ type conn struct {
 	ctx      context.Context
 	idle     atomic.Bool // waiting for a request: Shutdown may close it
 	hijacked bool
+	// rd and wd are the read and write deadlines set on rwc. A deadline
+	// that is already within deadlineSlack of the one wanted is left as it
+	// is: setting one costs a timer update, twice a request otherwise.
+	rd, wd time.Time
 }
+
+// deadlineSlack is how much earlier than wanted an idle or write deadline
+// may fall when it is left as it is (60 s idle becomes 59 to 60 s).
+const deadlineSlack = time.Second
 
 // readerSize is a connection's request reader: an SDK's request (a GET or
 // PUT, its token and user agent) is a few hundred bytes; a longer head is
@@ -384,13 +402,19 @@ func (c *conn) serve() {
 			b, _ := br.Peek(n)
 			lr.rec = append(lr.rec, b...)
 		} else {
-			c.setReadDeadline(c.srv.IdleTimeout)
+			c.idleDeadline()
 			if _, err := br.Peek(1); err != nil {
 				return
 			}
 		}
 		c.idle.Store(false)
-		c.setReadDeadline(c.srv.ReadHeaderTimeout)
+		// A head that came whole with its first bytes (an SDK's always
+		// does) is parsed from the buffer: nothing more is read, so no
+		// header deadline is needed. Otherwise the rest must come within
+		// ReadHeaderTimeout.
+		if b, _ := br.Peek(br.Buffered()); !headComplete(b) {
+			c.setReadDeadline(c.srv.ReadHeaderTimeout)
+		}
 		req, err := http.ReadRequest(br)
 		if err != nil {
 			linger = c.refuse(err, lr.n <= 0)
@@ -406,20 +430,21 @@ func (c *conn) serve() {
 			lr.rec = nil // an unusually large head: do not keep its buffer
 		}
 		req.RemoteAddr = remote
-		req = req.WithContext(c.ctx)
-		// The read deadline stays: nothing reads until the next request
-		// (which sets its own) or WaitGone (likewise).
+		// The request keeps net/http's background context: the handler
+		// gets the connection's from Context(w, req), which spares a copy
+		// of every request. The read deadline stays: nothing reads until
+		// the next request (which sets its own) or WaitGone (likewise).
 		lr.n = 1 << 62 // a body is never read; the budget is for headers
-		if c.srv.WriteTimeout > 0 {
-			c.rwc.SetWriteDeadline(time.Now().Add(c.srv.WriteTimeout))
-		}
+		c.writeDeadline()
 
 		w.reset(req, br)
 		if !c.run(w, req) || c.hijacked {
 			return
 		}
 		keep := w.keepAlive()
-		if err := w.finish(keep); err != nil {
+		err = w.finish(keep)
+		w.req = nil // an idle connection holds no request
+		if err != nil {
 			return
 		}
 		if !keep {
@@ -449,10 +474,55 @@ func (c *conn) run(w *response, req *http.Request) (ok bool) {
 }
 
 func (c *conn) setReadDeadline(d time.Duration) {
+	c.rd = time.Time{}
 	if d > 0 {
-		c.rwc.SetReadDeadline(time.Now().Add(d))
-	} else {
-		c.rwc.SetReadDeadline(time.Time{})
+		c.rd = time.Now().Add(d)
+	}
+	c.rwc.SetReadDeadline(c.rd)
+}
+
+// idleDeadline bounds the wait for the next request by IdleTimeout,
+// unless the deadline set already does, within deadlineSlack.
+func (c *conn) idleDeadline() {
+	c.rd = lazyDeadline(c.rwc.SetReadDeadline, c.rd, c.srv.IdleTimeout)
+}
+
+// writeDeadline bounds writing the answer by WriteTimeout, likewise.
+func (c *conn) writeDeadline() {
+	c.wd = lazyDeadline(c.rwc.SetWriteDeadline, c.wd, c.srv.WriteTimeout)
+}
+
+// lazyDeadline sets a deadline d from now with set, unless the one set
+// (cur) is already between d-deadlineSlack and d from now; it returns the
+// deadline in force. d <= 0 means none.
+func lazyDeadline(set func(time.Time) error, cur time.Time, d time.Duration) time.Time {
+	if d <= 0 {
+		if !cur.IsZero() {
+			set(time.Time{})
+		}
+		return time.Time{}
+	}
+	want := time.Now().Add(d)
+	if !cur.IsZero() && !cur.After(want) && cur.After(want.Add(-deadlineSlack)) {
+		return cur
+	}
+	set(want)
+	return want
+}
+
+// headComplete reports whether b holds a whole request head: its request
+// line and header lines up to the empty line that ends them (CRLF or a
+// bare LF, which net/textproto accepts too).
+func headComplete(b []byte) bool {
+	for {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			return false
+		}
+		b = b[i+1:]
+		if len(b) > 0 && b[0] == '\n' || len(b) > 1 && b[0] == '\r' && b[1] == '\n' {
+			return true
+		}
 	}
 }
 

@@ -329,6 +329,90 @@ func TestLimits(t *testing.T) {
 	}
 }
 
+// TestHeaderTimeoutAfterKeepAlive: on a connection that has been served
+// (its idle deadline is long), a head that stops coming is cut off after
+// ReadHeaderTimeout, not IdleTimeout: the idle deadline kept between
+// requests never stands in for the header's.
+func TestHeaderTimeoutAfterKeepAlive(t *testing.T) {
+	_, addr := serveH1(t, echo, func(s *Server) {
+		s.ReadHeaderTimeout, s.IdleTimeout = 300*time.Millisecond, 20*time.Second
+	})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	for i := range 3 {
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n")
+	start := time.Now()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, err := br.Read(make([]byte, 64))
+	waited := time.Since(start)
+	if n != 0 || err == nil || waited > 5*time.Second {
+		t.Errorf("head cut short after 3 requests: read %d, %v after %v; want the connection closed after ReadHeaderTimeout (300ms)", n, err, waited)
+	}
+	t.Logf("closed %v after the partial head", waited.Round(time.Millisecond))
+}
+
+func TestHeadComplete(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want bool
+	}{
+		{"", false},
+		{"GET / HTTP/1.1\r\n", false},
+		{"GET / HTTP/1.1\r\nHost: a\r\n", false},
+		{"GET / HTTP/1.1\r\nHost: a\r\n\r", false},
+		{"GET / HTTP/1.1\r\nHost: a\r\n\r\n", true},
+		{"GET / HTTP/1.1\nHost: a\n\n", true},
+		{"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /next", true},
+		{"GET / HTTP/1.1\r\nX: a\r\n b\r\n", false},
+		{"\r\n\r\n", true}, // no request line: ReadRequest refuses it from the buffer
+	} {
+		if got := headComplete([]byte(c.in)); got != c.want {
+			t.Errorf("headComplete(%q) = %v, want %v", c.in, got, c.want)
+		}
+	}
+}
+
+// TestLazyDeadline: a deadline is set when none is, when the one set is
+// later than wanted (a shorter timeout), or earlier by more than the
+// slack; otherwise it is left as it is.
+func TestLazyDeadline(t *testing.T) {
+	var set []time.Time
+	record := func(d time.Time) error { set = append(set, d); return nil }
+	now := time.Now()
+	cur := lazyDeadline(record, time.Time{}, time.Minute)
+	if len(set) != 1 || cur.Sub(now) < time.Minute-time.Second {
+		t.Fatalf("first: set %v, in force %v", set, cur)
+	}
+	if got := lazyDeadline(record, cur, time.Minute); len(set) != 1 || !got.Equal(cur) {
+		t.Errorf("again at once: set %v, in force %v; want it left", set, got)
+	}
+	if got := lazyDeadline(record, cur, time.Second); len(set) != 2 || !got.Before(cur) {
+		t.Errorf("a shorter timeout: set %v, in force %v; want a new, earlier one", set, got)
+	}
+	old := time.Now().Add(time.Minute - 2*deadlineSlack)
+	if got := lazyDeadline(record, old, time.Minute); len(set) != 3 || !got.After(old) {
+		t.Errorf("an older one: set %v, in force %v; want a new one", set, got)
+	}
+	if got := lazyDeadline(record, cur, 0); len(set) != 4 || !got.IsZero() || !set[3].IsZero() {
+		t.Errorf("no timeout: set %v, in force %v; want the deadline cleared", set, got)
+	}
+	if lazyDeadline(record, time.Time{}, 0); len(set) != 4 {
+		t.Errorf("no timeout and none set: set %v; want nothing done", set)
+	}
+}
+
 // TestAbortAndPanic: http.ErrAbortHandler ends the connection without an
 // answer; so does a panic, which is logged, and the server goes on.
 func TestAbortAndPanic(t *testing.T) {
@@ -441,7 +525,11 @@ func TestWaitGone(t *testing.T) {
 	ended := make(chan time.Duration, 4)
 	s, addr := serveH1(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		WaitGone(r.Context(), 20*time.Second)
+		ctx := Context(w, r)
+		if ctx.Value(stateKey{}) != "state" {
+			t.Error("Context(w, r) lacks the connection's state")
+		}
+		WaitGone(ctx, 20*time.Second)
 		ended <- time.Since(start)
 		panic(http.ErrAbortHandler)
 	}), func(s *Server) {
