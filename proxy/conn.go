@@ -32,7 +32,9 @@ type connState struct {
 	// next request with the same token costs a comparison, not an HMAC.
 	token        string
 	tokenExpires time.Time
-	// event is the audit event of the request being answered (answer).
+	// route and event are those of the request being answered: kept
+	// here, they take no room on its goroutine's stack.
+	route Route
 	event audit.Event
 }
 
@@ -46,7 +48,10 @@ func (p *Proxy) ConnContext(ctx context.Context, c net.Conn) context.Context {
 
 // state returns the connection state in ctx, the request's connection's
 // context (h1.Context). A request served without ConnContext (a test
-// recorder) gets a state of its own from RemoteAddr.
+// recorder) gets a state of its own from RemoteAddr. (Not inlined: its
+// frame stays off the stack of the rest of the request; see restoreTTL.)
+//
+//go:noinline
 func (p *Proxy) state(ctx context.Context, r *http.Request) *connState {
 	if cs, ok := ctx.Value(connKey{}).(*connState); ok {
 		cs.once.Do(func() { cs.identify(p.identify(cs.conn)) })

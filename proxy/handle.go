@@ -15,11 +15,25 @@ import (
 // comment and returns the answer; it never returns nil.
 func (p *Proxy) handle(ctx context.Context, r *http.Request) *http.Response {
 	cs := p.state(ctx, r)
+	if cs.ttlSet {
+		p.restoreTTL(cs)
+	}
+	o := p.decide(r, cs)
+	return p.answer(r, cs, &cs.route, o)
+}
+
+// restoreTTL gives the connection back its TTL after a token answer.
+//
+// The steps of the pipeline keep their rare branches (logging, refusals)
+// in functions of their own, as here, so that the frames on the way to a
+// cached answer stay small: a connection's goroutine then fits in a 4 KB
+// stack, which is most of the memory of 1,000 open connections.
+//
+//go:noinline
+func (p *Proxy) restoreTTL(cs *connState) {
 	if err := cs.resetTTL(); err != nil {
 		p.log.Warn("restore the connection's TTL after a token answer", "err", err)
 	}
-	rt, o := p.decide(r, cs)
-	return p.answer(r, cs, rt, o)
 }
 
 // answer is the pipeline's boundary: it turns the outcome of a request into
@@ -28,7 +42,7 @@ func (p *Proxy) handle(ctx context.Context, r *http.Request) *http.Response {
 //
 // The event lives in the connection's state, reused by its next request:
 // observers copy what they keep (Options.Observe).
-func (p *Proxy) answer(r *http.Request, cs *connState, rt Route, o outcome) *http.Response {
+func (p *Proxy) answer(r *http.Request, cs *connState, rt *Route, o outcome) *http.Response {
 	ev := &cs.event
 	*ev = audit.Event{
 		Caller:   &cs.caller,
@@ -51,35 +65,65 @@ func (p *Proxy) answer(r *http.Request, cs *connState, rt Route, o outcome) *htt
 		withhold(cs.ctx) // does not return
 	}
 	if o.hop > 0 {
-		if err := cs.setTTL(o.hop); err != nil {
-			p.log.Warn("set hop limit of token answer", "err", err, "hop_limit", o.hop)
-		}
+		p.setHop(cs, o.hop)
 	}
 	ev.Status = o.resp.StatusCode
 	p.observe(ev)
 	return o.resp
 }
 
-// decide routes a request and runs the step that answers it.
-func (p *Proxy) decide(r *http.Request, cs *connState) (Route, outcome) {
+// setHop sends the rest of the connection's answers with the IP TTL (IPv6
+// hop limit) hop, until restoreTTL.
+//
+//go:noinline
+func (p *Proxy) setHop(cs *connState, hop int) {
+	if err := cs.setTTL(hop); err != nil {
+		p.log.Warn("set hop limit of token answer", "err", err, "hop_limit", hop)
+	}
+}
+
+// decide routes a request (cs.route) and runs the step that answers it.
+func (p *Proxy) decide(r *http.Request, cs *connState) outcome {
+	rt := &cs.route
 	relayed := forwardedHeader(r.Header)
 	if relayed != "" && !p.strip {
-		return Route{}, refuse(r, http.StatusForbidden, "carries "+relayed+": requests relayed by another proxy are refused")
+		*rt = Route{}
+		return refuseRelayed(r, relayed)
 	}
-	rt := p.routes.of(r.Method, r.RequestURI)
+	*rt = p.routes.of(r.Method, r.RequestURI)
 	switch rt.Kind {
 	case TokenPUT:
-		return rt, p.tokenPUT(r, cs, rt, relayed)
+		return p.tokenPUT(r, cs, rt, relayed)
 	case TokenOptions:
-		return rt, tokenOptions(r)
-	case Read:
-		return rt, p.read(r, cs, rt)
+		return tokenOptions(r)
+	case Read: // a GET or HEAD of a metadata path
+		o, ok := p.admit(r, cs, rt)
+		if ok {
+			p.fetch(cs.ctx, r, rt, &o)
+		}
+		return o
 	}
+	return refuseRoute(r, rt)
+}
+
+// refuseRelayed refuses a request that carries header relayed (an
+// X-Forwarded-For or Forwarded).
+//
+//go:noinline
+func refuseRelayed(r *http.Request, relayed string) outcome {
+	return refuse(r, http.StatusForbidden, "carries "+relayed+": requests relayed by another proxy are refused")
+}
+
+// refuseRoute refuses a request its route refuses (Route.Status): a bad
+// target, or a method the path does not take.
+//
+//go:noinline
+func refuseRoute(r *http.Request, rt *Route) outcome {
 	o := refuse(r, rt.Status, rt.Reason)
 	if rt.Path.Rel == imds.TokenPath {
 		o.resp.Header["Allow"] = []string{imds.TokenAllow}
 	}
-	return rt, o
+	return o
 }
 
 // truncate keeps audit events of absurd targets small.
@@ -90,36 +134,46 @@ func truncate(target string) string {
 	return target
 }
 
-// read is a GET or HEAD of a metadata path: token check, policy, upstream.
-func (p *Proxy) read(r *http.Request, cs *connState, rt Route) outcome {
-	version := audit.V1
-	if toks, ok := r.Header[imds.HeaderToken]; ok {
-		version = audit.V2
-		var why string
-		if len(toks) != 1 {
-			why = "more than one token"
-		} else if err := cs.verify(p.minter, toks[0]); err != nil {
-			why = err.Error()
-		}
-		if why != "" {
-			o := refuse(r, http.StatusUnauthorized, why)
-			o.version = version
-			return o
-		}
+// admit checks a read's token, if it has one, and asks the policy: ok when
+// it is to be served; either way the outcome says why.
+//
+//go:noinline
+func (p *Proxy) admit(r *http.Request, cs *connState, rt *Route) (outcome, bool) {
+	version, why := p.checkToken(r, cs)
+	if why != "" {
+		o := refuse(r, http.StatusUnauthorized, why)
+		o.version = version
+		return o, false
 	}
 	d := p.policy.Load().Decide(rt.PolicyRequest(cs.policy, version == audit.V1))
 	o, ok := enforce(r, d)
 	o.version = version
+	return o, ok
+}
+
+// checkToken tells an IMDSv1 read from an IMDSv2 one, and checks the
+// token of the latter: why is "" when it is one minted for this caller and
+// unexpired.
+//
+//go:noinline
+func (p *Proxy) checkToken(r *http.Request, cs *connState) (v audit.Version, why string) {
+	toks, ok := r.Header[imds.HeaderToken]
 	if !ok {
-		return o
+		return audit.V1, ""
 	}
-	return p.fetch(cs.ctx, r, rt, o)
+	if len(toks) != 1 {
+		return audit.V2, "more than one token"
+	}
+	if err := cs.verify(p.minter, toks[0]); err != nil {
+		return audit.V2, err.Error()
+	}
+	return audit.V2, ""
 }
 
 // fetch completes o, a request to be served, with IMDS's answer for the
 // canonical path. On failure the answer is 502, or 504 when IMDS did not
 // answer in time, and the decision becomes an error.
-func (p *Proxy) fetch(ctx context.Context, r *http.Request, rt Route, o outcome) outcome {
+func (p *Proxy) fetch(ctx context.Context, r *http.Request, rt *Route, o *outcome) {
 	start := time.Now()
 	var resp *http.Response
 	var err error
@@ -137,10 +191,9 @@ func (p *Proxy) fetch(ctx context.Context, r *http.Request, rt Route, o outcome)
 			status = http.StatusGatewayTimeout
 		}
 		o.resp, o.decision, o.reason = errorResponse(r, status), audit.Error, err.Error()
-		return o
+		return
 	}
 	o.resp = passThrough(resp)
-	return o
 }
 
 // forwardedHeader returns the name of an X-Forwarded-For or Forwarded

@@ -67,5 +67,5 @@ func neverDial(context.Context, string, string) (net.Conn, error) {
 func (p *Proxy) refuseConnect(r *http.Request) *http.Response {
 	o := refuse(r, http.StatusMethodNotAllowed, "CONNECT: imdsguard is not a tunnel")
 	o.resp.Close = true
-	return p.answer(r, p.state(r.Context(), r), Route{}, o)
+	return p.answer(r, p.state(r.Context(), r), &Route{}, o)
 }

@@ -26,7 +26,7 @@ func tokenOptions(r *http.Request) outcome {
 
 // tokenPUT answers PUT /latest/api/token itself, with a token minted for the
 // caller: the upstream session token never leaves the daemon.
-func (p *Proxy) tokenPUT(r *http.Request, cs *connState, rt Route, relayed string) outcome {
+func (p *Proxy) tokenPUT(r *http.Request, cs *connState, rt *Route, relayed string) outcome {
 	if relayed != "" { // in strip mode too: IMDS refuses relayed token requests
 		return refuse(r, http.StatusForbidden, "token request carries "+relayed)
 	}

@@ -394,24 +394,37 @@ type procInfo struct {
 // or a process in another mount namespace whose binary we cannot resolve).
 func (pr proc) read() (procInfo, error) {
 	var info procInfo
-	status, err := readAt(pr.fd, "status")
-	if err != nil {
+	bp := procBufs.Get().(*[]byte)
+	b := *bp
+	defer func() {
+		if cap(b) <= 64<<10 {
+			*bp = b[:0]
+			procBufs.Put(bp)
+		}
+	}()
+	var err error
+	if b, err = readAt(pr.fd, "status", b[:0]); err != nil {
 		return procInfo{}, fmt.Errorf("read /proc/%d/status: %w", pr.pid, err)
 	}
-	if info.Status, err = parseStatus(status); err != nil {
+	if info.Status, err = parseStatus(b); err != nil {
 		return procInfo{}, fmt.Errorf("read /proc/%d/status: %w", pr.pid, err)
 	}
-	comm, err := readAt(pr.fd, "comm")
-	if err != nil {
+	if b, err = readAt(pr.fd, "comm", b[:0]); err != nil {
 		return procInfo{}, fmt.Errorf("read /proc/%d/comm: %w", pr.pid, err)
 	}
-	info.Comm = string(bytes.TrimSuffix(comm, []byte("\n")))
-	if cg, err := readAt(pr.fd, "cgroup"); err == nil {
-		info.Cgroup, info.ContainerID = parseCgroup(cg)
+	info.Comm = string(bytes.TrimSuffix(b, []byte("\n")))
+	if b, err = readAt(pr.fd, "cgroup", b[:0]); err == nil {
+		info.Cgroup, info.ContainerID = parseCgroup(b)
 	}
 	info.Exe = readlinkAt(pr.fd, "exe")
 	return info, nil
 }
+
+// procBufs holds the buffers /proc files are read into (read): a lookup
+// reads three, and a burst of a thousand new connections makes a thousand
+// lookups, which made 12 MB of garbage at once. What is kept of a file is
+// copied out of the buffer (parseStatus, parseCgroup).
+var procBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
 // readlinkAt reads a link relative to an open directory ("" on error). Its
 // buffer comes from the heap: a PATH_MAX array on the stack would grow the
@@ -431,21 +444,25 @@ func readlinkAt(dir int, name string) string {
 	return ""
 }
 
-// readAt reads a (small) /proc file relative to an open directory.
-func readAt(dir int, name string) ([]byte, error) {
+// readAt reads a (small) /proc file relative to an open directory,
+// appending it to b (grown when it is too small); it returns b, also on
+// error.
+func readAt(dir int, name string, b []byte) ([]byte, error) {
 	fd, err := unix.Openat(dir, name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, err
+		return b, err
 	}
 	defer unix.Close(fd)
-	b := make([]byte, 0, 4096)
+	if cap(b)-len(b) < 512 {
+		b = slices.Grow(b, 4096)
+	}
 	for {
 		n, err := unix.Read(fd, b[len(b):cap(b)])
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
 		if err != nil {
-			return nil, err
+			return b, err
 		}
 		if n == 0 {
 			return b, nil

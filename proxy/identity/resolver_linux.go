@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+
+	"github.com/imdsguard/imdsguard/proxy/offstack"
 )
 
 // Resolver identifies the callers of accepted connections. It is safe for
@@ -60,11 +62,25 @@ func (r *Resolver) Close() error {
 	return r.procs.close()
 }
 
+// LookupWorkers is how many identity lookups run at once. A lookup takes
+// microseconds once the process walk it may wait for is done (procs), so a
+// burst of new connections is served about as fast as with one goroutine
+// each, but with 16 deep stacks instead of a thousand.
+const LookupWorkers = 16
+
+// lookups runs the lookups off the connections' goroutines (offstack).
+var lookups = offstack.NewPool(LookupWorkers)
+
 // Identify tells who is on the other end of c, an accepted connection. Call
 // it once per connection. It never fails: what cannot be established is left
 // empty, with UIDKnown false and the reason in Unknown. Remote and Local come
 // unmapped (an IPv4 client of a dual-stack listener is given as IPv4).
-func (r *Resolver) Identify(c net.Conn) Caller {
+func (r *Resolver) Identify(c net.Conn) (cl Caller) {
+	lookups.Do(func() { cl = r.identify(c) })
+	return cl
+}
+
+func (r *Resolver) identify(c net.Conn) Caller {
 	cl := Caller{Remote: unmap(addrPortOf(c.RemoteAddr())), Local: unmap(addrPortOf(c.LocalAddr()))}
 	tc, ok := c.(*net.TCPConn)
 	if !ok {

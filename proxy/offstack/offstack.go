@@ -7,16 +7,31 @@
 // to 128 KB; a burst of a thousand new connections then held 66 MB of
 // stacks, and the memory stayed with the process after the stacks shrank.
 // Netlink exchanges take microseconds and run once per connection, so the
-// hop to a worker and back costs nothing that matters.
+// hop to a worker and back costs nothing that matters. Do runs them.
+//
+// A caller's identity lookup as a whole goes 5 KB deep (proxy/identity);
+// on the connection's goroutine it would double that goroutine's 4 KB
+// stack, a thousand times over in a burst of new connections, so it runs on
+// a Pool of its own.
 package offstack
 
 import "sync"
 
-// Workers is how many calls can run at once. Each netlink socket
+// Workers is how many calls Do can run at once. Each netlink socket
 // serialises its own exchanges, so a few are enough; more than one, so that
 // one slow exchange (a namespace's socket timing out) does not hold up the
 // others.
 const Workers = 4
+
+// Pool is a set of long-lived worker goroutines that run calls for others.
+type Pool struct {
+	n     int
+	start sync.Once
+	jobs  chan *job
+}
+
+// NewPool returns a pool of n workers, started at its first call.
+func NewPool(n int) *Pool { return &Pool{n: max(n, 1), jobs: make(chan *job)} }
 
 type job struct {
 	f        func()
@@ -24,31 +39,34 @@ type job struct {
 	panicked any
 }
 
-var (
-	start sync.Once
-	jobs  = make(chan *job)
-)
+// netlink is the pool of Do.
+var netlink = NewPool(Workers)
 
-// Do runs f on one of the workers and returns when it has returned. f must
-// not depend on the calling goroutine's OS thread (its network namespace):
-// sockets already opened are bound to their namespace, so exchanges on
-// them qualify; opening one does not.
-func Do(f func()) {
-	start.Do(func() {
-		for range Workers {
-			go work()
+// Do runs f on one of the package's Workers and returns when it has
+// returned. f must not depend on the calling goroutine's OS thread (its
+// network namespace): sockets already opened are bound to their namespace,
+// so exchanges on them qualify; opening one does not. f must not call Do.
+func Do(f func()) { netlink.Do(f) }
+
+// Do runs f on one of p's workers, once one is free, and returns when f has
+// returned; a panic in f goes on in the caller. The same rules as for the
+// package's Do apply, and f must not wait for another call on p to start.
+func (p *Pool) Do(f func()) {
+	p.start.Do(func() {
+		for range p.n {
+			go p.work()
 		}
 	})
 	j := &job{f: f, done: make(chan struct{})}
-	jobs <- j
+	p.jobs <- j
 	<-j.done
 	if j.panicked != nil {
 		panic(j.panicked)
 	}
 }
 
-func work() {
-	for j := range jobs {
+func (p *Pool) work() {
+	for j := range p.jobs {
 		run(j)
 	}
 }

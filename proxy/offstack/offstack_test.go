@@ -1,6 +1,7 @@
 package offstack
 
 import (
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -43,5 +44,79 @@ func TestWorkersRunTogether(t *testing.T) {
 	wg.Wait()
 	if most < 2 || most > Workers {
 		t.Errorf("%d calls ran at once, want 2..%d", most, Workers)
+	}
+}
+
+// deep uses about n KB of stack, then calls f.
+//
+//go:noinline
+func deep(n int, f func()) byte {
+	var pad [1024]byte
+	pad[n%1024] = byte(n)
+	if n > 0 {
+		return deep(n-1, f) + pad[(n+1)%1024]
+	}
+	f()
+	return pad[0]
+}
+
+// TestPoolKeepsCallersStacksSmall: callers waiting on a pool whose call
+// needs a 48 KB stack keep their own stacks small; only the workers' grow.
+// Called directly, 300 such callers would hold some 20 MB of stacks.
+func TestPoolKeepsCallersStacksSmall(t *testing.T) {
+	p := NewPool(3)
+	const callers = 300
+	var before runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	release := make(chan struct{})
+	entered := make(chan struct{}, callers)
+	var wg sync.WaitGroup
+	for range callers {
+		wg.Go(func() {
+			entered <- struct{}{}
+			p.Do(func() { deep(48, func() { <-release }) })
+		})
+	}
+	for range callers {
+		<-entered
+	}
+	time.Sleep(100 * time.Millisecond) // the workers are deep, the callers wait
+	var during runtime.MemStats
+	runtime.ReadMemStats(&during)
+	close(release)
+	wg.Wait()
+	grew := int64(during.StackInuse) - int64(before.StackInuse)
+	t.Logf("%d callers waiting on 3 workers 48 KB deep: stacks grew by %d KB", callers, grew>>10)
+	if grew > callers*8<<10+3*128<<10 {
+		t.Errorf("stacks grew by %d KB: the callers' stacks grew with the calls", grew>>10)
+	}
+}
+
+// TestPoolRunsAtMostN: a pool of n runs at most n calls at once, and all of
+// them in the end.
+func TestPoolRunsAtMostN(t *testing.T) {
+	p := NewPool(2)
+	var mu sync.Mutex
+	running, most, ran := 0, 0, 0
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Go(func() {
+			p.Do(func() {
+				mu.Lock()
+				running++
+				ran++
+				most = max(most, running)
+				mu.Unlock()
+				time.Sleep(5 * time.Millisecond)
+				mu.Lock()
+				running--
+				mu.Unlock()
+			})
+		})
+	}
+	wg.Wait()
+	if most != 2 || ran != 10 {
+		t.Errorf("%d ran, at most %d at once; want 10, 2", ran, most)
 	}
 }
