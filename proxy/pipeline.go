@@ -10,6 +10,7 @@ import (
 
 	"github.com/elazarl/goproxy"
 
+	"github.com/imdsguard/imdsguard/proxy/h1"
 	"github.com/imdsguard/imdsguard/proxy/imds"
 )
 
@@ -45,13 +46,17 @@ func (p *Proxy) serveOrigin(ctx context.Context, w http.ResponseWriter, r *http.
 
 // writeResponse writes a pipeline answer to w: its header (replacing what
 // w held), status and body, as goproxy does for the answers of its request
-// handlers.
+// handlers. The answer is the pipeline's own, its header map too (the
+// cache makes one per answer): an h1 server takes the map over instead of
+// a copy.
 func writeResponse(w http.ResponseWriter, resp *http.Response) {
 	defer resp.Body.Close()
-	h := w.Header()
-	clear(h)
-	for k, vs := range resp.Header {
-		h[k] = vs
+	if !h1.SetHeader(w, resp.Header) {
+		h := w.Header()
+		clear(h)
+		for k, vs := range resp.Header {
+			h[k] = vs
+		}
 	}
 	w.WriteHeader(resp.StatusCode)
 	io.Copy(w, resp.Body)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/netip"
 	"strconv"
 	"text/tabwriter"
 	"time"
@@ -68,7 +69,7 @@ func printUsage(w io.Writer, s usage.Snapshot) {
 			v1++
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", uidText(r.Key), dash(r.User), r.PID,
-			dash(r.Comm), dash(r.Exe), dash(shortID(r.Container)), dash(workloadText(r.Key)), dash(r.Source), r.V1, r.V2, stamp(r.LastSeen), stamp(r.LastV1))
+			dash(r.Comm), dash(r.Exe), dash(shortID(r.Container)), dash(workloadText(r.Key)), dash(addrText(r.Source)), r.V1, r.V2, stamp(r.LastSeen), stamp(r.LastV1))
 	}
 	tw.Flush()
 	since := s.Since.UTC().Format(time.RFC3339)
@@ -106,6 +107,14 @@ func uidText(k usage.Key) string {
 		return "?"
 	}
 	return strconv.FormatUint(uint64(k.UID), 10)
+}
+
+// addrText is a's text, "" for none.
+func addrText(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
 }
 
 func dash(s string) string {

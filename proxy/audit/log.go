@@ -4,7 +4,9 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/imdsguard/imdsguard/proxy/identity"
@@ -17,15 +19,20 @@ import (
 // token path), is summarized: one line per caller, request and decision each
 // interval, with a count.
 //
-// Record only queues the event; one goroutine (Run) formats and writes. The
-// queue is large; when it is full Record waits, so no line is ever lost.
+// Record counts a routine event in its summary row at once (a map lookup
+// under a lock) and only queues the others; one goroutine (Run) formats and
+// writes every line. Routine reads are most of a busy host's, so they cost
+// no hand-over to that goroutine. The queue is large; when it is full Record
+// waits, so no line is ever lost.
 type Log struct {
-	l     *slog.Logger
-	every time.Duration // summary interval; 0: every event on its own line
-	queue chan Event
-	now   func() time.Time
-	// sums is owned by Run's goroutine.
-	sums map[sumKey]*sum
+	l      *slog.Logger
+	every  time.Duration // summary interval; 0: every event on its own line
+	queue  chan Event    // events written on their own line
+	tables chan map[sumKey]*sum
+	now    func() time.Time
+
+	mu   sync.Mutex
+	sums map[sumKey]*sum // the summary rows being counted
 }
 
 // Queue and summary bounds.
@@ -38,11 +45,48 @@ const (
 // interval (0: writes every event on its own line). Run must be running for
 // Record to make progress.
 func NewLog(l *slog.Logger, every time.Duration) *Log {
-	return &Log{l: l, every: every, queue: make(chan Event, queueLen), now: time.Now, sums: map[sumKey]*sum{}}
+	return &Log{l: l, every: every, queue: make(chan Event, queueLen), tables: make(chan map[sumKey]*sum, 1),
+		now: time.Now, sums: map[sumKey]*sum{}}
 }
 
-// Record queues ev for the log. ev is copied: the caller may reuse it.
-func (a *Log) Record(ev *Event) { a.queue <- *ev }
+// Record logs ev: counted in its summary row when it is routine, else
+// queued for its own line. ev is copied: the caller may reuse it.
+func (a *Log) Record(ev *Event) {
+	if a.every <= 0 || Matters(ev) {
+		a.queue <- *ev
+		return
+	}
+	k := sumKeyOf(ev)
+	now := a.now()
+	a.mu.Lock()
+	s := a.sums[k]
+	if s == nil {
+		if len(a.sums) >= maxSums {
+			full := a.sums
+			a.sums = map[sumKey]*sum{}
+			a.mu.Unlock()
+			a.tables <- full // written early: memory stays bounded
+			a.mu.Lock()
+		}
+		if s = a.sums[k]; s == nil {
+			s = &sum{ev: *ev, first: now}
+			a.sums[k] = s
+		}
+	}
+	s.count++
+	s.last = now
+	s.ev.Upstream += ev.Upstream
+	a.mu.Unlock()
+}
+
+// take returns the summary rows counted so far and starts a new table.
+func (a *Log) take() map[sumKey]*sum {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	t := a.sums
+	a.sums = map[sumKey]*sum{}
+	return t
+}
 
 // Run writes queued events until ctx ends, then writes what is still queued
 // and the pending summaries, and returns.
@@ -56,16 +100,20 @@ func (a *Log) Run(ctx context.Context) {
 	for {
 		select {
 		case ev := <-a.queue:
-			a.write(&ev)
+			ev.Log(a.l)
+		case t := <-a.tables:
+			a.flush(t)
 		case <-tick:
-			a.flush()
+			a.flush(a.take())
 		case <-ctx.Done():
 			for {
 				select {
 				case ev := <-a.queue:
-					a.write(&ev)
+					ev.Log(a.l)
+				case t := <-a.tables:
+					a.flush(t)
 				default:
-					a.flush()
+					a.flush(a.take())
 					return
 				}
 			}
@@ -73,30 +121,10 @@ func (a *Log) Run(ctx context.Context) {
 	}
 }
 
-func (a *Log) write(ev *Event) {
-	if a.every <= 0 || Matters(ev) {
-		ev.Log(a.l)
-		return
-	}
-	k := sumKeyOf(ev)
-	s := a.sums[k]
-	if s == nil {
-		if len(a.sums) >= maxSums {
-			a.flush()
-		}
-		s = &sum{ev: *ev, first: a.now()}
-		a.sums[k] = s
-	}
-	s.count++
-	s.last = a.now()
-	s.ev.Upstream += ev.Upstream
-}
-
-// flush writes one summary line per row and empties the table.
-func (a *Log) flush() {
-	for k, s := range a.sums {
+// flush writes one summary line per row of t.
+func (a *Log) flush(t map[sumKey]*sum) {
+	for _, s := range t {
 		s.log(a.l)
-		delete(a.sums, k)
 	}
 }
 
@@ -138,7 +166,7 @@ type sumKey struct {
 	uid       uint32
 	comm, exe string
 	container string
-	source    string // container callers only: a host process's ports vary
+	source    netip.Addr // container and unattested callers only
 	method    string
 	path      string
 	target    string
@@ -155,7 +183,7 @@ func sumKeyOf(ev *Event) sumKey {
 	if c := ev.Caller; c != nil {
 		k.class, k.uidKnown, k.uid, k.comm, k.exe, k.container = c.Class, c.UIDKnown, c.UID, c.Comm, c.Exe, c.Container
 		if c.Class == identity.Container || !c.UIDKnown {
-			k.source = c.Remote.Addr().String()
+			k.source = c.Remote.Addr()
 		}
 	}
 	return k

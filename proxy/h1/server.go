@@ -628,7 +628,8 @@ type response struct {
 	conn    *conn
 	req     *http.Request
 	br      *bufio.Reader
-	header  http.Header
+	header  http.Header // the answer's: own, or one a handler handed over (SetHeader)
+	own     http.Header // the connection's, cleared for each request
 	status  int
 	body    []byte
 	written bool // WriteHeader was called
@@ -637,17 +638,36 @@ type response struct {
 
 func (w *response) reset(req *http.Request, br *bufio.Reader) {
 	w.req, w.br = req, br
-	if w.header == nil {
-		w.header = make(http.Header, 8)
+	if w.own == nil {
+		w.own = make(http.Header, 8)
 	} else {
-		clear(w.header)
+		clear(w.own)
 	}
+	w.header = w.own
 	w.status, w.written = 0, false
 	w.body = w.body[:0]
 	w.head = req.Method == http.MethodHead
 }
 
 func (w *response) Header() http.Header { return w.header }
+
+// SetHeader makes h the header of the answer w writes, in place of the one
+// Header returns, before WriteHeader: the server takes h over (it may
+// change it), so the caller must not use it afterwards. It spares copying
+// a header the handler has already built (the proxy's answers are
+// http.Responses). It reports false, and does nothing, when w is not an h1
+// server's or its header is written already.
+func SetHeader(w http.ResponseWriter, h http.Header) bool {
+	rw, ok := w.(*response)
+	if !ok || rw.written || rw.conn.hijacked {
+		return false
+	}
+	if h == nil {
+		h = http.Header{}
+	}
+	rw.header = h
+	return true
+}
 
 func (w *response) WriteHeader(status int) {
 	if w.written {

@@ -363,6 +363,49 @@ func TestHeaderTimeoutAfterKeepAlive(t *testing.T) {
 	t.Logf("closed %v after the partial head", waited.Round(time.Millisecond))
 }
 
+// TestSetHeader: a header handed over with SetHeader is the answer's (the
+// server adds what it always adds); the connection's next answer starts
+// from an empty header again, and a handler's own map is not cleared.
+func TestSetHeader(t *testing.T) {
+	var handed http.Header
+	_, addr := serveH1(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/handed" {
+			handed = http.Header{"X-Handed": {"1"}, "Content-Type": {"text/plain"}}
+			if !SetHeader(w, handed) {
+				t.Error("SetHeader refused before WriteHeader")
+			}
+			io.WriteString(w, "body")
+			if SetHeader(w, http.Header{}) {
+				t.Error("SetHeader accepted after the header was written")
+			}
+			return
+		}
+		w.Header().Set("X-Own", "1")
+	}), nil)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	for _, path := range []string{"/handed", "/own", "/handed", "/own"} {
+		io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: a\r\n\r\n")
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		got := fmt.Sprintf("%s %s own=%q content-length=%q", resp.Header.Get("X-Handed"), body, resp.Header.Get("X-Own"), resp.Header.Get("Content-Length"))
+		want := map[string]string{"/handed": `1 body own="" content-length="4"`, "/own": `  own="1" content-length="0"`}[path]
+		if got != want {
+			t.Errorf("%s: %s, want %s", path, got, want)
+		}
+	}
+	if handed.Get("X-Handed") != "1" {
+		t.Errorf("the handed-over header was cleared: %v", handed)
+	}
+}
+
 func TestHeadComplete(t *testing.T) {
 	for _, c := range []struct {
 		in   string

@@ -8,6 +8,7 @@ package usage
 import (
 	"cmp"
 	"net/http"
+	"net/netip"
 	"slices"
 	"sync"
 	"time"
@@ -21,13 +22,13 @@ const MaxCallers = 4096
 
 // Key identifies a caller across connections and restarts of its process.
 type Key struct {
-	UIDKnown  bool   `json:"uid_known"`
-	UID       uint32 `json:"uid"`
-	User      string `json:"user"`
-	Comm      string `json:"comm"`
-	Exe       string `json:"exe"`
-	Container string `json:"container"`
-	Source    string `json:"source"` // for containers and unattested callers
+	UIDKnown  bool       `json:"uid_known"`
+	UID       uint32     `json:"uid"`
+	User      string     `json:"user"`
+	Comm      string     `json:"comm"`
+	Exe       string     `json:"exe"`
+	Container string     `json:"container"`
+	Source    netip.Addr `json:"source"` // for containers and unattested callers ("" otherwise)
 	// What the container's runtime says, when it answered.
 	Runtime       string `json:"runtime,omitempty"`
 	ContainerName string `json:"container_name,omitempty"`
@@ -92,7 +93,7 @@ func keyOf(ev *audit.Event) Key {
 		k.UID = c.UID
 	}
 	if !c.UIDKnown || c.Container != "" || c.Class == identity.Container {
-		k.Source = c.Remote.Addr().String()
+		k.Source = c.Remote.Addr()
 	}
 	if w := c.Workload; w != nil {
 		k.Runtime, k.ContainerName, k.Image = w.Runtime, w.Name, w.Image

@@ -50,10 +50,10 @@ func TestRecord(t *testing.T) {
 	if r := byUser["agent"]; r.V1 != 0 || r.V2 != 2 || !r.LastV1.IsZero() {
 		t.Errorf("agent %+v, want 2 v2 (token PUT + GET)", r)
 	}
-	if r := byUser["curl"]; r.Container != "abc123" || r.Source != "198.51.100.2" || r.V1 != 1 {
+	if r := byUser["curl"]; r.Container != "abc123" || r.Source.String() != "198.51.100.2" || r.V1 != 1 {
 		t.Errorf("container %+v", r)
 	}
-	if r := byUser[""]; r.UIDKnown || r.Source != "127.0.0.1" || r.V2 != 1 {
+	if r := byUser[""]; r.UIDKnown || r.Source.String() != "127.0.0.1" || r.V2 != 1 {
 		t.Errorf("unknown caller %+v", r)
 	}
 }
@@ -76,7 +76,7 @@ func TestRecordWorkload(t *testing.T) {
 			Pod: &workload.Pod{Namespace: "prod", Name: "billing-1"}}}
 	tab.Record(event(pod, "GET", audit.V1, false))
 	r := tab.Snapshot().Callers[0]
-	want := Key{UIDKnown: true, Comm: "python3", Container: "abc", Source: "10.0.0.7",
+	want := Key{UIDKnown: true, Comm: "python3", Container: "abc", Source: netip.MustParseAddr("10.0.0.7"),
 		Runtime: "containerd", ContainerName: "app", Image: "registry.example/app:1", PodNamespace: "prod", PodName: "billing-1"}
 	if r.Key != want || r.V1 != 1 {
 		t.Errorf("row %+v, want %+v", r.Key, want)
