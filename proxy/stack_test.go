@@ -1,0 +1,79 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"runtime"
+	"runtime/debug"
+	"testing"
+)
+
+// TestConnectionStacksStaySmall: serving cached IMDSv2 reads, a connection's
+// goroutine stays within a 4 KB stack, which is most of what 1,000 open
+// connections cost (docs/BENCHMARKS.md). The frames on the way to a cached
+// answer are kept small for it (Proxy.restoreTTL says how); a change that
+// makes them deeper again doubles every connection's stack, and fails here.
+// The GC is off meanwhile: it is what shrinks stacks, so with it off the
+// stacks are as large as the requests made them. Each connection's first
+// read checks its token's HMAC, the deepest step of a read.
+func TestConnectionStacksStaySmall(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector's frames are larger: stack sizes say nothing about a normal build")
+	}
+	e := newEnv(t, withCache(t))
+	lns, err := Listen([]string{"127.0.0.1:0"}, e.proxy.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- Serve(ctx, e.proxy, lns) }()
+	defer func() { cancel(); <-served }()
+	go func() {
+		for range e.events {
+		}
+	}()
+	addr := lns[0].Addr().String()
+	exchange := func(c net.Conn, req string) []byte {
+		t.Helper()
+		if _, err := io.WriteString(c, req); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 4096)
+		n, err := c.Read(buf)
+		if err != nil || !bytes.HasPrefix(buf[:n], []byte("HTTP/1.1 200 ")) {
+			t.Fatalf("%q: %v %q", req, err, buf[:n])
+		}
+		return buf[:n]
+	}
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	_, tok, _ := bytes.Cut(exchange(dial(), "PUT /latest/api/token HTTP/1.1\r\nHost: 169.254.169.254\r\nX-aws-ec2-metadata-token-ttl-seconds: 600\r\n\r\n"), []byte("\r\n\r\n"))
+	read := "GET /latest/meta-data/instance-id HTTP/1.1\r\nHost: 169.254.169.254\r\nUser-Agent: test\r\nX-aws-ec2-metadata-token: " + string(tok) + "\r\n\r\n"
+	exchange(dial(), read) // the cache holds the answer from now on
+
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	const conns = 200
+	for range conns {
+		c := dial()
+		for range 3 {
+			exchange(c, read)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	per := (int64(after.StackInuse) - int64(before.StackInuse)) / conns
+	t.Logf("%d connections, 3 cached reads each: %d bytes of stack each", conns, per)
+	if per > 5<<10 {
+		t.Errorf("each connection holds %d bytes of stack, want at most 4 KB (and a little of the test's own)", per)
+	}
+}
