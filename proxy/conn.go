@@ -48,23 +48,42 @@ func (p *Proxy) ConnContext(ctx context.Context, c net.Conn) context.Context {
 
 // state returns the connection state in ctx, the request's connection's
 // context (h1.Context). A request served without ConnContext (a test
-// recorder) gets a state of its own from RemoteAddr. (Not inlined: its
-// frame stays off the stack of the rest of the request; see restoreTTL.)
-//
-//go:noinline
+// recorder) gets a state of its own from RemoteAddr.
 func (p *Proxy) state(ctx context.Context, r *http.Request) *connState {
 	if cs, ok := ctx.Value(connKey{}).(*connState); ok {
-		cs.once.Do(func() { cs.identify(p.identify(cs.conn)) })
+		cs.once.Do(func() { p.identifyConn(cs) })
 		return cs
 	}
+	return detachedState(ctx, r)
+}
+
+// identifyConn asks who is on the other end of the connection, once. The
+// identity is built in place, not passed by value: the lookup waits (for
+// the process walk, the runtime) at the end of this chain of frames, on the
+// connection's goroutine, whose stack is to stay within 4 KB
+// (TestConnectionStacksStaySmall; the lookup itself runs on other
+// goroutines, offstack).
+//
+//go:noinline
+func (p *Proxy) identifyConn(cs *connState) {
+	cs.caller = p.identify(cs.conn)
+	cs.identified()
+}
+
+// detachedState is the state of a request served without ConnContext.
+//
+//go:noinline
+func detachedState(ctx context.Context, r *http.Request) *connState {
 	cs := &connState{ctx: ctx}
 	remote, _ := netip.ParseAddrPort(r.RemoteAddr)
-	cs.identify(identity.Caller{Remote: remote, Unknown: "no connection"})
+	cs.caller = identity.Caller{Remote: remote, Unknown: "no connection"}
+	cs.identified()
 	return cs
 }
 
-func (cs *connState) identify(c identity.Caller) {
-	cs.caller = c
+// identified derives what the proxy needs of cs.caller.
+func (cs *connState) identified() {
+	c := &cs.caller
 	cs.binding = c.Binding()
 	cs.policy = policy.Caller{
 		UIDKnown:  c.UIDKnown,

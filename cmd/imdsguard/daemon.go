@@ -107,8 +107,8 @@ func compilePolicy(cfg *config.Config, log *slog.Logger) (*policy.Policy, error)
 // identify is the per-connection identity, with failures counted (the
 // resolver logs them), and, for a caller whose cgroup names a container,
 // what its runtime says (waiting at most workload.DefaultWait).
-func (d *daemon) identify(c net.Conn) identity.Caller {
-	id := d.who.Identify(c)
+func (d *daemon) identify(c net.Conn) (id identity.Caller) {
+	id = d.who.Identify(c)
 	if id.Unknown != "" {
 		d.metrics.IdentityFailed()
 	}

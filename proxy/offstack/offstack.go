@@ -12,7 +12,9 @@
 // A caller's identity lookup as a whole goes 5 KB deep (proxy/identity);
 // on the connection's goroutine it would double that goroutine's 4 KB
 // stack, a thousand times over in a burst of new connections, so it runs on
-// a Pool of its own.
+// a Pool of its own. A request to IMDS and its answer's parsing go as deep
+// (proxy/upstream); they run on a goroutine of their own (Run), at most a
+// few at once, whose stack is freed when the request is done.
 package offstack
 
 import "sync"
@@ -59,6 +61,18 @@ func (p *Pool) Do(f func()) {
 	})
 	j := &job{f: f, done: make(chan struct{})}
 	p.jobs <- j
+	<-j.done
+	if j.panicked != nil {
+		panic(j.panicked)
+	}
+}
+
+// Run runs f on a new goroutine and returns when it has returned: f's
+// stack grows and is freed there, the caller's stays as it is. A panic in
+// f goes on in the caller.
+func Run(f func()) {
+	j := &job{f: f, done: make(chan struct{})}
+	go run(j)
 	<-j.done
 	if j.panicked != nil {
 		panic(j.panicked)

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/imdsguard/imdsguard/proxy/imds"
+	"github.com/imdsguard/imdsguard/proxy/offstack"
 )
 
 // Budget bounds the time one Fetch may take, token refresh and the wait
@@ -124,15 +125,22 @@ func (c *Client) do(ctx context.Context, method, path, tok string) (*http.Respon
 // send sends one request once a connection slot is free, with only the
 // headers IMDS needs (nothing a caller sent is copied into it) and the one
 // given (the session token, or the TTL of a token PUT); the answer's body
-// is read whole, and the slot given back, before it returns.
-func (c *Client) send(ctx context.Context, method, path, name, value string) (*http.Response, error) {
+// is read whole, and the slot given back, before it returns. The exchange
+// runs on a goroutine of its own (offstack.Run): writing the request and
+// parsing the answer go 2 KB deeper than the caller's 4 KB stack has room
+// for, and a thousand callers waiting for IMDS would each keep a doubled
+// stack.
+func (c *Client) send(ctx context.Context, method, path, name, value string) (resp *http.Response, err error) {
 	select {
 	case c.slots <- struct{}{}:
 	case <-ctx.Done():
 		return nil, fmt.Errorf("waiting for one of %d upstream connections: %w", MaxConns, ctx.Err())
 	}
 	defer func() { <-c.slots }()
-	return c.wire.roundTrip(ctx, method, path, [][2]string{{"User-Agent", c.ua}, {"Accept", "*/*"}, {name, value}})
+	offstack.Run(func() {
+		resp, err = c.wire.roundTrip(ctx, method, path, [][2]string{{"User-Agent", c.ua}, {"Accept", "*/*"}, {name, value}})
+	})
+	return resp, err
 }
 
 // Close closes the connections kept open to IMDS.
