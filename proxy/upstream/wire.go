@@ -20,9 +20,10 @@ import (
 // handful of small requests that imdsguard writes itself (nothing a caller
 // sent is in them), so instead of net/http's Transport (two goroutines per
 // connection and a handoff between them per request, some 150 µs of CPU a
-// request here) a request is written and its answer read on the caller's
-// goroutine: one write, http.ReadResponse (net/http's own parser), the body
-// read whole within imds.MaxAnswer. Connections IMDS keeps open are reused, at
+// request here) a request is written and its answer read by one goroutine
+// (Client.send starts it, so that the caller's stack stays small): one
+// write, http.ReadResponse (net/http's own parser), the body read whole
+// within imds.MaxAnswer. Connections IMDS keeps open are reused, at
 // most MaxConns of them; IMDS itself closes every connection, so there each
 // request dials, as it did before.
 
