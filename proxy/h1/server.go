@@ -410,15 +410,24 @@ func (c *conn) serve() {
 		c.idle.Store(false)
 		// A head that came whole with its first bytes (an SDK's always
 		// does) is parsed from the buffer: nothing more is read, so no
-		// header deadline is needed. Otherwise the rest must come within
+		// header deadline is needed, and one of the common shape needs no
+		// line reader (parseCommon). Otherwise the rest must come within
 		// ReadHeaderTimeout.
-		if b, _ := br.Peek(br.Buffered()); !headComplete(b) {
+		var req *http.Request
+		if b, _ := br.Peek(br.Buffered()); headLen(b) > 0 {
+			n := headLen(b)
+			if req = parseCommon(b[:n]); req != nil {
+				br.Discard(n)
+			}
+		} else {
 			c.setReadDeadline(c.srv.ReadHeaderTimeout)
 		}
-		req, err := http.ReadRequest(br)
-		if err != nil {
-			linger = c.refuse(err, lr.n <= 0)
-			return
+		if req == nil {
+			var err error
+			if req, err = http.ReadRequest(br); err != nil {
+				linger = c.refuse(err, lr.n <= 0)
+				return
+			}
 		}
 		head := lr.rec[:len(lr.rec)-br.Buffered()]
 		if status, why := check(req, head); status != 0 {
@@ -442,7 +451,7 @@ func (c *conn) serve() {
 			return
 		}
 		keep := w.keepAlive()
-		err = w.finish(keep)
+		err := w.finish(keep)
 		w.req = nil // an idle connection holds no request
 		if err != nil {
 			return
@@ -510,18 +519,23 @@ func lazyDeadline(set func(time.Time) error, cur time.Time, d time.Duration) tim
 	return want
 }
 
-// headComplete reports whether b holds a whole request head: its request
-// line and header lines up to the empty line that ends them (CRLF or a
-// bare LF, which net/textproto accepts too).
-func headComplete(b []byte) bool {
+// headLen is the length of the request head at the start of b, its
+// request line and header lines up to and with the empty line that ends
+// them (CRLF or a bare LF, which net/textproto accepts too), or 0 when b
+// does not hold all of it.
+func headLen(b []byte) int {
+	end := 0
 	for {
-		i := bytes.IndexByte(b, '\n')
+		i := bytes.IndexByte(b[end:], '\n')
 		if i < 0 {
-			return false
+			return 0
 		}
-		b = b[i+1:]
-		if len(b) > 0 && b[0] == '\n' || len(b) > 1 && b[0] == '\r' && b[1] == '\n' {
-			return true
+		end += i + 1
+		switch {
+		case end < len(b) && b[end] == '\n':
+			return end + 1
+		case end+1 < len(b) && b[end] == '\r' && b[end+1] == '\n':
+			return end + 2
 		}
 	}
 }

@@ -406,23 +406,23 @@ func TestSetHeader(t *testing.T) {
 	}
 }
 
-func TestHeadComplete(t *testing.T) {
+func TestHeadLen(t *testing.T) {
 	for _, c := range []struct {
 		in   string
-		want bool
+		want int
 	}{
-		{"", false},
-		{"GET / HTTP/1.1\r\n", false},
-		{"GET / HTTP/1.1\r\nHost: a\r\n", false},
-		{"GET / HTTP/1.1\r\nHost: a\r\n\r", false},
-		{"GET / HTTP/1.1\r\nHost: a\r\n\r\n", true},
-		{"GET / HTTP/1.1\nHost: a\n\n", true},
-		{"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /next", true},
-		{"GET / HTTP/1.1\r\nX: a\r\n b\r\n", false},
-		{"\r\n\r\n", true}, // no request line: ReadRequest refuses it from the buffer
+		{"", 0},
+		{"GET / HTTP/1.1\r\n", 0},
+		{"GET / HTTP/1.1\r\nHost: a\r\n", 0},
+		{"GET / HTTP/1.1\r\nHost: a\r\n\r", 0},
+		{"GET / HTTP/1.1\r\nHost: a\r\n\r\n", 27},
+		{"GET / HTTP/1.1\nHost: a\n\n", 24},
+		{"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /next", 27},
+		{"GET / HTTP/1.1\r\nX: a\r\n b\r\n", 0},
+		{"\r\n\r\n", 4}, // no request line: ReadRequest refuses it from the buffer
 	} {
-		if got := headComplete([]byte(c.in)); got != c.want {
-			t.Errorf("headComplete(%q) = %v, want %v", c.in, got, c.want)
+		if got := headLen([]byte(c.in)); got != c.want {
+			t.Errorf("headLen(%q) = %d, want %d", c.in, got, c.want)
 		}
 	}
 }

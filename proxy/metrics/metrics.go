@@ -11,8 +11,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,6 +37,7 @@ type Sources struct {
 type Metrics struct {
 	reg      *prometheus.Registry
 	requests *prometheus.CounterVec
+	counters counters // requests' counters by label set
 	upstream prometheus.Histogram
 	minted   prometheus.Counter
 	identity prometheus.Counter
@@ -145,7 +149,7 @@ func (m *Metrics) Observe(ev *audit.Event) {
 	if rule == "" {
 		rule = "-"
 	}
-	m.requests.WithLabelValues(version, string(ev.Decision), rule, ev.Caller.Class.String()).Inc()
+	m.counters.of(m.requests, requestLabels{version, string(ev.Decision), rule, ev.Caller.Class.String()}).Inc()
 	if ev.Upstream > 0 {
 		m.upstream.Observe(ev.Upstream.Seconds())
 	}
@@ -155,6 +159,44 @@ func (m *Metrics) Observe(ev *audit.Event) {
 	if ev.Token && ev.Status == http.StatusOK && ev.Method == http.MethodPut {
 		m.minted.Inc()
 	}
+}
+
+// requestLabels are the labels of imdsguard_requests_total.
+type requestLabels struct{ version, decision, rule, class string }
+
+// counters remembers the counter of each label set of requests, so that
+// counting a request is a map lookup rather than hashing its labels into
+// the vector's (CounterVec.WithLabelValues). Label sets are few: a handful
+// of versions, decisions and classes, times the policy's rules. The table
+// is copied on write and read without a lock; past maxCounters sets (rules
+// renamed by many reloads) it stops growing and the vector is asked.
+type counters struct {
+	table atomic.Pointer[map[requestLabels]prometheus.Counter]
+	mu    sync.Mutex
+}
+
+const maxCounters = 1024
+
+func (cs *counters) of(vec *prometheus.CounterVec, l requestLabels) prometheus.Counter {
+	if t := cs.table.Load(); t != nil {
+		if c, ok := (*t)[l]; ok {
+			return c
+		}
+	}
+	c := vec.WithLabelValues(l.version, l.decision, l.rule, l.class)
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	old := cs.table.Load()
+	if old != nil && len(*old) >= maxCounters {
+		return c
+	}
+	next := make(map[requestLabels]prometheus.Counter, 1)
+	if old != nil {
+		next = maps.Clone(*old)
+	}
+	next[l] = c
+	cs.table.Store(&next)
+	return c
 }
 
 // IdentityFailed counts a connection whose caller could not be attested.

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"fmt"
 	"io"
 	"net/http/httptest"
 	"strings"
@@ -49,6 +50,28 @@ func TestCounts(t *testing.T) {
 		`go_goroutines`,
 	} {
 		if !strings.Contains(out, want) {
+			t.Errorf("scrape lacks %q", want)
+		}
+	}
+}
+
+// Counts stay right past the table of remembered counters: rules beyond
+// maxCounters label sets are counted through the vector.
+func TestCountsManyRules(t *testing.T) {
+	m := New(Sources{})
+	host := &identity.Caller{}
+	rules := maxCounters + 50
+	for round := range 2 {
+		for i := range rules {
+			m.Observe(&audit.Event{Caller: host, Method: "GET", Version: audit.V2, Decision: audit.Allow, Rule: fmt.Sprintf("r%d", i), Status: 200})
+		}
+		if n := len(*m.counters.table.Load()); n != maxCounters {
+			t.Fatalf("round %d: %d counters remembered, want %d", round, n, maxCounters)
+		}
+	}
+	out := scrape(t, m)
+	for _, i := range []int{0, maxCounters - 1, maxCounters, rules - 1} {
+		if want := fmt.Sprintf(`imdsguard_requests_total{class="host",decision="allow",rule="r%d",version="v2"} 2`, i); !strings.Contains(out, want) {
 			t.Errorf("scrape lacks %q", want)
 		}
 	}
