@@ -11,7 +11,10 @@
 //   - requests are parsed by http.ReadRequest, the parser net/http's server
 //     uses, then held to the same rules it adds (HTTP/1.x only, a valid Host
 //     header present in HTTP/1.1, valid header names and values, a bounded
-//     header size): no parser differential with what ran before;
+//     header size): no parser differential with what ran before. The one
+//     shape SDKs send, whole in the buffer, is parsed by parseCommon into
+//     the request ReadRequest would make of it (fast.go; fuzzed against
+//     ReadRequest), and held to the same rules;
 //   - a request with a body (or an Expect) is answered and the connection
 //     closed; the body is never read;
 //   - the answer is built in memory and written at once, with Date, a
