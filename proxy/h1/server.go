@@ -417,8 +417,8 @@ func (c *conn) serve() {
 		// line reader (parseCommon). Otherwise the rest must come within
 		// ReadHeaderTimeout.
 		var req *http.Request
-		if b, _ := br.Peek(br.Buffered()); headLen(b) > 0 {
-			n := headLen(b)
+		b, _ := br.Peek(br.Buffered())
+		if n := headLen(b); n > 0 {
 			if req = parseCommon(b[:n]); req != nil {
 				br.Discard(n)
 			}
