@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"context"
 	"io"
 	"net"
 	"os"
@@ -68,19 +67,11 @@ func TestConnectionStacksMeasure(t *testing.T) {
 
 // connectionStacks measures the stacks of connections to e's proxy.
 func connectionStacks(t *testing.T, e *env) {
-	lns, err := Listen([]string{"127.0.0.1:0"}, e.proxy.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- Serve(ctx, e.proxy, lns) }()
-	defer func() { cancel(); <-served }()
+	addr := serve(t, e)
 	go func() {
 		for range e.events {
 		}
 	}()
-	addr := lns[0].Addr().String()
 	exchange := func(c net.Conn, req string) []byte {
 		t.Helper()
 		if _, err := io.WriteString(c, req); err != nil {

@@ -92,32 +92,18 @@ func parseCommon(head []byte) *http.Request {
 // characters: "/" and pchar (unreserved, percent signs, sub-delims, ":" and
 // "@"), so no query, fragment, space or control.
 func pathTarget(t string) bool {
-	if t == "" || t[0] != '/' {
-		return false
-	}
-	for i := 0; i < len(t); i++ {
-		c := t[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("/-._~%!$&'()*+,;=:@", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
+	return t != "" && t[0] == '/' && alnumOr(t, "/-._~%!$&'()*+,;=:@")
 }
 
 // token reports whether k is a non-empty RFC 9110 token (a header name).
-func token(k string) bool {
-	if k == "" {
-		return false
-	}
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
+func token(k string) bool { return k != "" && alnumOr(k, "!#$%&'*+-.^_`|~") }
+
+// alnumOr reports whether every byte of s is an ASCII letter or digit, or
+// one of extra.
+func alnumOr(s, extra string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte(extra, c) >= 0) {
 			return false
 		}
 	}

@@ -24,17 +24,27 @@ func TestPanicReachesCaller(t *testing.T) {
 // TestWorkersRunTogether: one slow call does not hold up the others; at
 // most Workers run at once.
 func TestWorkersRunTogether(t *testing.T) {
+	most, ran := atOnce(Do, 3*Workers, 20*time.Millisecond)
+	if most < 2 || most > Workers || ran != 3*Workers {
+		t.Errorf("%d of %d calls ran, %d at once; want all, 2..%d at once", ran, 3*Workers, most, Workers)
+	}
+}
+
+// atOnce makes calls calls through do at the same time, each lasting hold,
+// and returns how many ran at once at most, and in all.
+func atOnce(do func(func()), calls int, hold time.Duration) (most, ran int) {
 	var mu sync.Mutex
-	running, most := 0, 0
+	running := 0
 	var wg sync.WaitGroup
-	for range 3 * Workers {
+	for range calls {
 		wg.Go(func() {
-			Do(func() {
+			do(func() {
 				mu.Lock()
 				running++
+				ran++
 				most = max(most, running)
 				mu.Unlock()
-				time.Sleep(20 * time.Millisecond)
+				time.Sleep(hold)
 				mu.Lock()
 				running--
 				mu.Unlock()
@@ -42,9 +52,7 @@ func TestWorkersRunTogether(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if most < 2 || most > Workers {
-		t.Errorf("%d calls ran at once, want 2..%d", most, Workers)
-	}
+	return most, ran
 }
 
 // deep uses about n KB of stack, then calls f.
@@ -96,27 +104,7 @@ func TestPoolKeepsCallersStacksSmall(t *testing.T) {
 // TestPoolRunsAtMostN: a pool of n runs at most n calls at once, and all of
 // them in the end.
 func TestPoolRunsAtMostN(t *testing.T) {
-	p := NewPool(2)
-	var mu sync.Mutex
-	running, most, ran := 0, 0, 0
-	var wg sync.WaitGroup
-	for range 10 {
-		wg.Go(func() {
-			p.Do(func() {
-				mu.Lock()
-				running++
-				ran++
-				most = max(most, running)
-				mu.Unlock()
-				time.Sleep(5 * time.Millisecond)
-				mu.Lock()
-				running--
-				mu.Unlock()
-			})
-		})
-	}
-	wg.Wait()
-	if most != 2 || ran != 10 {
+	if most, ran := atOnce(NewPool(2).Do, 10, 5*time.Millisecond); most != 2 || ran != 10 {
 		t.Errorf("%d ran, at most %d at once; want 10, 2", ran, most)
 	}
 }
