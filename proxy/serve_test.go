@@ -18,23 +18,31 @@ import (
 )
 
 // serve runs e's proxy with Serve (the daemon's real server and limits) and
-// returns its address.
+// returns its address; it stops at the end of the test.
 func serve(t *testing.T, e *env) string {
+	t.Helper()
+	addr, stop := serveUntil(t, e)
+	t.Cleanup(func() {
+		if err := <-stop(); err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return addr
+}
+
+// serveUntil runs e's proxy with Serve until stop is called (or the test
+// ends); stop returns the channel Serve's result comes on.
+func serveUntil(t *testing.T, e *env) (addr string, stop func() <-chan error) {
 	t.Helper()
 	lns, err := Listen([]string{"127.0.0.1:0"}, e.proxy.log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
 	done := make(chan error, 1)
 	go func() { done <- Serve(ctx, e.proxy, lns) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return lns[0].Addr().String()
+	return lns[0].Addr().String(), func() <-chan error { cancel(); return done }
 }
 
 func TestBadInputKeepsServingOthers(t *testing.T) {
@@ -299,22 +307,16 @@ func TestWithheldTokenAndShutdown(t *testing.T) {
 			return id
 		}
 	})
-	lns, err := Listen([]string{"127.0.0.1:0"}, e.proxy.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- Serve(ctx, e.proxy, lns) }()
+	addr, stop := serveUntil(t, e)
 	put := "PUT /latest/api/token HTTP/1.1\r\nHost: x\r\nX-aws-ec2-metadata-token-ttl-seconds: 60\r\n\r\n"
-	left, err := net.Dial("tcp", lns[0].Addr().String())
+	left, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	io.WriteString(left, put)
 	time.Sleep(100 * time.Millisecond)
 	left.Close() // the client gives up
-	held, err := net.Dial("tcp", lns[0].Addr().String())
+	held, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,9 +324,8 @@ func TestWithheldTokenAndShutdown(t *testing.T) {
 	io.WriteString(held, put)
 	time.Sleep(100 * time.Millisecond)
 	start := time.Now()
-	cancel()
 	select {
-	case err := <-done:
+	case err := <-stop():
 		if err != nil {
 			t.Fatal(err)
 		}
