@@ -59,29 +59,33 @@ func (p *Pool) Do(f func()) {
 			go p.work()
 		}
 	})
-	j := &job{f: f, done: make(chan struct{})}
+	j := newJob(f)
 	p.jobs <- j
-	<-j.done
-	if j.panicked != nil {
-		panic(j.panicked)
-	}
+	j.wait()
 }
 
 // Run runs f on a new goroutine and returns when it has returned: f's
 // stack grows and is freed there, the caller's stays as it is. A panic in
 // f goes on in the caller.
 func Run(f func()) {
-	j := &job{f: f, done: make(chan struct{})}
+	j := newJob(f)
 	go run(j)
-	<-j.done
-	if j.panicked != nil {
-		panic(j.panicked)
-	}
+	j.wait()
 }
 
 func (p *Pool) work() {
 	for j := range p.jobs {
 		run(j)
+	}
+}
+
+func newJob(f func()) *job { return &job{f: f, done: make(chan struct{})} }
+
+// wait returns once j has run; a panic in j.f goes on here.
+func (j *job) wait() {
+	<-j.done
+	if j.panicked != nil {
+		panic(j.panicked)
 	}
 }
 
