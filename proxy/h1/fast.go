@@ -40,12 +40,21 @@ func parseCommon(head []byte) *http.Request {
 	if !ok || proto != "HTTP/1.1" || !pathTarget(target) {
 		return nil
 	}
-	u, err := url.ParseRequestURI(target)
-	if err != nil {
-		return nil
+	m := new(common)
+	if plainPath(target) {
+		m.url.Path = target // what url.ParseRequestURI makes of it: nothing to unescape
+	} else {
+		u, err := url.ParseRequestURI(target)
+		if err != nil {
+			return nil
+		}
+		m.url = *u
 	}
 	n := strings.Count(rest, "\r\n")
-	strs := make([]string, n) // one value a key, cut from one slice, as net/textproto does
+	strs := m.strs[:] // one value a key, cut from one slice, as net/textproto does
+	if n > len(strs) {
+		strs = make([]string, n)
+	}
 	h := make(http.Header, n)
 	host, hosts := "", 0
 	for rest != "" {
@@ -56,7 +65,7 @@ func parseCommon(head []byte) *http.Request {
 			return nil
 		}
 		v = strings.Trim(v, " \t")
-		key := textproto.CanonicalMIMEHeaderKey(k)
+		key := canonicalKey(k)
 		switch key {
 		case "Content-Length", "Transfer-Encoding", "Connection", "Expect", "Trailer", "Te", "Upgrade", "Pragma":
 			return nil
@@ -75,9 +84,9 @@ func parseCommon(head []byte) *http.Request {
 			h[key] = vv
 		}
 	}
-	return &http.Request{
+	m.req = http.Request{
 		Method:     method,
-		URL:        u,
+		URL:        &m.url,
 		Proto:      proto,
 		ProtoMajor: 1,
 		ProtoMinor: 1,
@@ -86,6 +95,47 @@ func parseCommon(head []byte) *http.Request {
 		Host:       host,
 		RequestURI: target,
 	}
+	return &m.req
+}
+
+// common is a request parseCommon makes and what it points to, in one
+// allocation instead of three: its URL and the values of up to eight
+// header lines (an SDK sends three to six).
+type common struct {
+	req  http.Request
+	url  url.URL
+	strs [8]string
+}
+
+// plainPath reports whether an origin-form target is made of unreserved
+// characters and "/" only: url.ParseRequestURI would return it as the
+// URL's Path, with no RawPath, since nothing in it is escaped or would be.
+func plainPath(t string) bool { return alnumOr(t, "/-._~") }
+
+// knownKeys are the canonical forms of header names clients send in other
+// cases ("X-aws-ec2-metadata-token" in the SDKs' own docs and in curl
+// examples): canonicalKey returns these strings instead of making a new
+// one each request.
+var knownKeys = [...]string{
+	"X-Aws-Ec2-Metadata-Token",
+	"X-Aws-Ec2-Metadata-Token-Ttl-Seconds",
+	"Amz-Sdk-Invocation-Id",
+	"Amz-Sdk-Request",
+	"User-Agent",
+	"Accept",
+	"Accept-Encoding",
+}
+
+// canonicalKey is textproto.CanonicalMIMEHeaderKey of a token k. For ASCII
+// a name that equals a canonical one but for case has that one as its
+// canonical form.
+func canonicalKey(k string) string {
+	for _, c := range knownKeys {
+		if len(c) == len(k) && strings.EqualFold(c, k) {
+			return c
+		}
+	}
+	return textproto.CanonicalMIMEHeaderKey(k)
 }
 
 // pathTarget reports whether t is an origin-form target of RFC 3986 path

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"net/http"
+	"net/textproto"
 	"reflect"
 	"strings"
 	"testing"
@@ -24,6 +25,24 @@ var commonHeads = []string{
 	// repeated headers, values with spaces and tabs, no Host (refused later by check)
 	"GET /latest/meta-data/ HTTP/1.1\r\nHost: a\r\nAccept: a\r\naccept: b\r\nX-Odd:  \t spaced\tvalue \t\r\n\r\n",
 	"GET /latest/meta-data/ HTTP/1.1\r\nUser-Agent: x\r\n\r\n",
+	// targets that are not plain paths go through url.ParseRequestURI
+	"GET /latest/meta-data/iam/security-credentials/a%2Fb HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET /latest/%6deta-data/ HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET /a!$&'()*+,;=:@b HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET //latest/meta-data HTTP/1.1\r\nHost: a\r\n\r\n",
+	// names in other cases, and more header lines than a request holds inline
+	"PUT /latest/api/token HTTP/1.1\r\nHOST: a\r\nX-AWS-EC2-METADATA-TOKEN-TTL-SECONDS: 60\r\nuser-agent: u\r\naccept-ENCODING: gzip\r\n\r\n",
+	"GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\nF: 6\r\nG: 7\r\nH: 8\r\nI: 9\r\nA: 10\r\n\r\n",
+}
+
+func TestCanonicalKeyAsTextproto(t *testing.T) {
+	for _, k := range knownKeys {
+		for _, v := range []string{k, strings.ToLower(k), strings.ToUpper(k), "X" + k[1:] + "x", k[:len(k)-1]} {
+			if got, want := canonicalKey(v), textproto.CanonicalMIMEHeaderKey(v); got != want {
+				t.Errorf("canonicalKey(%q) = %q, textproto says %q", v, got, want)
+			}
+		}
+	}
 }
 
 // Heads parseCommon leaves to http.ReadRequest.

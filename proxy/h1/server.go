@@ -806,16 +806,15 @@ func (w *response) finish(keep bool) error {
 	// The handler's header, sorted, then what the server adds, in
 	// net/http's order: Content-Type (sniffed), Connection, Date,
 	// Content-Length. The added ones are written, not put in the map.
+	// Headers the server replaces are skipped as the map is read, not
+	// deleted from it: a delete costs a hash, a read of a small map not.
 	h := w.header
-	delete(h, "Transfer-Encoding") // the body is whole: a length, never chunks
 	length := -1
-	if bodyAllowed(w.status) {
-		if !w.head || len(h["Content-Length"]) == 0 {
-			delete(h, "Content-Length")
-			length = len(w.body)
-		}
-	} else {
-		delete(h, "Content-Length")
+	ownLength := true // the map's Content-Length is not written
+	if bodyAllowed(w.status) && w.head && len(h["Content-Length"]) > 0 {
+		ownLength = false // a HEAD's answer says the GET's length
+	} else if bodyAllowed(w.status) {
+		length = len(w.body)
 	}
 	ctype := ""
 	if _, ok := h["Content-Type"]; !ok && len(w.body) > 0 {
@@ -824,17 +823,19 @@ func (w *response) finish(keep bool) error {
 	conn := ""
 	switch {
 	case !keep && !hasToken(h.Get("Connection"), "close"):
-		delete(h, "Connection")
 		conn = "close"
 	case keep && !w.req.ProtoAtLeast(1, 1):
-		delete(h, "Connection")
 		conn = "keep-alive"
 	}
 	_, hasDate := h["Date"]
 	var kbuf [16]string
 	keys := kbuf[:0]
 	for k := range h {
-		if httpguts.ValidHeaderFieldName(k) { // as net/http: an invalid name is not written
+		switch {
+		case k == "Transfer-Encoding": // the body is whole: a length, never chunks
+		case k == "Content-Length" && ownLength:
+		case k == "Connection" && conn != "":
+		case httpguts.ValidHeaderFieldName(k): // as net/http: an invalid name is not written
 			keys = append(keys, k)
 		}
 	}

@@ -618,3 +618,40 @@ func TestWaitGone(t *testing.T) {
 		t.Errorf("the held client got %d bytes, %v; want the connection closed without an answer", n, err)
 	}
 }
+
+// TestServerHeadersReplaceHandlers: the framing headers a handler sets are
+// replaced by the server's: the body's own length, no chunking (net/http
+// would chunk; an h1 answer is always whole), and "Connection: close" on
+// the last answer.
+func TestServerHeadersReplaceHandlers(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Transfer-Encoding", "chunked")
+		w.Header().Set("Content-Length", "999")
+		w.Header().Set("Connection", "keep-alive")
+		w.Header().Set("X-Kept", "yes")
+		io.WriteString(w, "i-1234567890abcdef0")
+	})
+	_, addr := serveH1(t, h, nil)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+	got, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, body, _ := strings.Cut(string(got), "\r\n\r\n")
+	var lines []string
+	for _, l := range strings.Split(head, "\r\n")[1:] {
+		if !strings.HasPrefix(l, "Date: ") {
+			lines = append(lines, l)
+		}
+	}
+	want := []string{"X-Kept: yes", "Content-Type: text/plain; charset=utf-8", "Connection: close", "Content-Length: 19"}
+	if !slices.Equal(lines, want) || body != "i-1234567890abcdef0" {
+		t.Errorf("answered %q, body %q; want %q", lines, body, want)
+	}
+}
