@@ -95,6 +95,7 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(up.Close)
 	pol, _, err := policy.Compile(policy.DefaultConfig(), policy.SystemNames{})
 	if err != nil {
 		t.Fatal(err)

@@ -55,8 +55,9 @@ func TestConnectionStacksMeasure(t *testing.T) {
 		connectionStacks(t, newEnv(t, withCache(t)))
 	case "uncached":
 		// Without the cache (there, but disabled, as the daemon has it)
-		// every read waits for IMDS: the request to it runs on a goroutine
-		// of its own (offstack.Run), the caller's stack stays as it is.
+		// every read waits for IMDS: the request to it runs on one of the
+		// upstream client's workers (offstack.Pool), the caller's stack
+		// stays as it is.
 		connectionStacks(t, newEnv(t, func(o *Options) {
 			c := cache.New(o.Upstream, cache.Options{Config: cache.Config{Enabled: false}})
 			t.Cleanup(func() { c.Close() })

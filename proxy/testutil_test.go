@@ -38,6 +38,7 @@ func newEnvUpstream(t *testing.T, u string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(up.Close)
 	return newEnv(t, func(o *Options) { o.Upstream = up; o.Minter = token.NewMinter(bytes.Repeat([]byte{1}, token.KeyLen)) })
 }
 

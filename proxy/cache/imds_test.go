@@ -54,6 +54,7 @@ func (f *imds) client(t *testing.T) *upstream.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(c.Close)
 	return c
 }
 

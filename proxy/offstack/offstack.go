@@ -13,8 +13,8 @@
 // on the connection's goroutine it would double that goroutine's 4 KB
 // stack, a thousand times over in a burst of new connections, so it runs on
 // a Pool of its own. A request to IMDS and its answer's parsing go as deep
-// (proxy/upstream); they run on a goroutine of their own (Run), at most a
-// few at once, whose stack is freed when the request is done.
+// (proxy/upstream); they run on a Pool with a worker for each of the few
+// connections to IMDS.
 package offstack
 
 import "sync"
@@ -30,10 +30,14 @@ type Pool struct {
 	n     int
 	start sync.Once
 	jobs  chan *job
+	quit  chan struct{}
+	stop  sync.Once
 }
 
 // NewPool returns a pool of n workers, started at its first call.
-func NewPool(n int) *Pool { return &Pool{n: max(n, 1), jobs: make(chan *job)} }
+func NewPool(n int) *Pool {
+	return &Pool{n: max(n, 1), jobs: make(chan *job), quit: make(chan struct{})}
+}
 
 type job struct {
 	f        func()
@@ -60,22 +64,26 @@ func (p *Pool) Do(f func()) {
 		}
 	})
 	j := newJob(f)
-	p.jobs <- j
+	select {
+	case p.jobs <- j:
+	case <-p.quit: // closed: f runs on a goroutine of its own
+		go run(j)
+	}
 	j.wait()
 }
 
-// Run runs f on a new goroutine and returns when it has returned: f's
-// stack grows and is freed there, the caller's stays as it is. A panic in
-// f goes on in the caller.
-func Run(f func()) {
-	j := newJob(f)
-	go run(j)
-	j.wait()
-}
+// Close ends p's workers once they are done with the calls they run.
+// Calls to Do after it still run, each on a goroutine of its own.
+func (p *Pool) Close() { p.stop.Do(func() { close(p.quit) }) }
 
 func (p *Pool) work() {
-	for j := range p.jobs {
-		run(j)
+	for {
+		select {
+		case j := <-p.jobs:
+			run(j)
+		case <-p.quit:
+			return
+		}
 	}
 }
 

@@ -108,3 +108,26 @@ func TestPoolRunsAtMostN(t *testing.T) {
 		t.Errorf("%d ran, at most %d at once; want 10, 2", ran, most)
 	}
 }
+
+// TestPoolClose: Close ends the workers, and a call made after it still
+// runs (on a goroutine of its own), so a closed pool loses nothing.
+func TestPoolClose(t *testing.T) {
+	g0 := runtime.NumGoroutine()
+	p := NewPool(3)
+	ran := 0
+	p.Do(func() { ran++ })
+	if g := runtime.NumGoroutine(); g < g0+3 {
+		t.Fatalf("goroutines %d -> %d, want the 3 workers", g0, g)
+	}
+	p.Close()
+	p.Close() // twice is fine
+	p.Do(func() { ran++ })
+	if ran != 2 {
+		t.Fatalf("%d calls ran, want 2", ran)
+	}
+	for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > g0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("goroutines %d -> %d after Close", g0, runtime.NumGoroutine())
+		}
+	}
+}
