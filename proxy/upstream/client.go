@@ -55,8 +55,8 @@ type Client struct {
 	slots   chan struct{} // one per open upstream request, MaxConns
 	// exchangers run the exchanges with IMDS, one per slot, so a slot's
 	// holder never waits for one. Handing an exchange to a goroutine that
-	// is already there costs less than starting one for each: 7% less CPU
-	// per uncached read (wrk -c16, scripts/bench.sh's setup).
+	// is already there costs less than starting one for each: about 5% less
+	// CPU per uncached read (wrk -c16, scripts/bench.sh's setup).
 	exchangers *offstack.Pool
 }
 
