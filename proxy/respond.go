@@ -75,7 +75,9 @@ func passThrough(resp *http.Response) *http.Response {
 		}
 	}
 	for _, h := range hopByHop {
-		delete(resp.Header, h)
+		if _, ok := resp.Header[h]; ok { // a cached answer has none: a look costs less than a delete
+			delete(resp.Header, h)
+		}
 	}
 	return resp
 }
