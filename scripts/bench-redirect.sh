@@ -40,6 +40,8 @@
 # and, set by scripts/bench.sh:
 #   BENCH_NO_BUILD 1: bin/ is built already
 #   BENCH_COMMAND  the command line to record in the report
+#   BENCH_REVISION the revision measured, taken before the first part wrote
+#                  its report (which makes the tree dirty)
 #
 # Needs root (network namespaces, the rules), ip and iptables, wrk and curl
 # (scripts/install-test-deps.sh installs them) and Go.
@@ -308,7 +310,7 @@ measure
 
 collect_counts
 
-revision=$(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)
+revision=${BENCH_REVISION:-$(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)}
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 
 mkdir -p "$(dirname "$out")"

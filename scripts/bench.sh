@@ -417,7 +417,7 @@ if [[ $redirect == 1 ]]; then
 	echo "bench: second part, through the redirect: scripts/bench-redirect.sh"
 	rstatus=0
 	BENCH_ROUNDS=$rounds BENCH_SECONDS=$seconds BENCH_WARMUP=$warmup BENCH_PATH=$path \
-		BENCH_OUT=$out BENCH_KEEP=$keep BENCH_NO_BUILD=1 BENCH_COMMAND=$command \
+		BENCH_OUT=$out BENCH_KEEP=$keep BENCH_NO_BUILD=1 BENCH_COMMAND=$command BENCH_REVISION=$revision \
 		"$root/scripts/bench-redirect.sh" || rstatus=$?
 	((status != 0)) || status=$rstatus
 fi
