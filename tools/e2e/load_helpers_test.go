@@ -46,8 +46,9 @@ type loadBed struct {
 // newLoadBed raises this process's open-files limit to files (the daemon,
 // started afterwards, inherits the hard limit and, as any Go program, raises
 // its soft limit to it), then starts fakeimds and imdsguard in a fresh
-// namespace and fetches a token.
-func newLoadBed(t *testing.T, files uint64) *loadBed {
+// namespace and fetches a token. extra is more of imdsguard's
+// configuration ("" for none).
+func newLoadBed(t *testing.T, files uint64, extra string) *loadBed {
 	t.Helper()
 	e := testbed.New(t)
 	e.RequireBins("fakeimds", "imdsguard")
@@ -59,7 +60,7 @@ func newLoadBed(t *testing.T, files uint64) *loadBed {
 	b.fake = e.StartFakeIMDSIn(b.ns, loadFakeAddr)
 	b.guard = e.StartGuard(testbed.GuardConfig{
 		Port: loadGuardPort, UpstreamURL: b.fake.URL, AuditSummary: "1m",
-		Extra: "metrics: {listen: \"" + loadMetricsAddr + "\"}",
+		Extra: "metrics: {listen: \"" + loadMetricsAddr + "\"}\n" + extra,
 	}, testbed.GuardOptions{NS: b.ns})
 	soft, hard, err := testbed.ProcNOFILE(b.guard.Pid())
 	if err != nil {
@@ -118,6 +119,24 @@ func (b *loadBed) load(clients int, d time.Duration) testbed.LoadSpec {
 		Header: http.Header{"X-Aws-Ec2-Metadata-Token": {b.token}},
 		Want:   fakeimds.InstanceID,
 		Dial:   testbed.DialerIn(b.ns, 5*time.Second),
+	}
+}
+
+// maxStackPerGoroutine bounds the daemon's stack memory over its goroutines
+// under 1,000 connections: a connection's goroutine keeps a 4 KB stack
+// (about 5.3 KB each in all, with the daemon's own goroutines, whose stacks
+// are larger). A path of a request that goes deeper doubles the stacks of
+// most connections to 8 KB, and that is what TestConnectionStacksStaySmall
+// in proxy/ cannot always see: it serves its requests one at a time.
+const maxStackPerGoroutine = 7 << 10
+
+// stacksSmall fails t when the daemon's stacks (c, read under load) are
+// larger than maxStackPerGoroutine per goroutine.
+func stacksSmall(t *testing.T, c testbed.DaemonCounts) {
+	t.Helper()
+	t.Logf("stacks: %d bytes per goroutine (%v)", c.StackPerGoroutine(), c)
+	if c.StackPerGoroutine() > maxStackPerGoroutine {
+		t.Errorf("the daemon's stacks take %d bytes per goroutine under load, want at most %d: most connections' stacks have grown past 4 KB", c.StackPerGoroutine(), maxStackPerGoroutine)
 	}
 }
 

@@ -28,7 +28,7 @@ func TestLoadThousandKeepAliveClients(t *testing.T) {
 	if testing.Short() {
 		d = 10 * time.Second
 	}
-	b := newLoadBed(t, 4*clients+1024)
+	b := newLoadBed(t, 4*clients+1024, "")
 	warm := testbed.RunLoad(context.Background(), b.load(clients, 2*time.Second))
 	t.Logf("warm-up, %d clients for 2 s: %v", clients, warm)
 	if warm.Failures != 0 {
@@ -39,14 +39,18 @@ func TestLoadThousandKeepAliveClients(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mid := make(chan string, 1)
+	mid := make(chan memSnapshot, 1)
 	go func() {
 		time.Sleep(d / 2)
 		mid <- b.snapshot()
 	}()
 	res := testbed.RunLoad(context.Background(), b.load(clients, d))
 	t.Logf("%d keep-alive clients for %v: %v", clients, d, res)
-	t.Logf("imdsguard halfway through: %s", <-mid)
+	m := <-mid
+	t.Logf("imdsguard halfway through: %s", m)
+	if m.err == nil {
+		stacksSmall(t, m.counts)
+	}
 	if after, err := b.fake.Stats(); err == nil {
 		t.Logf("fakeimds received %d GETs for the %d requests answered (imdsguard's cache answers the rest)", after.Gets-before.Gets, res.Requests-res.Failures)
 	}
@@ -65,17 +69,68 @@ func TestLoadThousandKeepAliveClients(t *testing.T) {
 	b.noGrowth(t, fmt.Sprintf("%d keep-alive clients for %v", clients, d), base)
 }
 
-// snapshot is the daemon's memory and counts, for the log.
-func (b *loadBed) snapshot() string {
-	pss, err := testbed.PSSKB(b.guard.Pid())
-	if err != nil {
-		return err.Error()
+// memSnapshot is the daemon's memory and counts at one moment.
+type memSnapshot struct {
+	pssKB  int64
+	counts testbed.DaemonCounts
+	err    error
+}
+
+func (s memSnapshot) String() string {
+	if s.err != nil {
+		return s.err.Error()
 	}
-	c, err := testbed.ReadDaemonCounts(b.metrics, "http://"+loadMetricsAddr+"/metrics", b.guard.Pid())
-	if err != nil {
-		return err.Error()
+	return fmt.Sprintf("PSS %.1f MB, %v", float64(s.pssKB)/1024, s.counts)
+}
+
+// snapshot reads the daemon's memory and counts.
+func (b *loadBed) snapshot() memSnapshot {
+	var s memSnapshot
+	if s.pssKB, s.err = testbed.PSSKB(b.guard.Pid()); s.err == nil {
+		s.counts, s.err = testbed.ReadDaemonCounts(b.metrics, "http://"+loadMetricsAddr+"/metrics", b.guard.Pid())
 	}
-	return fmt.Sprintf("PSS %.1f MB, %v", float64(pss)/1024, c)
+	return s
+}
+
+// TestLoadUncachedStacksStaySmall: without the cache every read of 1,000
+// keep-alive clients waits for one of the daemon's few connections to
+// IMDS, and meanwhile the connections' goroutines must keep their small
+// stacks (stacksSmall), the bulk of what 1,000 open connections cost. A
+// select where offstack.Pool.Do now sends doubled most of them here (9.0 KB
+// a goroutine against 5.3 to 5.5 KB), and the daemon's PSS with them, while
+// the in-process stack test saw nothing. The stacks are read three times,
+// a second apart, and the smallest reading counts: a GC shrinks what grew
+// for a moment, a path that always goes deeper stays.
+func TestLoadUncachedStacksStaySmall(t *testing.T) {
+	const clients = 1000
+	b := newLoadBed(t, 4*clients+1024, "cache: {enabled: false}")
+	warm := testbed.RunLoad(context.Background(), b.load(clients, 2*time.Second))
+	t.Logf("warm-up, %d clients for 2 s: %v", clients, warm)
+	reads := make(chan []memSnapshot, 1)
+	go func() {
+		var ss []memSnapshot
+		for range 3 {
+			time.Sleep(time.Second)
+			ss = append(ss, b.snapshot())
+		}
+		reads <- ss
+	}()
+	res := testbed.RunLoad(context.Background(), b.load(clients, 5*time.Second))
+	t.Logf("%d keep-alive clients for 5 s, without the cache: %v", clients, res)
+	if warm.Failures+res.Failures != 0 {
+		t.Errorf("%d requests failed, the first: %q %q", warm.Failures+res.Failures, warm.Failed, res.Failed)
+	}
+	var least testbed.DaemonCounts
+	for i, s := range <-reads {
+		t.Logf("imdsguard after %d s: %s", i+1, s)
+		if s.err != nil {
+			t.Fatal(s.err)
+		}
+		if i == 0 || s.counts.StackPerGoroutine() < least.StackPerGoroutine() {
+			least = s.counts
+		}
+	}
+	stacksSmall(t, least)
 }
 
 // TestLoadIdleAndSlowHeaders: 5,000 connections that never finish a
@@ -90,7 +145,7 @@ func (b *loadBed) snapshot() string {
 func TestLoadIdleAndSlowHeaders(t *testing.T) {
 	const idle, slow = 2500, 2500
 	const window, every, budget = 15 * time.Second, 200 * time.Millisecond, time.Second
-	b := newLoadBed(t, 2*(idle+slow)+1024)
+	b := newLoadBed(t, 2*(idle+slow)+1024, "")
 	if soft, _, err := testbed.ProcNOFILE(b.guard.Pid()); err != nil || soft < idle+slow+256 {
 		t.Fatalf("imdsguard may open %d files (%v): too few for %d connections", soft, err, idle+slow)
 	}

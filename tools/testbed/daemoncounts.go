@@ -15,24 +15,34 @@ import (
 // runtime's count, go_goroutines of its metrics endpoint), its open file
 // descriptors (/proc/PID/fd) and its OS threads (/proc/PID/task; the Go
 // runtime never ends a thread it made, so threads are reported, not held
-// to a baseline).
+// to a baseline). StackBytes is the memory of its goroutines' stacks
+// (go_memstats_stack_inuse_bytes), most of what an open connection costs.
 type DaemonCounts struct {
 	Goroutines, FDs, Threads int
+	StackBytes               int64
 }
 
 func (c DaemonCounts) String() string {
-	return fmt.Sprintf("%d goroutines, %d fds, %d threads", c.Goroutines, c.FDs, c.Threads)
+	return fmt.Sprintf("%d goroutines (%.1f MB of stacks), %d fds, %d threads", c.Goroutines, float64(c.StackBytes)/(1<<20), c.FDs, c.Threads)
+}
+
+// StackPerGoroutine is the stack memory over the goroutines.
+func (c DaemonCounts) StackPerGoroutine() int64 {
+	if c.Goroutines == 0 {
+		return 0
+	}
+	return c.StackBytes / int64(c.Goroutines)
 }
 
 // ReadDaemonCounts reads the counts of the daemon with pid, whose metrics
 // endpoint is metricsURL (http://host:port/metrics), asked with client.
 func ReadDaemonCounts(client *http.Client, metricsURL string, pid int) (DaemonCounts, error) {
 	var c DaemonCounts
-	g, err := metricValue(client, metricsURL, "go_goroutines")
+	v, err := metricValues(client, metricsURL, "go_goroutines", "go_memstats_stack_inuse_bytes")
 	if err != nil {
 		return c, err
 	}
-	c.Goroutines = int(g)
+	c.Goroutines, c.StackBytes = int(v[0]), int64(v[1])
 	if c.FDs, err = dirEntries(fmt.Sprintf("/proc/%d/fd", pid)); err != nil {
 		return c, err
 	}
@@ -48,26 +58,37 @@ func dirEntries(dir string) (int, error) {
 	return len(es), nil
 }
 
-// metricValue is the value of an unlabelled metric in the Prometheus text
-// format at url.
-func metricValue(client *http.Client, url, name string) (float64, error) {
+// metricValues are the values of unlabelled metrics, in the order named,
+// in the Prometheus text format at url.
+func metricValues(client *http.Client, url string, names ...string) ([]float64, error) {
 	resp, err := client.Get(url)
 	if err != nil {
-		return 0, fmt.Errorf("metrics: %w", err)
+		return nil, fmt.Errorf("metrics: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("metrics: %s", resp.Status)
+		return nil, fmt.Errorf("metrics: %s", resp.Status)
 	}
+	vs, found := make([]float64, len(names)), make([]bool, len(names))
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		for i, name := range names {
+			if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+				if vs[i], err = strconv.ParseFloat(strings.TrimSpace(v), 64); err != nil {
+					return nil, fmt.Errorf("metrics: %s: %w", name, err)
+				}
+				found[i] = true
+			}
 		}
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
-	return 0, fmt.Errorf("metrics: no %s at %s (%v)", name, url, sc.Err())
+	for i, ok := range found {
+		if !ok {
+			return nil, fmt.Errorf("metrics: no %s at %s (%v)", names[i], url, sc.Err())
+		}
+	}
+	return vs, nil
 }
 
 // Growth says how far counts exceed base in goroutines and fds.
