@@ -126,9 +126,9 @@ var knownKeys = [...]string{
 	"Accept-Encoding",
 }
 
-// canonicalKey is textproto.CanonicalMIMEHeaderKey of a token k. For ASCII
-// a name that equals a canonical one but for case has that one as its
-// canonical form.
+// canonicalKey is textproto.CanonicalMIMEHeaderKey of a token k. A token
+// is ASCII, where case folding is plain: a name equal to one of knownKeys
+// but for case has that one as its canonical form (TestCanonicalKeyAsTextproto).
 func canonicalKey(k string) string {
 	for _, c := range knownKeys {
 		if len(c) == len(k) && strings.EqualFold(c, k) {
