@@ -66,17 +66,13 @@ func serveStd(t testing.TB, h http.Handler) string {
 // reads one answer; status 0 when the connection ended without one.
 func exchange(t testing.TB, addr, raw string) (status int, body string, resp *http.Response) {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := dialH1(t, addr)
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
 	if _, err := io.WriteString(c, raw); err != nil {
 		return 0, "", nil
 	}
 	c.(*net.TCPConn).CloseWrite() // all sent: an incomplete request ends here, not at a timeout
-	resp, err = http.ReadResponse(bufio.NewReader(c), nil)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 	if err != nil {
 		return 0, "", nil
 	}
@@ -203,12 +199,8 @@ func FuzzSameAsNetHTTP(f *testing.F) {
 // and Content-Length); HTTP/1.0 closes unless it asked for keep-alive.
 func TestKeepAlive(t *testing.T) {
 	_, addr := serveH1(t, echo, nil)
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := dialH1(t, addr)
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
 	br := bufio.NewReader(c)
 	io.WriteString(c, "GET /a HTTP/1.1\r\nHost: a\r\n\r\nGET /b HTTP/1.1\r\nHost: a\r\n\r\n")
 	for _, want := range []string{"GET /a", "GET /b"} {
@@ -263,12 +255,8 @@ func TestHeadAndStatuses(t *testing.T) {
 			}
 		}
 	}), nil)
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := dialH1(t, addr)
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
 	io.WriteString(c, "HEAD /x HTTP/1.1\r\nHost: a\r\n\r\nGET /204 HTTP/1.1\r\nHost: a\r\n\r\nGET /599 HTTP/1.1\r\nHost: a\r\n\r\n")
 	raw := make([]byte, 4096)
 	var got []byte
@@ -632,12 +620,8 @@ func TestServerHeadersReplaceHandlers(t *testing.T) {
 		io.WriteString(w, "i-1234567890abcdef0")
 	})
 	_, addr := serveH1(t, h, nil)
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := dialH1(t, addr)
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
 	io.WriteString(c, "GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
 	got, err := io.ReadAll(c)
 	if err != nil {
@@ -654,4 +638,16 @@ func TestServerHeadersReplaceHandlers(t *testing.T) {
 	if !slices.Equal(lines, want) || body != "i-1234567890abcdef0" {
 		t.Errorf("answered %q, body %q; want %q", lines, body, want)
 	}
+}
+
+// dialH1 connects to a test server at addr, with 5 s to do all the test
+// does on the connection; the caller closes it.
+func dialH1(t testing.TB, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	return c
 }
