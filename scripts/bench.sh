@@ -9,7 +9,9 @@
 # `cache: {enabled: false}` and `cache: {enabled: true}`; a daemon without a
 # cache section, before the response cache landed, runs only uncached and
 # the report says the cached target was skipped) and bareproxy (Go's
-# httputil.ReverseProxy, the floor of a Go proxy). It measures with wrk at
+# httputil.ReverseProxy, the floor of a Go proxy), and gofloor twice (a
+# constant answer, no proxying: the floor of a Go server, served the way
+# imdsguard serves and the way nginx does). It measures with wrk at
 # concurrency 1 (-t1 -c1), 16, 256 and 1000 (-t2 -cN), keep-alive:
 #   (a) direct            fakeimds, v2 with a fakeimds token
 #   (b) nginx             v2, the fakeimds token forwarded
@@ -18,6 +20,8 @@
 #   (e) imdsguard-cache-v2 cached, an imdsguard token
 #   (f) imdsguard-v1      uncached, no token: upgraded into imdsguard's session
 #   (g) bareproxy         v2, the fakeimds token forwarded
+#   (h) gofloor           a goroutine per connection, the runtime's netpoller
+#   (i) gofloor-epoll     an event loop per CPU on a locked thread, epoll_wait
 # The runs are interleaved (every target at c=1, every target at c=16, ...,
 # then the next round) and each result is the median over the rounds, so
 # machine noise hits all targets alike. Besides wrk's requests/s and latency
@@ -78,7 +82,7 @@ keep=${BENCH_KEEP:-0}
 redirect=${BENCH_REDIRECT:-1}
 read -r -a concurrencies <<<"${BENCH_CONCURRENCIES:-1 16 256 1000}"
 # (e) is dropped below when the daemon has no cache section.
-targets=(direct nginx nginx-cache imdsguard-v2 imdsguard-cache-v2 imdsguard-v1 bareproxy)
+targets=(direct nginx nginx-cache imdsguard-v2 imdsguard-cache-v2 imdsguard-v1 bareproxy gofloor gofloor-epoll)
 
 for v in rounds seconds warmup; do
 	[[ ${!v} =~ ^[0-9]+$ ]] || die "BENCH_${v^^}=${!v}: want a whole number"
@@ -165,13 +169,14 @@ if [[ -x $root/scripts/build-tools.sh ]]; then
 	"$root/scripts/build-tools.sh"
 else
 	(cd "$root/tools" && go build -buildvcs=false -o ../bin/fakeimds ./cmd/fakeimds &&
-		go build -buildvcs=false -o ../bin/bareproxy ./cmd/bareproxy)
+		go build -buildvcs=false -o ../bin/bareproxy ./cmd/bareproxy &&
+		go build -buildvcs=false -o ../bin/gofloor ./cmd/gofloor)
 fi
 (cd "$root" && go build -buildvcs=false -o bin/imdsguard ./cmd/imdsguard) ||
 	die "building the daemon failed"
 (cd "$root/tools" && go build -buildvcs=false -o "$work/benchreport" ./cmd/benchreport) ||
 	die "building tools/cmd/benchreport failed"
-for b in fakeimds bareproxy imdsguard; do
+for b in fakeimds bareproxy gofloor imdsguard; do
 	[[ -x $root/bin/$b ]] || die "bin/$b missing after the build"
 done
 
@@ -182,7 +187,7 @@ done
 # ephemeral range, where the proxies' own upstream connections cannot take it
 # first. Racy in theory; a process that loses the race fails to start and
 # wait_ready says so.
-declare -A port # by process: fake nginx nginx-cache bare guard guard-cache
+declare -A port # by process: fake nginx nginx-cache bare guard guard-cache floor floor-epoll
 read -r ephemeral_low _ </proc/sys/net/ipv4/ip_local_port_range
 ((ephemeral_low > 11000)) || die "the ephemeral port range starts at $ephemeral_low: no room below it for the benchmark's listeners"
 free_port() {
@@ -221,7 +226,7 @@ fake_stat() {
 	echo "$n"
 }
 
-for p in fake nginx nginx-cache bare guard guard-cache; do
+for p in fake nginx nginx-cache bare guard guard-cache floor floor-epoll; do
 	port[$p]=$(free_port)
 done
 fake_addr=127.0.0.1:${port[fake]}
@@ -255,6 +260,20 @@ pids+=("$bare_pid")
 names[$bare_pid]=bareproxy
 wait_ready "$bare_pid" bareproxy "http://127.0.0.1:${port[bare]}/_fakeimds/stats"
 
+# The floors answer every request with what fakeimds answers the path.
+floor_body=$(curl -sf --max-time 2 -H "X-aws-ec2-metadata-token: $fake_token" "http://$fake_addr$path") ||
+	die "fakeimds does not answer $path with 200"
+declare -A floor_pid # by mode
+for mode in goroutine epoll; do
+	p=floor
+	[[ $mode == goroutine ]] || p=floor-$mode
+	"$root/bin/gofloor" -listen "127.0.0.1:${port[$p]}" -mode "$mode" -body "$floor_body" >"$work/go$p.out" 2>"$work/go$p.err" &
+	floor_pid[$mode]=$!
+	pids+=("${floor_pid[$mode]}")
+	names[${floor_pid[$mode]}]=go$p
+	wait_ready "${floor_pid[$mode]}" "go$p" "http://127.0.0.1:${port[$p]}$path"
+done
+
 # guard_config PORT NAME [CACHE]: an imdsguard configuration, its cache
 # section only when CACHE (true or false) is given.
 guard_config() {
@@ -281,7 +300,7 @@ if ! "$root/bin/imdsguard" policy check "$work/imdsguard-cache.yaml" >"$work/cac
 		die "imdsguard policy check refuses the benchmark's configuration: $(cat "$work/cache-check.txt")"
 	cache_skipped="this imdsguard ($(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)) has no response cache: \`imdsguard policy check\` refuses \`cache: {enabled: true}\` ($(head -n 1 "$work/cache-check.txt" | sed 's|^.*\.yaml:[0-9]*:[0-9]*: ||'))"
 	echo "bench: (e) imdsguard-cache-v2 skipped: $cache_skipped"
-	targets=(direct nginx nginx-cache imdsguard-v2 imdsguard-v1 bareproxy)
+	targets=(direct nginx nginx-cache imdsguard-v2 imdsguard-v1 bareproxy gofloor gofloor-epoll)
 	guard_config "${port[guard]}" imdsguard >"$work/imdsguard.yaml"
 else
 	guard_config "${port[guard]}" imdsguard false >"$work/imdsguard.yaml"
@@ -324,6 +343,8 @@ proxy_port() {
 	nginx) echo "${port[nginx]}" ;;
 	nginx-cache) echo "${port[nginx-cache]}" ;;
 	bareproxy) echo "${port[bare]}" ;;
+	gofloor) echo "${port[floor]}" ;;
+	gofloor-epoll) echo "${port[floor-epoll]}" ;;
 	imdsguard-v1 | imdsguard-v2) echo "${port[guard]}" ;;
 	imdsguard-cache-v2) echo "${port[guard-cache]}" ;;
 	esac
@@ -336,7 +357,7 @@ url_of() {
 # headers_of TARGET: the curl/wrk -H arguments, one a line.
 headers_of() {
 	case $1 in
-	direct | nginx | nginx-cache | bareproxy) printf '%s\n' -H "X-aws-ec2-metadata-token: $fake_token" ;;
+	direct | nginx | nginx-cache | bareproxy | gofloor | gofloor-epoll) printf '%s\n' -H "X-aws-ec2-metadata-token: $fake_token" ;;
 	imdsguard-v2) printf '%s\n' -H "X-aws-ec2-metadata-token: $guard_token" ;;
 	imdsguard-cache-v2) printf '%s\n' -H "X-aws-ec2-metadata-token: $guard_cache_token" ;;
 	esac
@@ -363,6 +384,8 @@ proxy_pid() {
 	nginx) echo "$nginx_plain_pid" ;;
 	nginx-cache) echo "$nginx_cache_pid" ;;
 	bareproxy) echo "$bare_pid" ;;
+	gofloor) echo "${floor_pid[goroutine]}" ;;
+	gofloor-epoll) echo "${floor_pid[epoll]}" ;;
 	imdsguard-v1 | imdsguard-v2) echo "$guard_plain_pid" ;;
 	imdsguard-cache-v2) echo "$guard_cache_pid" ;;
 	esac

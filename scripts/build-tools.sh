@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the test tools into bin/ of the repository: aemm (the IMDS mock,
-# from the tools module's `tool` directive), imdsclient, fakeimds and
-# bareproxy. A binary newer than all of its sources is left alone, so
+# from the tools module's `tool` directive), imdsclient, fakeimds,
+# bareproxy, gofloor. A binary newer than all of its sources is left alone, so
 # running this on every `make test` costs next to nothing.
 set -euo pipefail
 
@@ -39,6 +39,7 @@ build aemm github.com/aws/amazon-ec2-metadata-mock/cmd go.mod go.sum
 build imdsclient ./cmd/imdsclient go.mod go.sum cmd/imdsclient
 build fakeimds ./cmd/fakeimds go.mod go.sum cmd/fakeimds fakeimds
 build bareproxy ./cmd/bareproxy go.mod go.sum cmd/bareproxy
+build gofloor ./cmd/gofloor go.mod go.sum cmd/gofloor
 # A static copy for the client images of the container runtime tests
 # (a busybox root has no libc).
 CGO_ENABLED=0 build imdsclient-static ./cmd/imdsclient go.mod go.sum cmd/imdsclient

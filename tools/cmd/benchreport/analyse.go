@@ -81,7 +81,8 @@ type report struct {
 	concs   []int
 	cells   map[key]*cell
 	goals   []goal
-	total   int64 // requests completed by wrk, all runs
+	floors  []goal // the Go floors and imdsguard's cache against nginx's: no targets
+	total   int64  // requests completed by wrk, all runs
 	errors  int64
 }
 
@@ -99,6 +100,15 @@ func analyse(runs []run, pssConc int, skipped map[string]string) *report {
 	}
 	for _, t := range []string{tGuard, tGuardCache} {
 		rep.addPSS(skipped, t, pssConc)
+	}
+	for _, c := range []int{16, 256} {
+		at := " at c=" + strconv.Itoa(c)
+		for _, t := range []string{tFloor, tFloorEpoll, tGuardCache} {
+			label := rep.targets[targetIndex(rep.targets, t)].label + " / (c) nginx proxy_cache"
+			rep.floors = append(rep.floors,
+				rep.ratio(runs, skipped, label, "p99"+at, t, tNginxCache, c, p99Of, 0, ""),
+				rep.ratio(runs, skipped, label, "req/s"+at, t, tNginxCache, c, rpsOf, 0, ""))
+		}
 	}
 	lo, hi := rep.concs[0], rep.concs[len(rep.concs)-1]
 	if slices.Contains(rep.concs, 16) {
@@ -173,12 +183,18 @@ func cells(runs []run, ts []target) *report {
 	return rep
 }
 
-// addRatio adds the goal target/base of a measure at conc: the ratio of the
-// medians, and the range of the per-round ratios (the runs of one round are
-// back to back, so they saw about the same machine). A target that was not
-// run is reported missing, with the reason from skipped if there is one.
+// addRatio adds the goal target/base of a measure at conc (see ratio).
 func (rep *report) addRatio(runs []run, skipped map[string]string, group, name, target, base string, conc int,
 	m measure, limit float64, op string) {
+	rep.goals = append(rep.goals, rep.ratio(runs, skipped, group, name, target, base, conc, m, limit, op))
+}
+
+// ratio is target/base of a measure at conc: the ratio of the medians, and
+// the range of the per-round ratios (the runs of one round are back to
+// back, so they saw about the same machine). A target that was not run is
+// reported missing, with the reason from skipped if there is one.
+func (rep *report) ratio(runs []run, skipped map[string]string, group, name, target, base string, conc int,
+	m measure, limit float64, op string) goal {
 	g := goal{group: group, name: name, limit: limit, op: op}
 	t, b := rep.cells[key{target, conc}], rep.cells[key{base, conc}]
 	switch {
@@ -194,7 +210,7 @@ func (rep *report) addRatio(runs []run, skipped map[string]string, group, name, 
 		g.value = m.cell(t) / m.cell(b)
 		g.lo, g.hi = perRoundRange(runs, target, base, conc, m.run)
 	}
-	rep.goals = append(rep.goals, g)
+	return g
 }
 
 // addPSS adds the goal on target's PSS with conc connections open: the

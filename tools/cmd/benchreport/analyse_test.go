@@ -116,3 +116,49 @@ func TestAnalyseSkipped(t *testing.T) {
 		}
 	}
 }
+
+// The Go floors against nginx's cache: ratios without targets, and no
+// upstream requests expected of them.
+func TestFloors(t *testing.T) {
+	const floors = `1	16	nginx-cache	400000	10000000	300	2000	0	0	0	0	0	150	0	2	0	0	0
+1	16	gofloor	500000	10000000	200	4000	0	0	0	0	0	100	0	0	0	0	0
+1	16	gofloor-epoll	600000	10000000	100	1000	0	0	0	0	0	90	0	0	0	0	0
+2	16	nginx-cache	400000	10000000	300	2000	0	0	0	0	0	150	0	2	0	0	0
+2	16	gofloor	500000	10000000	200	4000	0	0	0	0	0	100	0	0	0	0	0
+2	16	gofloor-epoll	600000	10000000	100	1000	0	0	0	0	0	90	0	0	0	0	0
+`
+	runs, err := parseRuns(strings.NewReader(floors), "floors")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := analyse(runs, 1000, nil)
+	got := goalsByName(rep.floors)
+	for name, want := range map[string]float64{
+		"(h) Go floor, goroutines / (c) nginx proxy_cache: p99 at c=16":    2,
+		"(h) Go floor, goroutines / (c) nginx proxy_cache: req/s at c=16":  1.25,
+		"(i) Go floor, epoll loops / (c) nginx proxy_cache: p99 at c=16":   0.5,
+		"(i) Go floor, epoll loops / (c) nginx proxy_cache: req/s at c=16": 1.5,
+	} {
+		if g, ok := got[name]; !ok || g.missing != "" || g.value != want || g.lo != want || g.hi != want {
+			t.Errorf("%s: %+v, want %v", name, g, want)
+		}
+	}
+	if g := got["(e) imdsguard cached / (c) nginx proxy_cache: p99 at c=16"]; g.missing == "" {
+		t.Errorf("imdsguard cached was not run, yet its floor ratio is %+v", g)
+	}
+	if g := got["(h) Go floor, goroutines / (c) nginx proxy_cache: p99 at c=256"]; g.missing == "" {
+		t.Errorf("c=256 was not run, yet %+v", g)
+	}
+	if len(rep.floors) != 12 {
+		t.Errorf("%d floor ratios, want 12 (3 targets × 2 measures × 2 concurrencies)", len(rep.floors))
+	}
+	if bad := upstreamMismatches(rep, runs); len(bad) > 0 {
+		t.Errorf("the floors ask no upstream, yet: %v", bad)
+	}
+	if tab := rep.upstreamTable(); !strings.Contains(tab, "| (h) Go floor, goroutines | none: answers itself | 1000000 | 0 |") {
+		t.Errorf("upstream table:\n%s", tab)
+	}
+	if tab := rep.floorsTable(); !strings.Contains(tab, "| (i) Go floor, epoll loops / (c) nginx proxy_cache | p99 at c=16 | 0.50 | 0.50–0.50 |") {
+		t.Errorf("floors table:\n%s", tab)
+	}
+}

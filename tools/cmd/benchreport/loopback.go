@@ -57,6 +57,20 @@ func (rep *report) goalsTable() string {
 	return b.String()
 }
 
+// floorsTable shows the floors: ratios with no target.
+func (rep *report) floorsTable() string {
+	var b strings.Builder
+	b.WriteString("| compared | measure | value (median of rounds) | per-round range |\n|---|---|--:|--:|\n")
+	for _, g := range rep.floors {
+		if g.missing != "" {
+			fmt.Fprintf(&b, "| %s | %s | – | not measured: %s |\n", g.group, g.name, g.missing)
+			continue
+		}
+		fmt.Fprintf(&b, "| %s | %s | %.2f | %.2f–%.2f |\n", g.group, g.name, g.value, g.lo, g.hi)
+	}
+	return b.String()
+}
+
 // resultsTable: every target at every concurrency, grouped by concurrency.
 func (rep *report) resultsTable(skipped map[string]string) string {
 	var b strings.Builder
@@ -151,7 +165,10 @@ func (rep *report) upstreamTable() string {
 			continue
 		}
 		cache := "no"
-		if t.caches {
+		switch {
+		case t.local:
+			cache = "none: answers itself"
+		case t.caches:
 			cache = "yes"
 		}
 		fmt.Fprintf(&b, "| %s | %s | %d | %d | %s |\n", t.label, cache, answered, up, per1k(float64(up)/float64(answered)*1000))
@@ -183,6 +200,8 @@ func summary(m *meta, rep *report) string {
 	b.WriteString(rep.resultsTable(skipped))
 	b.WriteString("\n")
 	b.WriteString(rep.goalsTable())
+	b.WriteString("\n")
+	b.WriteString(rep.floorsTable())
 	b.WriteString("\n")
 	b.WriteString(rep.memoryTable(m.pssConc))
 	b.WriteString("\n")

@@ -35,6 +35,15 @@ func render(m *meta, rep *report, runs []run, cf configs) string {
 	if m.cacheSkipped != "" {
 		w("\n(e) was skipped: %s. Rerun `make bench` once the response cache is on main.\n", m.cacheSkipped)
 	}
+	w("\n## The floor of a Go server\n\n")
+	w("(h) and (i) are `tools/cmd/gofloor`: every request gets the same instance-id, with nothing\n")
+	w("read but the head, nothing decided and no upstream asked, so no proxy can be faster or have\n")
+	w("a shorter tail in the same runtime. (h) serves the way net/http and imdsguard do, a goroutine\n")
+	w("per connection waiting on the runtime's netpoller; (i) the way nginx does, one event loop\n")
+	w("per CPU on a locked thread waiting in epoll_wait, with non-blocking reads and writes. Their\n")
+	w("ratios to nginx's cache, beside imdsguard's, show how much of a gap is the way of serving\n")
+	w("rather than the work done per request.\n\n")
+	b.WriteString(rep.floorsTable())
 	w("\n## Results\n\n")
 	w("Median over the rounds of each run's requests/s, p50 and p99 latency (wrk `--latency`, as\n")
 	w("seen by the client); the user+system CPU time of the proxy (nginx: master and workers) and\n")
@@ -95,7 +104,7 @@ func renderRun(b *strings.Builder, m *meta, rep *report) {
 	if m.cacheSkipped != "" {
 		guards = "imdsguard uncached"
 	}
-	w("| processes | fakeimds `%s`; nginx plain and caching, %s, bareproxy, each on a port of its own on 127.0.0.1; imdsguard in endpoint mode (no redirect rules), default policy |\n", m.fakeimdsAddr, guards)
+	w("| processes | fakeimds `%s`; nginx plain and caching, %s, bareproxy, gofloor in both modes, each on a port of its own on 127.0.0.1; imdsguard in endpoint mode (no redirect rules), default policy |\n", m.fakeimdsAddr, guards)
 	if m.guardRule != "" || m.guardCaller != "" {
 		w("| imdsguard's view | rule `%s`, caller `%s` |\n", m.guardRule, m.guardCaller)
 	}

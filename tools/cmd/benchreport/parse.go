@@ -14,10 +14,11 @@ import (
 )
 
 // Targets in the order they are run and shown. A target that caches may
-// send fewer requests upstream than it answers.
+// send fewer requests upstream than it answers; one that is local sends
+// none (it answers itself).
 type target struct {
 	id, label, what string
-	caches          bool
+	caches, local   bool
 }
 
 // targetIndex is the position of id in ts, -1 if absent.
@@ -34,16 +35,20 @@ const (
 	tGuardCache = "imdsguard-cache-v2"
 	tGuardV1    = "imdsguard-v1"
 	tBare       = "bareproxy"
+	tFloor      = "gofloor"
+	tFloorEpoll = "gofloor-epoll"
 )
 
 var targets = []target{
-	{tDirect, "(a) fakeimds direct", "v2, fakeimds token", false},
-	{tNginx, "(b) nginx", "v2, fakeimds token forwarded", false},
-	{tNginxCache, "(c) nginx proxy_cache", "v2, fakeimds token forwarded", true},
-	{tGuard, "(d) imdsguard uncached", "v2, imdsguard token", false},
-	{tGuardCache, "(e) imdsguard cached", "v2, imdsguard token", true},
-	{tGuardV1, "(f) imdsguard uncached, v1", "no token: upgraded upstream", false},
-	{tBare, "(g) bareproxy", "v2, fakeimds token forwarded", false},
+	{tDirect, "(a) fakeimds direct", "v2, fakeimds token", false, false},
+	{tNginx, "(b) nginx", "v2, fakeimds token forwarded", false, false},
+	{tNginxCache, "(c) nginx proxy_cache", "v2, fakeimds token forwarded", true, false},
+	{tGuard, "(d) imdsguard uncached", "v2, imdsguard token", false, false},
+	{tGuardCache, "(e) imdsguard cached", "v2, imdsguard token", true, false},
+	{tGuardV1, "(f) imdsguard uncached, v1", "no token: upgraded upstream", false, false},
+	{tBare, "(g) bareproxy", "v2, fakeimds token forwarded", false, false},
+	{tFloor, "(h) Go floor, goroutines", "constant answer, one goroutine a connection", true, true},
+	{tFloorEpoll, "(i) Go floor, epoll loops", "constant answer, one event loop a CPU", true, true},
 }
 
 type run struct {

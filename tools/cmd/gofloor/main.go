@@ -1,0 +1,148 @@
+// Command gofloor is the floor a Go server reaches on this machine: it
+// answers every HTTP/1.1 request with the same instance-id, reading
+// nothing but the head, deciding nothing and asking no upstream. The
+// benchmarks run it beside nginx and imdsguard (scripts/bench-floor.sh) to
+// tell what a Go server's scheduling costs from what imdsguard's own work
+// costs. Two ways of serving, -mode:
+//
+//   - goroutine: net's listener and one goroutine per connection, blocking
+//     reads through the runtime's netpoller: how net/http and imdsguard
+//     serve;
+//   - epoll: one event loop per CPU on a locked OS thread, non-blocking
+//     reads and writes on raw file descriptors, waiting in epoll_wait: how
+//     nginx serves (Linux only).
+//
+// It serves loopback benchmarks only: heads of at most 8 KiB, no bodies,
+// no deadlines.
+//
+//	gofloor -listen 127.0.0.1:8992 -mode epoll -body i-1234567890abcdef0
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+)
+
+// answer is the answer to every request: by default IMDS's to GET
+// /latest/meta-data/instance-id, as fakeimds gives it (-body changes it).
+var answer = answerWith("i-1234567890abcdef0")
+
+// answerWith is a 200 answer with body, headed as IMDS heads its answers.
+func answerWith(body string) []byte {
+	return fmt.Appendf(nil, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nServer: EC2ws\r\n\r\n%s", len(body), body)
+}
+
+// maxHead bounds a request head; a longer one ends the connection.
+const maxHead = 8 << 10
+
+func main() {
+	listen := flag.String("listen", "127.0.0.1:8992", "address to serve on")
+	mode := flag.String("mode", "goroutine", "goroutine (one per connection, the netpoller) or epoll (one event loop per CPU)")
+	loops := flag.Int("loops", runtime.GOMAXPROCS(0), "event loops in -mode epoll")
+	body := flag.String("body", "i-1234567890abcdef0", "the body of every answer (the benchmark gives what fakeimds answers its path)")
+	flag.Parse()
+	answer = answerWith(*body)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "gofloor:", err)
+		os.Exit(1)
+	}
+	switch *mode {
+	case "goroutine":
+		go serveGoroutines(ln)
+	case "epoll":
+		if *loops < 1 {
+			err = errors.New("-loops must be at least 1")
+		} else {
+			err = serveEpoll(ln, *loops)
+		}
+	default:
+		err = fmt.Errorf("-mode %q: want goroutine or epoll", *mode)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "gofloor:", err)
+		os.Exit(2)
+	}
+	<-ctx.Done()
+	ln.Close()
+}
+
+// serveGoroutines serves each connection ln accepts on a goroutine of its
+// own until ln is closed.
+func serveGoroutines(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		go serveConn(c)
+	}
+}
+
+// serveConn answers each request head read from c, until c ends or sends
+// something that is not one.
+func serveConn(c net.Conn) {
+	defer c.Close()
+	br := bufio.NewReaderSize(c, 4096)
+	for {
+		size := 0
+		for {
+			line, err := br.ReadSlice('\n')
+			if err != nil {
+				return
+			}
+			if size += len(line); size > maxHead {
+				return
+			}
+			if len(line) <= 2 && (len(line) == 1 || line[0] == '\r') {
+				break
+			}
+		}
+		if _, err := c.Write(answer); err != nil {
+			return
+		}
+	}
+}
+
+// heads counts the complete request heads at the start of b and returns
+// the count and the length of b they take.
+func heads(b []byte) (n, used int) {
+	for {
+		end := headEnd(b[used:])
+		if end < 0 {
+			return n, used
+		}
+		n, used = n+1, used+end
+	}
+}
+
+// headEnd is the length of the head at the start of b, up to and with the
+// empty line (CRLF or bare LF) that ends it, or -1 when b holds no whole
+// head.
+func headEnd(b []byte) int {
+	start := 0 // of the current line
+	for i, c := range b {
+		if c != '\n' {
+			continue
+		}
+		line := b[start:i]
+		if len(line) == 0 || (len(line) == 1 && line[0] == '\r') {
+			return i + 1
+		}
+		start = i + 1
+	}
+	return -1
+}
