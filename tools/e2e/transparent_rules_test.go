@@ -181,8 +181,11 @@ var restoreCases = []restoreCase{
 // TestTransparentRestoreAfterFlush: rules deleted from outside while the
 // daemon runs are put back within 2 s. For each deletion it measures, from
 // the moment the deleting command returned, how long until a plain v1 GET
-// is served by imdsguard again and until `imdsguard rules status` exits 0,
-// and what callers got in between; the daemon logs the restore.
+// is served by imdsguard again and until the daemon logs the restore (the
+// moment the rules are whole again), both held to 2 s, and what callers got
+// in between. `imdsguard rules status` must then exit 0; how long that took
+// is logged, not held to the bound: the command's own run (a dozen
+// iptables listings, up to a second on this machine) adds to it.
 func TestTransparentRestoreAfterFlush(t *testing.T) {
 	const bound = 2 * time.Second
 	e, h, g := transparent(t, testbed.HostOptions{}, testbed.HostGuardConfig{})
@@ -221,17 +224,24 @@ func TestTransparentRestoreAfterFlush(t *testing.T) {
 			if served == 0 || served > bound {
 				t.Errorf("v1 GET not served by imdsguard within %v (took %v)", bound, fmtDur(served))
 			}
-			if status == 0 || status > bound {
-				t.Errorf("rules status not OK within %v (took %v)", bound, fmtDur(status))
+			if status == 0 {
+				t.Errorf("rules status not OK within 5s of the deletion")
 			}
 			testbed.WaitFor(t, "the daemon logs the restore", func() bool { return restoreEvents(g, c.family) > restores })
-			var last map[string]any
-			for _, ev := range g.Events() {
-				if ev["msg"] == "restored rules deleted from outside" {
-					last = ev
-				}
+			// Once rules status says OK, the last restore is the one that
+			// made the rules whole.
+			evs := restoresOf(g, c.family)
+			last := evs[len(evs)-1]
+			restored := time.Duration(0)
+			if at, err := time.Parse(time.RFC3339Nano, fmt.Sprint(last["time"])); err != nil {
+				t.Errorf("the restore's log line has no time: %v", last)
+			} else {
+				restored = at.Sub(t0)
 			}
-			t.Logf("daemon log: restored %v %v, took %v (restore #%v)", last["family"], last["fixed"], last["took"], last["restores"])
+			t.Logf("daemon log: restored %v %v after %v, took %v (restore #%v)", last["family"], last["fixed"], fmtDur(restored), last["took"], last["restores"])
+			if restored > bound {
+				t.Errorf("rules not restored within %v: the daemon logged the restore %v after the deletion", bound, fmtDur(restored))
+			}
 		})
 	}
 }
@@ -239,13 +249,19 @@ func TestTransparentRestoreAfterFlush(t *testing.T) {
 // restoreEvents counts the daemon's "restored rules deleted from outside"
 // lines for family.
 func restoreEvents(g *testbed.Guard, family string) int {
-	n := 0
+	return len(restoresOf(g, family))
+}
+
+// restoresOf is the daemon's "restored rules deleted from outside" lines
+// for family, oldest first.
+func restoresOf(g *testbed.Guard, family string) []map[string]any {
+	var evs []map[string]any
 	for _, ev := range g.Events() {
 		if ev["msg"] == "restored rules deleted from outside" && ev["family"] == family {
-			n++
+			evs = append(evs, ev)
 		}
 	}
-	return n
+	return evs
 }
 
 // aemmDirect labels answers that came from AEMM itself, not imdsguard.
