@@ -187,7 +187,7 @@ done
 # ephemeral range, where the proxies' own upstream connections cannot take it
 # first. Racy in theory; a process that loses the race fails to start and
 # wait_ready says so.
-declare -A port # by process: fake nginx nginx-cache bare guard guard-cache floor floor-epoll
+declare -A port # by process: fake nginx nginx-cache bare guard guard-cache gofloor gofloor-epoll
 read -r ephemeral_low _ </proc/sys/net/ipv4/ip_local_port_range
 ((ephemeral_low > 11000)) || die "the ephemeral port range starts at $ephemeral_low: no room below it for the benchmark's listeners"
 free_port() {
@@ -226,7 +226,7 @@ fake_stat() {
 	echo "$n"
 }
 
-for p in fake nginx nginx-cache bare guard guard-cache floor floor-epoll; do
+for p in fake nginx nginx-cache bare guard guard-cache gofloor gofloor-epoll; do
 	port[$p]=$(free_port)
 done
 fake_addr=127.0.0.1:${port[fake]}
@@ -263,15 +263,13 @@ wait_ready "$bare_pid" bareproxy "http://127.0.0.1:${port[bare]}/_fakeimds/stats
 # The floors answer every request with what fakeimds answers the path.
 floor_body=$(curl -sf --max-time 2 -H "X-aws-ec2-metadata-token: $fake_token" "http://$fake_addr$path") ||
 	die "fakeimds does not answer $path with 200"
-declare -A floor_pid # by mode
-for mode in goroutine epoll; do
-	p=floor
-	[[ $mode == goroutine ]] || p=floor-$mode
-	"$root/bin/gofloor" -listen "127.0.0.1:${port[$p]}" -mode "$mode" -body "$floor_body" >"$work/go$p.out" 2>"$work/go$p.err" &
-	floor_pid[$mode]=$!
-	pids+=("${floor_pid[$mode]}")
-	names[${floor_pid[$mode]}]=go$p
-	wait_ready "${floor_pid[$mode]}" "go$p" "http://127.0.0.1:${port[$p]}$path"
+declare -A floor_mode=([gofloor]=goroutine [gofloor-epoll]=epoll) floor_pid # by target
+for t in gofloor gofloor-epoll; do
+	"$root/bin/gofloor" -listen "127.0.0.1:${port[$t]}" -mode "${floor_mode[$t]}" -body "$floor_body" >"$work/$t.out" 2>"$work/$t.err" &
+	floor_pid[$t]=$!
+	pids+=("${floor_pid[$t]}")
+	names[${floor_pid[$t]}]=$t
+	wait_ready "${floor_pid[$t]}" "$t" "http://127.0.0.1:${port[$t]}$path"
 done
 
 # guard_config PORT NAME [CACHE]: an imdsguard configuration, its cache
@@ -343,8 +341,7 @@ proxy_port() {
 	nginx) echo "${port[nginx]}" ;;
 	nginx-cache) echo "${port[nginx-cache]}" ;;
 	bareproxy) echo "${port[bare]}" ;;
-	gofloor) echo "${port[floor]}" ;;
-	gofloor-epoll) echo "${port[floor-epoll]}" ;;
+	gofloor | gofloor-epoll) echo "${port[$1]}" ;;
 	imdsguard-v1 | imdsguard-v2) echo "${port[guard]}" ;;
 	imdsguard-cache-v2) echo "${port[guard-cache]}" ;;
 	esac
@@ -384,8 +381,7 @@ proxy_pid() {
 	nginx) echo "$nginx_plain_pid" ;;
 	nginx-cache) echo "$nginx_cache_pid" ;;
 	bareproxy) echo "$bare_pid" ;;
-	gofloor) echo "${floor_pid[goroutine]}" ;;
-	gofloor-epoll) echo "${floor_pid[epoll]}" ;;
+	gofloor | gofloor-epoll) echo "${floor_pid[$1]}" ;;
 	imdsguard-v1 | imdsguard-v2) echo "$guard_plain_pid" ;;
 	imdsguard-cache-v2) echo "$guard_cache_pid" ;;
 	esac

@@ -313,9 +313,9 @@ func loopbackFailures(m *meta, rep *report, runs []run) []string {
 	return f
 }
 
-// upstreamMismatches names the runs of targets without a cache whose
-// upstream GETs are not between the requests answered 200 and all requests
-// answered plus the connections (the requests in flight when wrk stopped,
+// upstreamMismatches names the runs of targets that send each request
+// upstream (no cache, not local) whose upstream GETs are not between the
+// requests answered 200 and all requests answered plus the connections (the requests in flight when wrk stopped,
 // which it does not count). An error answer may or may not have asked
 // upstream first (a 504 did, a 503 of a full queue did not); the non-2xx
 // answers are failures of their own.
@@ -323,7 +323,7 @@ func upstreamMismatches(rep *report, runs []run) []string {
 	var bad []string
 	for _, r := range runs {
 		i := targetIndex(rep.targets, r.target)
-		if i < 0 || rep.targets[i].caches {
+		if i < 0 || !rep.targets[i].sendsEach() {
 			continue
 		}
 		if r.upstream < r.requests-r.errs[errStatus] || r.upstream > r.requests+int64(r.conc) {

@@ -181,7 +181,7 @@ func (rep *report) upstreamTable() string {
 func loopbackGetsRow(rep *report, runs []run) string {
 	n := 0
 	for _, r := range runs {
-		if i := targetIndex(rep.targets, r.target); i >= 0 && !rep.targets[i].caches {
+		if i := targetIndex(rep.targets, r.target); i >= 0 && rep.targets[i].sendsEach() {
 			n++
 		}
 	}

@@ -36,8 +36,8 @@ func render(m *meta, rep *report, runs []run, cf configs) string {
 		w("\n(e) was skipped: %s. Rerun `make bench` once the response cache is on main.\n", m.cacheSkipped)
 	}
 	w("\n## The floor of a Go server\n\n")
-	w("(h) and (i) are `tools/cmd/gofloor`: every request gets the same instance-id, with nothing\n")
-	w("read but the head, nothing decided and no upstream asked, so no proxy can be faster or have\n")
+	w("(h) and (i) are `tools/cmd/gofloor`: every request gets the answer fakeimds gives the path, with\n")
+	w("nothing read but the head, nothing decided and no upstream asked, so no proxy can be faster or have\n")
 	w("a shorter tail in the same runtime. (h) serves the way net/http and imdsguard do, a goroutine\n")
 	w("per connection waiting on the runtime's netpoller; (i) the way nginx does, one event loop\n")
 	w("per CPU on a locked thread waiting in epoll_wait, with non-blocking reads and writes. Their\n")

@@ -21,6 +21,9 @@ type target struct {
 	caches, local   bool
 }
 
+// sendsEach: every request the target answers went upstream once.
+func (t target) sendsEach() bool { return !t.caches && !t.local }
+
 // targetIndex is the position of id in ts, -1 if absent.
 func targetIndex(ts []target, id string) int {
 	return slices.IndexFunc(ts, func(t target) bool { return t.id == id })
@@ -47,8 +50,8 @@ var targets = []target{
 	{tGuardCache, "(e) imdsguard cached", "v2, imdsguard token", true, false},
 	{tGuardV1, "(f) imdsguard uncached, v1", "no token: upgraded upstream", false, false},
 	{tBare, "(g) bareproxy", "v2, fakeimds token forwarded", false, false},
-	{tFloor, "(h) Go floor, goroutines", "constant answer, one goroutine a connection", true, true},
-	{tFloorEpoll, "(i) Go floor, epoll loops", "constant answer, one event loop a CPU", true, true},
+	{tFloor, "(h) Go floor, goroutines", "constant answer, one goroutine a connection", false, true},
+	{tFloorEpoll, "(i) Go floor, epoll loops", "constant answer, one event loop a CPU", false, true},
 }
 
 type run struct {
