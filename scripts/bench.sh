@@ -9,9 +9,12 @@
 # `cache: {enabled: false}` and `cache: {enabled: true}`; a daemon without a
 # cache section, before the response cache landed, runs only uncached and
 # the report says the cached target was skipped) and bareproxy (Go's
-# httputil.ReverseProxy, the floor of a Go proxy), and gofloor twice (a
+# httputil.ReverseProxy, the floor of a Go proxy), gofloor twice (a
 # constant answer, no proxying: the floor of a Go server, served the way
-# imdsguard serves and the way nginx does). It measures with wrk at
+# imdsguard serves and the way nginx does) and gofloor once more as a proxy
+# (each request to fakeimds over at most imdsguard's upstream.MaxConns kept
+# connections, nothing decided: the floor of imdsguard's uncached path). It
+# measures with wrk at
 # concurrency 1 (-t1 -c1), 16, 256 and 1000 (-t2 -cN), keep-alive:
 #   (a) direct            fakeimds, v2 with a fakeimds token
 #   (b) nginx             v2, the fakeimds token forwarded
@@ -22,6 +25,7 @@
 #   (g) bareproxy         v2, the fakeimds token forwarded
 #   (h) gofloor           a goroutine per connection, the runtime's netpoller
 #   (i) gofloor-epoll     an event loop per CPU on a locked thread, epoll_wait
+#   (j) gofloor-proxy     v2, the fakeimds token forwarded; MaxConns connections
 # The runs are interleaved (every target at c=1, every target at c=16, ...,
 # then the next round) and each result is the median over the rounds, so
 # machine noise hits all targets alike. Besides wrk's requests/s and latency
@@ -82,7 +86,7 @@ keep=${BENCH_KEEP:-0}
 redirect=${BENCH_REDIRECT:-1}
 read -r -a concurrencies <<<"${BENCH_CONCURRENCIES:-1 16 256 1000}"
 # (e) is dropped below when the daemon has no cache section.
-targets=(direct nginx nginx-cache imdsguard-v2 imdsguard-cache-v2 imdsguard-v1 bareproxy gofloor gofloor-epoll)
+targets=(direct nginx nginx-cache imdsguard-v2 imdsguard-cache-v2 imdsguard-v1 bareproxy gofloor gofloor-epoll gofloor-proxy)
 
 for v in rounds seconds warmup; do
 	[[ ${!v} =~ ^[0-9]+$ ]] || die "BENCH_${v^^}=${!v}: want a whole number"
@@ -187,7 +191,7 @@ done
 # ephemeral range, where the proxies' own upstream connections cannot take it
 # first. Racy in theory; a process that loses the race fails to start and
 # wait_ready says so.
-declare -A port # by process: fake nginx nginx-cache bare guard guard-cache gofloor gofloor-epoll
+declare -A port # by process: fake nginx nginx-cache bare guard guard-cache gofloor gofloor-epoll gofloor-proxy
 read -r ephemeral_low _ </proc/sys/net/ipv4/ip_local_port_range
 ((ephemeral_low > 11000)) || die "the ephemeral port range starts at $ephemeral_low: no room below it for the benchmark's listeners"
 free_port() {
@@ -226,7 +230,7 @@ fake_stat() {
 	echo "$n"
 }
 
-for p in fake nginx nginx-cache bare guard guard-cache gofloor gofloor-epoll; do
+for p in fake nginx nginx-cache bare guard guard-cache gofloor gofloor-epoll gofloor-proxy; do
 	port[$p]=$(free_port)
 done
 fake_addr=127.0.0.1:${port[fake]}
@@ -263,13 +267,19 @@ wait_ready "$bare_pid" bareproxy "http://127.0.0.1:${port[bare]}/_fakeimds/stats
 # The floors answer every request with what fakeimds answers the path.
 floor_body=$(curl -sf --max-time 2 -H "X-aws-ec2-metadata-token: $fake_token" "http://$fake_addr$path") ||
 	die "fakeimds does not answer $path with 200"
-declare -A floor_mode=([gofloor]=goroutine [gofloor-epoll]=epoll) floor_pid # by target
-for t in gofloor gofloor-epoll; do
-	"$root/bin/gofloor" -listen "127.0.0.1:${port[$t]}" -mode "${floor_mode[$t]}" -body "$floor_body" >"$work/$t.out" 2>"$work/$t.err" &
+# The proxy floor holds as many upstream connections as imdsguard may.
+max_conns=$(sed -n 's/^const MaxConns = \([0-9][0-9]*\)$/\1/p' "$root/proxy/upstream/client.go")
+[[ -n $max_conns ]] || die "no 'const MaxConns = N' in proxy/upstream/client.go for the proxy floor"
+declare -A floor_mode=([gofloor]=goroutine [gofloor-epoll]=epoll [gofloor-proxy]=proxy) floor_pid # by target
+for t in gofloor gofloor-epoll gofloor-proxy; do
+	"$root/bin/gofloor" -listen "127.0.0.1:${port[$t]}" -mode "${floor_mode[$t]}" -body "$floor_body" \
+		-upstream "$fake_addr" -conns "$max_conns" >"$work/$t.out" 2>"$work/$t.err" &
 	floor_pid[$t]=$!
 	pids+=("${floor_pid[$t]}")
 	names[${floor_pid[$t]}]=$t
-	wait_ready "${floor_pid[$t]}" "$t" "http://127.0.0.1:${port[$t]}$path"
+	# with the token: the proxy floor passes the request on, and fakeimds
+	# must see no 401
+	wait_ready "${floor_pid[$t]}" "$t" "http://127.0.0.1:${port[$t]}$path" -H "X-aws-ec2-metadata-token: $fake_token"
 done
 
 # guard_config PORT NAME [CACHE]: an imdsguard configuration, its cache
@@ -298,7 +308,7 @@ if ! "$root/bin/imdsguard" policy check "$work/imdsguard-cache.yaml" >"$work/cac
 		die "imdsguard policy check refuses the benchmark's configuration: $(cat "$work/cache-check.txt")"
 	cache_skipped="this imdsguard ($(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)) has no response cache: \`imdsguard policy check\` refuses \`cache: {enabled: true}\` ($(head -n 1 "$work/cache-check.txt" | sed 's|^.*\.yaml:[0-9]*:[0-9]*: ||'))"
 	echo "bench: (e) imdsguard-cache-v2 skipped: $cache_skipped"
-	targets=(direct nginx nginx-cache imdsguard-v2 imdsguard-v1 bareproxy gofloor gofloor-epoll)
+	targets=(direct nginx nginx-cache imdsguard-v2 imdsguard-v1 bareproxy gofloor gofloor-epoll gofloor-proxy)
 	guard_config "${port[guard]}" imdsguard >"$work/imdsguard.yaml"
 else
 	guard_config "${port[guard]}" imdsguard false >"$work/imdsguard.yaml"
@@ -341,7 +351,7 @@ proxy_port() {
 	nginx) echo "${port[nginx]}" ;;
 	nginx-cache) echo "${port[nginx-cache]}" ;;
 	bareproxy) echo "${port[bare]}" ;;
-	gofloor | gofloor-epoll) echo "${port[$1]}" ;;
+	gofloor | gofloor-epoll | gofloor-proxy) echo "${port[$1]}" ;;
 	imdsguard-v1 | imdsguard-v2) echo "${port[guard]}" ;;
 	imdsguard-cache-v2) echo "${port[guard-cache]}" ;;
 	esac
@@ -354,7 +364,7 @@ url_of() {
 # headers_of TARGET: the curl/wrk -H arguments, one a line.
 headers_of() {
 	case $1 in
-	direct | nginx | nginx-cache | bareproxy | gofloor | gofloor-epoll) printf '%s\n' -H "X-aws-ec2-metadata-token: $fake_token" ;;
+	direct | nginx | nginx-cache | bareproxy | gofloor | gofloor-epoll | gofloor-proxy) printf '%s\n' -H "X-aws-ec2-metadata-token: $fake_token" ;;
 	imdsguard-v2) printf '%s\n' -H "X-aws-ec2-metadata-token: $guard_token" ;;
 	imdsguard-cache-v2) printf '%s\n' -H "X-aws-ec2-metadata-token: $guard_cache_token" ;;
 	esac
@@ -381,7 +391,7 @@ proxy_pid() {
 	nginx) echo "$nginx_plain_pid" ;;
 	nginx-cache) echo "$nginx_cache_pid" ;;
 	bareproxy) echo "$bare_pid" ;;
-	gofloor | gofloor-epoll) echo "${floor_pid[$1]}" ;;
+	gofloor | gofloor-epoll | gofloor-proxy) echo "${floor_pid[$1]}" ;;
 	imdsguard-v1 | imdsguard-v2) echo "$guard_plain_pid" ;;
 	imdsguard-cache-v2) echo "$guard_cache_pid" ;;
 	esac

@@ -77,13 +77,14 @@ func (g goal) ok() bool {
 }
 
 type report struct {
-	targets []target // shown, in this order
-	concs   []int
-	cells   map[key]*cell
-	goals   []goal
-	floors  []goal // the Go floors and imdsguard's cache against nginx's: no targets
-	total   int64  // requests completed by wrk, all runs
-	errors  int64
+	targets     []target // shown, in this order
+	concs       []int
+	cells       map[key]*cell
+	goals       []goal
+	floors      []goal // the Go floors and imdsguard's cache against nginx's: no targets
+	proxyFloors []goal // the Go proxy floor and imdsguard uncached against plain nginx: no targets
+	total       int64  // requests completed by wrk, all runs
+	errors      int64
 }
 
 // analyse is the loopback report: the cells, and the goals.
@@ -110,6 +111,15 @@ func analyse(runs []run, pssConc int, skipped map[string]string) *report {
 				rep.ratio(runs, skipped, label, "req/s"+at, t, tNginxCache, c, rpsOf, 0, ""))
 		}
 	}
+	for _, c := range []int{16, 256} {
+		at := " at c=" + strconv.Itoa(c)
+		for _, t := range []string{tFloorProxy, tGuard} {
+			label := rep.targets[targetIndex(rep.targets, t)].label + " / (b) nginx"
+			rep.proxyFloors = append(rep.proxyFloors,
+				rep.ratio(runs, skipped, label, "req/s"+at, t, tNginx, c, rpsOf, 0, ""),
+				rep.ratio(runs, skipped, label, "proxy CPU/req"+at, t, tNginx, c, cpuOf, 0, ""))
+		}
+	}
 	lo, hi := rep.concs[0], rep.concs[len(rep.concs)-1]
 	if slices.Contains(rep.concs, 16) {
 		hi = 16
@@ -132,6 +142,7 @@ var (
 	rpsOf = measure{func(c *cell) float64 { return c.rps }, func(r run) float64 { return r.rps() }}
 	p50Of = measure{func(c *cell) float64 { return c.p50 }, func(r run) float64 { return r.p50 }}
 	p99Of = measure{func(c *cell) float64 { return c.p99 }, func(r run) float64 { return r.p99 }}
+	cpuOf = measure{func(c *cell) float64 { return c.proxyCPU }, func(r run) float64 { return cpuPerRequest(r.proxyTicks, r.requests) }}
 )
 
 // cells is the median over rounds of every target and concurrency of runs

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"strings"
 	"testing"
 )
@@ -158,7 +159,52 @@ func TestFloors(t *testing.T) {
 	if tab := rep.upstreamTable(); !strings.Contains(tab, "| (h) Go floor, goroutines | none: answers itself | 1000000 | 0 |") {
 		t.Errorf("upstream table:\n%s", tab)
 	}
-	if tab := rep.floorsTable(); !strings.Contains(tab, "| (i) Go floor, epoll loops / (c) nginx proxy_cache | p99 at c=16 | 0.50 | 0.50–0.50 |") {
+	if tab := floorsTable(rep.floors); !strings.Contains(tab, "| (i) Go floor, epoll loops / (c) nginx proxy_cache | p99 at c=16 | 0.50 | 0.50–0.50 |") {
 		t.Errorf("floors table:\n%s", tab)
+	}
+}
+
+// The Go proxy floor and imdsguard uncached against plain nginx: ratios
+// of req/s and CPU a request, without targets; the floor forwards every
+// request, and is held to that like any proxy without a cache.
+func TestProxyFloors(t *testing.T) {
+	const runsTSV = `1	16	nginx	200000	10000000	300	2000	0	0	0	0	0	100	0	200000	0	0	0
+1	16	gofloor-proxy	150000	10000000	400	3000	0	0	0	0	0	120	0	150000	0	0	0
+1	16	imdsguard-v2	100000	10000000	500	4000	0	0	0	0	0	160	0	100000	0	0	0
+`
+	runs, err := parseRuns(strings.NewReader(runsTSV), "proxy floors")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := analyse(runs, 1000, nil)
+	got := goalsByName(rep.proxyFloors)
+	for name, want := range map[string]float64{
+		"(j) Go floor, proxy / (b) nginx: req/s at c=16":            0.75,
+		"(j) Go floor, proxy / (b) nginx: proxy CPU/req at c=16":    1.6, // 8 µs / 5 µs
+		"(d) imdsguard uncached / (b) nginx: req/s at c=16":         0.5,
+		"(d) imdsguard uncached / (b) nginx: proxy CPU/req at c=16": 3.2, // 16 µs / 5 µs
+	} {
+		if g, ok := got[name]; !ok || g.missing != "" || math.Abs(g.value-want) > 1e-9 || math.Abs(g.lo-want) > 1e-9 {
+			t.Errorf("%s: %+v, want %v", name, g, want)
+		}
+	}
+	if g := got["(j) Go floor, proxy / (b) nginx: req/s at c=256"]; g.missing == "" {
+		t.Errorf("c=256 was not run, yet %+v", g)
+	}
+	if len(rep.proxyFloors) != 8 {
+		t.Errorf("%d proxy floor ratios, want 8 (2 targets × 2 measures × 2 concurrencies)", len(rep.proxyFloors))
+	}
+	if bad := upstreamMismatches(rep, runs); len(bad) > 0 {
+		t.Errorf("every target forwarded each request, yet: %v", bad)
+	}
+	short, err := parseRuns(strings.NewReader(strings.Replace(runsTSV, "120	0	150000", "120	0	1000", 1)), "short")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bad := upstreamMismatches(analyse(short, 1000, nil), short); len(bad) != 1 || !strings.Contains(bad[0], "gofloor-proxy") {
+		t.Errorf("a proxy floor that forwarded 1,000 of 150,000 requests: %v", bad)
+	}
+	if tab := floorsTable(rep.proxyFloors); !strings.Contains(tab, "| (j) Go floor, proxy / (b) nginx | req/s at c=16 | 0.75 | 0.75–0.75 |") {
+		t.Errorf("proxy floors table:\n%s", tab)
 	}
 }

@@ -57,11 +57,11 @@ func (rep *report) goalsTable() string {
 	return b.String()
 }
 
-// floorsTable shows the floors: ratios with no target.
-func (rep *report) floorsTable() string {
+// floorsTable shows floor ratios (rep.floors, rep.proxyFloors): no target.
+func floorsTable(floors []goal) string {
 	var b strings.Builder
 	b.WriteString("| compared | measure | value (median of rounds) | per-round range |\n|---|---|--:|--:|\n")
-	for _, g := range rep.floors {
+	for _, g := range floors {
 		if g.missing != "" {
 			fmt.Fprintf(&b, "| %s | %s | – | not measured: %s |\n", g.group, g.name, g.missing)
 			continue
@@ -201,7 +201,9 @@ func summary(m *meta, rep *report) string {
 	b.WriteString("\n")
 	b.WriteString(rep.goalsTable())
 	b.WriteString("\n")
-	b.WriteString(rep.floorsTable())
+	b.WriteString(floorsTable(rep.floors))
+	b.WriteString("\n")
+	b.WriteString(floorsTable(rep.proxyFloors))
 	b.WriteString("\n")
 	b.WriteString(rep.memoryTable(m.pssConc))
 	b.WriteString("\n")

@@ -43,7 +43,16 @@ func render(m *meta, rep *report, runs []run, cf configs) string {
 	w("per CPU on a locked thread waiting in epoll_wait, with non-blocking reads and writes. Their\n")
 	w("ratios to nginx's cache, beside imdsguard's, show how much of a gap is the way of serving\n")
 	w("rather than the work done per request.\n\n")
-	b.WriteString(rep.floorsTable())
+	b.WriteString(floorsTable(rep.floors))
+	w("\n## The floor of a Go proxy\n\n")
+	w("(j) is `gofloor -mode proxy`: a goroutine per connection as in (h), and each request sent on\n")
+	w("to fakeimds, a GET of the same path with the caller's token, over at most as many kept\n")
+	w("connections as imdsguard may open (`upstream.MaxConns`, which bench.sh reads from the\n")
+	w("source); the answer is read with `http.ReadResponse`, as imdsguard reads it, and given back.\n")
+	w("Nothing is decided, checked or logged. Its ratios to nginx's plain proxy, beside imdsguard's\n")
+	w("uncached ones, show what the runtime and the bounded upstream cost before any of\n")
+	w("imdsguard's own work; nginx opens as many upstream connections as it has requests.\n\n")
+	b.WriteString(floorsTable(rep.proxyFloors))
 	w("\n## Results\n\n")
 	w("Median over the rounds of each run's requests/s, p50 and p99 latency (wrk `--latency`, as\n")
 	w("seen by the client); the user+system CPU time of the proxy (nginx: master and workers) and\n")
@@ -104,7 +113,7 @@ func renderRun(b *strings.Builder, m *meta, rep *report) {
 	if m.cacheSkipped != "" {
 		guards = "imdsguard uncached"
 	}
-	w("| processes | fakeimds `%s`; nginx plain and caching, %s, bareproxy, gofloor in both modes, each on a port of its own on 127.0.0.1; imdsguard in endpoint mode (no redirect rules), default policy |\n", m.fakeimdsAddr, guards)
+	w("| processes | fakeimds `%s`; nginx plain and caching, %s, bareproxy, gofloor in its three modes, each on a port of its own on 127.0.0.1; imdsguard in endpoint mode (no redirect rules), default policy |\n", m.fakeimdsAddr, guards)
 	if m.guardRule != "" || m.guardCaller != "" {
 		w("| imdsguard's view | rule `%s`, caller `%s` |\n", m.guardRule, m.guardCaller)
 	}
@@ -145,7 +154,8 @@ func renderReading(b *strings.Builder, m *meta) {
 	w("  (f) what imdsguard costs doing its work on every request: caller identity (once per\n")
 	w("  connection), policy decision, caller-bound token check (d), the host's upstream session\n")
 	w("  token, header hygiene, the audit log. (e) is imdsguard answering from its cache after the\n")
-	w("  same checks. (g), Go's `httputil.ReverseProxy` and nothing else, is the floor of a Go proxy.\n")
+	w("  same checks. (g) is Go's `httputil.ReverseProxy` and nothing else; (j) the least a Go proxy\n")
+	w("  does with imdsguard's bound on upstream connections (see The floor of a Go proxy).\n")
 	w("- Everything runs on the same %s CPUs: wrk, fakeimds and the proxy compete for them, so\n", m.machine)
 	w("  from c=16 on the req/s measure the CPU per request of the whole chain more than anything\n")
 	w("  else, and a proxy that spends more CPU lowers fakeimds's and wrk's share too. A caching\n")

@@ -40,6 +40,7 @@ const (
 	tBare       = "bareproxy"
 	tFloor      = "gofloor"
 	tFloorEpoll = "gofloor-epoll"
+	tFloorProxy = "gofloor-proxy"
 )
 
 var targets = []target{
@@ -52,6 +53,7 @@ var targets = []target{
 	{tBare, "(g) bareproxy", "v2, fakeimds token forwarded", false, false},
 	{tFloor, "(h) Go floor, goroutines", "constant answer, one goroutine a connection", false, true},
 	{tFloorEpoll, "(i) Go floor, epoll loops", "constant answer, one event loop a CPU", false, true},
+	{tFloorProxy, "(j) Go floor, proxy", "v2, fakeimds token forwarded; upstream.MaxConns connections", false, false},
 }
 
 type run struct {

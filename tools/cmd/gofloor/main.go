@@ -3,19 +3,23 @@
 // nothing but the head, deciding nothing and asking no upstream. The
 // benchmarks run it beside nginx and imdsguard (scripts/bench-floor.sh) to
 // tell what a Go server's scheduling costs from what imdsguard's own work
-// costs. Two ways of serving, -mode:
+// costs. Three ways of serving, -mode:
 //
 //   - goroutine: net's listener and one goroutine per connection, blocking
 //     reads through the runtime's netpoller: how net/http and imdsguard
 //     serve;
 //   - epoll: one event loop per CPU on a locked OS thread, non-blocking
 //     reads and writes on raw file descriptors, waiting in epoll_wait: how
-//     nginx serves (Linux only).
+//     nginx serves (Linux only);
+//   - proxy: as goroutine, but each request goes to -upstream over at most
+//     -conns kept connections (proxy.go): the floor of imdsguard's uncached
+//     path, which is bounded the same way.
 //
 // It serves loopback benchmarks only: heads of at most 8 KiB, no bodies,
 // no deadlines.
 //
 //	gofloor -listen 127.0.0.1:8992 -mode epoll -body i-1234567890abcdef0
+//	gofloor -listen 127.0.0.1:8993 -mode proxy -upstream 127.0.0.1:8990 -conns 4
 package main
 
 import (
@@ -45,9 +49,11 @@ const maxHead = 8 << 10
 
 func main() {
 	listen := flag.String("listen", "127.0.0.1:8992", "address to serve on")
-	mode := flag.String("mode", "goroutine", "goroutine (one per connection, the netpoller) or epoll (one event loop per CPU)")
+	mode := flag.String("mode", "goroutine", "goroutine (one per connection, the netpoller), epoll (one event loop per CPU) or proxy (as goroutine, each request sent to -upstream)")
 	loops := flag.Int("loops", runtime.GOMAXPROCS(0), "event loops in -mode epoll")
 	body := flag.String("body", "i-1234567890abcdef0", "the body of every answer (the benchmark gives what fakeimds answers its path)")
+	upstream := flag.String("upstream", "", "host:port each request goes to in -mode proxy")
+	conns := flag.Int("conns", 4, "upstream connections at most in -mode proxy (imdsguard's bound)")
 	flag.Parse()
 	answer = answerWith(*body)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
@@ -66,8 +72,17 @@ func main() {
 		} else {
 			err = serveEpoll(ln, *loops)
 		}
+	case "proxy":
+		switch {
+		case *upstream == "":
+			err = errors.New("-mode proxy needs -upstream host:port")
+		case *conns < 1:
+			err = errors.New("-conns must be at least 1")
+		default:
+			go serveProxy(ln, newUpstreamPool(*upstream, *conns))
+		}
 	default:
-		err = fmt.Errorf("-mode %q: want goroutine or epoll", *mode)
+		err = fmt.Errorf("-mode %q: want goroutine, epoll or proxy", *mode)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "gofloor:", err)

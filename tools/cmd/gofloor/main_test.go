@@ -5,7 +5,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -101,5 +105,105 @@ func TestAnswerWith(t *testing.T) {
 	}
 	if got := string(answerWith("ami-0")); got != "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nServer: EC2ws\r\n\r\nami-0" {
 		t.Errorf("answerWith: %q", got)
+	}
+}
+
+func TestProxy(t *testing.T) {
+	var mu sync.Mutex
+	open, most, served := 0, 0, 0
+	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		served++
+		n := served
+		mu.Unlock()
+		if n%7 == 0 {
+			w.Header().Set("Connection", "close") // the pool dials again
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		if r.URL.Path == "/missing" {
+			w.WriteHeader(http.StatusNotFound)
+		}
+		io.WriteString(w, r.URL.Path+" "+r.Header.Get("X-aws-ec2-metadata-token"))
+	}))
+	up.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch s {
+		case http.StateNew:
+			open++
+			most = max(most, open)
+		case http.StateClosed, http.StateHijacked:
+			open--
+		}
+	}
+	up.Start()
+	defer up.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go serveProxy(ln, newUpstreamPool(up.Listener.Addr().String(), 2))
+
+	get := func(client *http.Client, path, token string) (int, string, string) {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+ln.Addr().String()+path, nil)
+		req.Header.Set("X-aws-ec2-metadata-token", token)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Error(err)
+			return 0, "", ""
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header.Get("Content-Type"), string(body)
+	}
+	var wg sync.WaitGroup
+	for i := range 10 {
+		wg.Go(func() {
+			client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{}}
+			defer client.CloseIdleConnections()
+			for j := range 5 {
+				path, token := "/latest/meta-data/p"+strconv.Itoa(j), "tok"+strconv.Itoa(i)
+				if status, ctype, body := get(client, path, token); status != 200 || ctype != "text/plain" || body != path+" "+token {
+					t.Errorf("GET %s: %d %q %q", path, status, ctype, body)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	client := &http.Client{Timeout: 5 * time.Second}
+	if status, _, body := get(client, "/missing", "x"); status != 404 || body != "/missing x" {
+		t.Errorf("GET /missing: %d %q, want IMDS's 404 passed on", status, body)
+	}
+	mu.Lock()
+	if most > 2 {
+		t.Errorf("%d upstream connections open at once, want at most -conns 2", most)
+	}
+	if served != 51 {
+		t.Errorf("upstream served %d requests, want 51", served)
+	}
+	mu.Unlock()
+
+	up.Close() // an upstream that is gone: 502, and the proxy goes on
+	if status, _, _ := get(client, "/latest/meta-data/p0", "x"); status != http.StatusBadGateway {
+		t.Errorf("upstream gone: %d, want 502", status)
+	}
+}
+
+func TestReadHead(t *testing.T) {
+	for _, c := range []struct {
+		in, target, token string
+		ok                bool
+	}{
+		{"GET /a HTTP/1.1\r\nHost: x\r\nx-aws-ec2-metadata-token: T1 \r\n\r\n", "/a", "T1", true},
+		{"GET /a HTTP/1.1\nHost: x\n\n", "/a", "", true},
+		{"GET /a HTTP/1.1\r\nX-aws-ec2-metadata-token: a\rb\r\n\r\n", "", "", false},
+		{"GET /a\r\n\r\n", "", "", false},
+		{"GET /a HTTP/1.1\r\n", "", "", false},
+	} {
+		target, token, ok := readHead(bufio.NewReader(strings.NewReader(c.in)))
+		if target != c.target || token != c.token || ok != c.ok {
+			t.Errorf("readHead(%q) = %q, %q, %v; want %q, %q, %v", c.in, target, token, ok, c.target, c.token, c.ok)
+		}
 	}
 }
