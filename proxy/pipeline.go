@@ -26,7 +26,12 @@ func (p *Proxy) pipeline() *goproxy.ProxyHttpServer {
 		p.serveOrigin(r.Context(), w, r)
 	})
 	gp.OnRequest().DoFunc(func(r *http.Request, _ *goproxy.ProxyCtx) (*http.Request, *http.Response) {
-		return r, p.handle(r.Context(), r)
+		resp := p.handle(r.Context(), r)
+		// goproxy may change the header it writes (it drops a
+		// Content-Length when a filter swapped the body), and a cached
+		// answer's is shared by every caller: goproxy gets a copy.
+		resp.Header = resp.Header.Clone()
+		return r, resp
 	})
 	gp.OnRequest().HandleConnectFunc(func(host string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
 		ctx.Resp = p.refuseConnect(ctx.Req)
@@ -46,9 +51,9 @@ func (p *Proxy) serveOrigin(ctx context.Context, w http.ResponseWriter, r *http.
 
 // writeResponse writes a pipeline answer to w: its header (replacing what
 // w held), status and body, as goproxy does for the answers of its request
-// handlers. The answer is the pipeline's own, its header map too (the
-// cache makes one per answer): an h1 server takes the map over instead of
-// a copy.
+// handlers. The answer is the pipeline's own, but its header map may be a
+// cached answer's, shared by every caller: an h1 server reads the map
+// instead of a copy, and nothing here changes it.
 func writeResponse(w http.ResponseWriter, resp *http.Response) {
 	defer resp.Body.Close()
 	if !h1.SetHeader(w, resp.Header) {

@@ -8,11 +8,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/imdsguard/imdsguard/proxy/audit"
+	"github.com/imdsguard/imdsguard/proxy/cache"
 	"github.com/imdsguard/imdsguard/proxy/identity"
 	"github.com/imdsguard/imdsguard/proxy/token"
 )
@@ -339,5 +342,71 @@ func TestWithheldTokenAndShutdown(t *testing.T) {
 	held.SetReadDeadline(time.Now().Add(time.Second))
 	if n, _ := held.Read(make([]byte, 64)); n != 0 {
 		t.Errorf("the held client got an answer")
+	}
+}
+
+// A cached answer's header map is shared by every caller's answer
+// (cache.FetchOutcome): nothing on the way to a caller may change it. Many
+// callers at once, over the daemon's own server (origin form, GET and
+// HEAD) and through goproxy (absolute form, as an HTTP proxy), then the
+// entry's header is what IMDS gave and every caller saw it.
+func TestCachedHeaderUnchanged(t *testing.T) {
+	e := newEnv(t, withCache(t))
+	addr := serve(t, e)
+	cached := e.proxy.upstream.(cachedUpstream)
+	paths := map[string]string{
+		"/latest/meta-data/instance-id": "text/plain",
+		"/latest/meta-data/iam":         "",
+	}
+	want := map[string]http.Header{}
+	for p := range paths {
+		resp, _, err := cached.FetchOutcome(context.Background(), http.MethodGet, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		want[p] = resp.Header.Clone()
+	}
+	proxyURL, err := url.Parse("http://" + addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Proxy: http.ProxyURL(proxyURL)}}
+			defer client.CloseIdleConnections()
+			for j := range 20 {
+				for p, ctype := range paths {
+					method := []string{http.MethodGet, http.MethodHead}[j%2]
+					var resp *http.Response
+					if i%2 == 0 {
+						resp = rawRequest(t, addr, method, p)
+					} else {
+						req, _ := http.NewRequest(method, "http://169.254.169.254"+p, nil)
+						var err error
+						if resp, err = client.Do(req); err != nil {
+							t.Error(err)
+							return
+						}
+					}
+					resp.Body.Close()
+					if got := resp.Header.Get("Content-Type"); resp.Header.Get("Server") != "EC2ws" || ctype != "" && got != ctype {
+						t.Errorf("%s %s: header %v", method, p, resp.Header)
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for p := range paths {
+		resp, o, err := cached.FetchOutcome(context.Background(), http.MethodGet, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if o != cache.Hit || !reflect.DeepEqual(resp.Header, want[p]) {
+			t.Errorf("%s after 320 answers: %s, header %v; want a hit with %v", p, o, resp.Header, want[p])
+		}
 	}
 }

@@ -141,7 +141,9 @@ func (c *Cache) Fetch(ctx context.Context, method, path string) (*http.Response,
 }
 
 // FetchOutcome is Fetch, and says how the answer was found (for the audit
-// event).
+// event). The Header of an answer from the cache (GET and HEAD, the cache
+// enabled) is shared with every other answer to the same entry: callers
+// read it and never change it; one that must, copies it (Header.Clone).
 func (c *Cache) FetchOutcome(ctx context.Context, method, path string) (*http.Response, Outcome, error) {
 	head := method == http.MethodHead
 	if !head && method != http.MethodGet || !c.enabled {

@@ -669,9 +669,10 @@ func (w *response) reset(req *http.Request, br *bufio.Reader) {
 func (w *response) Header() http.Header { return w.header }
 
 // SetHeader makes h the header of the answer w writes, in place of the one
-// Header returns, before WriteHeader: the server takes h over (it may
-// change it), so the caller must not use it afterwards. It spares copying
-// a header the handler has already built (the proxy's answers are
+// Header returns, before WriteHeader. The server only reads h, so h may be
+// shared with other answers (a cached one is); Header returns h from then
+// on, and the handler must not change it through that either. It spares
+// copying a header the handler has already built (the proxy's answers are
 // http.Responses). It reports false, and does nothing, when w is not an h1
 // server's or its header is written already.
 func SetHeader(w http.ResponseWriter, h http.Header) bool {
