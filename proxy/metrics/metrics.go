@@ -57,7 +57,7 @@ func New(src Sources) *Metrics {
 		}, []string{"version", "decision", "rule", "class"}),
 		upstream: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "imdsguard_upstream_latency_seconds",
-			Help:    "Time waiting for IMDS per forwarded request, token refresh included.",
+			Help:    "Time waiting for IMDS per forwarded request (not cache hits), token refresh included.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
 		}),
 		minted: prometheus.NewCounter(prometheus.CounterOpts{
@@ -139,6 +139,10 @@ func counterFunc(name, help string, f func() uint64) prometheus.Collector {
 	return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(f()) })
 }
 
+// hit is an audit event's Cache when the cache answered: no IMDS was
+// waited for, so imdsguard_upstream_latency_seconds leaves it out.
+var hit = cache.Hit.String()
+
 // Observe counts one request.
 func (m *Metrics) Observe(ev *audit.Event) {
 	version := "none"
@@ -150,7 +154,7 @@ func (m *Metrics) Observe(ev *audit.Event) {
 		rule = "-"
 	}
 	m.counters.of(m.requests, requestLabels{version, string(ev.Decision), rule, ev.Caller.Class.String()}).Inc()
-	if ev.Upstream > 0 {
+	if ev.Upstream > 0 && ev.Cache != hit {
 		m.upstream.Observe(ev.Upstream.Seconds())
 	}
 	if ev.Version == audit.V1 {

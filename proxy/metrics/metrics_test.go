@@ -27,6 +27,8 @@ func TestCounts(t *testing.T) {
 	cont := &identity.Caller{Class: identity.Container}
 	m.Observe(&audit.Event{Caller: host, Method: "GET", Version: audit.V1, Decision: audit.Allow, Rule: "root", Status: 200, Upstream: 2 * time.Millisecond})
 	m.Observe(&audit.Event{Caller: host, Method: "GET", Version: audit.V1, Decision: audit.Allow, Rule: "root", Status: 200, Upstream: time.Millisecond})
+	// a cache hit waited for no IMDS: counted, not timed
+	m.Observe(&audit.Event{Caller: host, Method: "GET", Version: audit.V2, Decision: audit.Allow, Rule: "root", Status: 200, Upstream: time.Microsecond, Cache: cache.Hit.String()})
 	m.Observe(&audit.Event{Caller: cont, Method: "GET", Version: audit.V2, Decision: audit.Deny, Rule: "containers", Status: 403})
 	m.Observe(&audit.Event{Caller: host, Method: "PUT", Token: true, Decision: audit.Allow, Rule: "root", Status: 200})
 	m.Observe(&audit.Event{Caller: host, Method: "PUT", Token: true, Decision: audit.Reject, Status: 400})
@@ -41,6 +43,7 @@ func TestCounts(t *testing.T) {
 		`imdsguard_requests_total{class="host",decision="allow",rule="root",version="none"} 1`,
 		`imdsguard_requests_total{class="host",decision="reject",rule="-",version="none"} 1`,
 		`imdsguard_upstream_latency_seconds_count 2`,
+		`imdsguard_requests_total{class="host",decision="allow",rule="root",version="v2"} 1`,
 		`imdsguard_tokens_minted_total 1`,
 		`imdsguard_identity_lookup_failures_total 1`,
 		`imdsguard_policy_reloads_total{result="ok"} 1`,
