@@ -8,9 +8,12 @@ import (
 )
 
 // parseCommon parses a request head of the one shape metadata clients send
-// (an SDK's GET, HEAD or token PUT) into the request http.ReadRequest
-// would return for it, field for field, and returns nil for anything else,
-// which http.ReadRequest then parses. It exists because ReadRequest, with
+// (an SDK's GET, HEAD or token PUT) into m, the request http.ReadRequest
+// would return for it, field for field, and returns m's request, or nil
+// for anything else, which http.ReadRequest then parses. m is the
+// connection's: whatever it held before (its last request, done with) is
+// overwritten; the request's strings are cut from a copy of head of their
+// own, so they outlive m's next use. It exists because ReadRequest, with
 // its line reader and ten allocations, was a tenth of the daemon's work per
 // cached read; it is not a second parser with rules of its own: it accepts
 // a strict subset of what ReadRequest accepts, on which the two agree
@@ -26,7 +29,7 @@ import (
 // whether the connection stays open (Content-Length, Transfer-Encoding,
 // Connection, Expect, Trailer, TE, Upgrade, Pragma, which ReadRequest
 // would act on).
-func parseCommon(head []byte) *http.Request {
+func parseCommon(head []byte, m *common) *http.Request {
 	if len(head) < 4 || string(head[len(head)-4:]) != "\r\n\r\n" {
 		return nil
 	}
@@ -40,7 +43,13 @@ func parseCommon(head []byte) *http.Request {
 	if !ok || proto != "HTTP/1.1" || !pathTarget(target) {
 		return nil
 	}
-	m := new(common)
+	h := m.header
+	if h == nil {
+		h = make(http.Header, len(m.strs))
+	} else {
+		clear(h)
+	}
+	*m = common{header: h}
 	if plainPath(target) {
 		m.url.Path = target // what url.ParseRequestURI makes of it: nothing to unescape
 	} else {
@@ -55,7 +64,6 @@ func parseCommon(head []byte) *http.Request {
 	if n > len(strs) {
 		strs = make([]string, n)
 	}
-	h := make(http.Header, n)
 	host, hosts := "", 0
 	for rest != "" {
 		var kv string
@@ -98,13 +106,17 @@ func parseCommon(head []byte) *http.Request {
 	return &m.req
 }
 
-// common is a request parseCommon makes and what it points to, in one
-// allocation instead of three: its URL and the values of up to eight
-// header lines (an SDK sends three to six).
+// common is a request parseCommon makes and what it points to: its URL,
+// its header map and the values of up to eight header lines (an SDK sends
+// three to six). A connection keeps one for its requests, one at a time:
+// making them anew for each request cost 1 to 3 µs of a cached read's 21
+// to 29 µs of CPU, with the collections the garbage made (wrk -c16 and
+// -c256, beside the binary before).
 type common struct {
-	req  http.Request
-	url  url.URL
-	strs [8]string
+	req    http.Request
+	url    url.URL
+	header http.Header
+	strs   [8]string
 }
 
 // plainPath reports whether an origin-form target is made of unreserved

@@ -14,7 +14,9 @@
 //     header size): no parser differential with what ran before. The one
 //     shape SDKs send, whole in the buffer, is parsed by parseCommon into
 //     the request ReadRequest would make of it (fast.go; fuzzed against
-//     ReadRequest), and held to the same rules;
+//     ReadRequest), and held to the same rules; a connection parses each
+//     such request into the same memory, so a handler must keep nothing of
+//     a request (its Header, its URL) once it has returned;
 //   - a request with a body (or an Expect) is answered and the connection
 //     closed; the body is never read;
 //   - the answer is built in memory and written at once, with Date, a
@@ -393,6 +395,10 @@ func (c *conn) serve() {
 	}()
 	remote := c.rwc.RemoteAddr().String()
 	w := &response{conn: c}
+	// The connection's request of the common shape, parsed anew into the
+	// same memory for each (parseCommon): the handler has returned by
+	// then, and the Handler contract says it keeps nothing of a request.
+	var cm *common
 	for {
 		// Idle: wait for the first byte of the next request.
 		c.idle.Store(true)
@@ -419,7 +425,10 @@ func (c *conn) serve() {
 		var req *http.Request
 		b, _ := br.Peek(br.Buffered())
 		if n := headLen(b); n > 0 {
-			if req = parseCommon(b[:n]); req != nil {
+			if cm == nil {
+				cm = new(common)
+			}
+			if req = parseCommon(b[:n], cm); req != nil {
 				br.Discard(n)
 			}
 		} else {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -650,4 +651,45 @@ func dialH1(t testing.TB, addr string) net.Conn {
 	}
 	c.SetDeadline(time.Now().Add(5 * time.Second))
 	return c
+}
+
+// A connection parses each request of the common shape into the same
+// memory (parseCommon): requests one after another on a connection, each
+// with other headers than the one before, reach the handler as
+// http.ReadRequest reads each on its own.
+func TestCommonRequestsInTurn(t *testing.T) {
+	_, addr := serveH1(t, echo, nil)
+	c := dialH1(t, addr)
+	defer c.Close()
+	br := bufio.NewReader(c)
+	heads := []string{
+		"GET /latest/meta-data/a HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\nF: 6\r\nG: 7\r\nH: 8\r\nI: 9\r\nX-Aws-Ec2-Metadata-Token: t1\r\n\r\n",
+		"GET /latest/%6deta-data/b HTTP/1.1\r\nHost: b\r\nUser-Agent: u\r\n\r\n",
+		"PUT /latest/api/token HTTP/1.1\r\nHost: c\r\nX-Aws-Ec2-Metadata-Token-Ttl-Seconds: 60\r\n\r\n",
+		"GET /c HTTP/1.1\r\nHost: d\r\n\r\n",
+	}
+	for round := range 2 { // one at a time, then all in one write
+		if round == 1 {
+			io.WriteString(c, strings.Join(heads, ""))
+		}
+		for _, head := range heads {
+			if round == 0 {
+				io.WriteString(c, head)
+			}
+			req, err := http.ReadRequest(bufio.NewReader(strings.NewReader(head)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := httptest.NewRecorder()
+			echo(rec, req)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			if string(b) != rec.Body.String() {
+				t.Errorf("round %d: %q reached the handler as\n%s\nwant\n%s", round, head, b, rec.Body)
+			}
+		}
+	}
 }
