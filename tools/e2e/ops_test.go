@@ -120,11 +120,15 @@ func TestMetricsCountRequests(t *testing.T) {
 		`imdsguard_requests_total{class="host",decision="deny",rule="others",version="v1"}`:  2,
 		`imdsguard_requests_total{class="host",decision="allow",rule="root",version="none"}`: 1,
 		`imdsguard_requests_total{class="host",decision="allow",rule="root",version="v2"}`:   1,
-		`imdsguard_tokens_minted_total`:            1,
-		`imdsguard_upstream_latency_seconds_count`: 5,
-		`imdsguard_upstream_token_refreshes_total`: 1,
-		`imdsguard_rule_restores_total`:            0,
-		`imdsguard_policy_reloads_total`:           -1, // no reload: not exported yet
+		`imdsguard_tokens_minted_total`: 1,
+		// five reads of instance-id: the first went to IMDS, the other
+		// four were cache hits, which wait for no IMDS
+		`imdsguard_cache_reads_total{outcome="miss"}`: 1,
+		`imdsguard_cache_reads_total{outcome="hit"}`:  4,
+		`imdsguard_upstream_latency_seconds_count`:    1,
+		`imdsguard_upstream_token_refreshes_total`:    1,
+		`imdsguard_rule_restores_total`:               0,
+		`imdsguard_policy_reloads_total`:              -1, // no reload: not exported yet
 	} {
 		got := metricValue(r.Stdout, name)
 		if got != want {
