@@ -118,6 +118,18 @@ func TestAnalyseSkipped(t *testing.T) {
 	}
 }
 
+// ratiosAre fails t unless each ratio in want was measured, with that
+// value in every round (the runs given have the same ratio in each).
+func ratiosAre(t *testing.T, got map[string]goal, want map[string]float64) {
+	t.Helper()
+	for name, v := range want {
+		g, ok := got[name]
+		if !ok || g.missing != "" || math.Abs(g.value-v) > 1e-9 || math.Abs(g.lo-v) > 1e-9 || math.Abs(g.hi-v) > 1e-9 {
+			t.Errorf("%s: %+v, want %v", name, g, v)
+		}
+	}
+}
+
 // The Go floors against nginx's cache: ratios without targets, and no
 // upstream requests expected of them.
 func TestFloors(t *testing.T) {
@@ -134,16 +146,12 @@ func TestFloors(t *testing.T) {
 	}
 	rep := analyse(runs, 1000, nil)
 	got := goalsByName(rep.floors)
-	for name, want := range map[string]float64{
+	ratiosAre(t, got, map[string]float64{
 		"(h) Go floor, goroutines / (c) nginx proxy_cache: p99 at c=16":    2,
 		"(h) Go floor, goroutines / (c) nginx proxy_cache: req/s at c=16":  1.25,
 		"(i) Go floor, epoll loops / (c) nginx proxy_cache: p99 at c=16":   0.5,
 		"(i) Go floor, epoll loops / (c) nginx proxy_cache: req/s at c=16": 1.5,
-	} {
-		if g, ok := got[name]; !ok || g.missing != "" || g.value != want || g.lo != want || g.hi != want {
-			t.Errorf("%s: %+v, want %v", name, g, want)
-		}
-	}
+	})
 	if g := got["(e) imdsguard cached / (c) nginx proxy_cache: p99 at c=16"]; g.missing == "" {
 		t.Errorf("imdsguard cached was not run, yet its floor ratio is %+v", g)
 	}
@@ -178,16 +186,12 @@ func TestProxyFloors(t *testing.T) {
 	}
 	rep := analyse(runs, 1000, nil)
 	got := goalsByName(rep.proxyFloors)
-	for name, want := range map[string]float64{
+	ratiosAre(t, got, map[string]float64{
 		"(j) Go floor, proxy / (b) nginx: req/s at c=16":            0.75,
 		"(j) Go floor, proxy / (b) nginx: proxy CPU/req at c=16":    1.6, // 8 µs / 5 µs
 		"(d) imdsguard uncached / (b) nginx: req/s at c=16":         0.5,
 		"(d) imdsguard uncached / (b) nginx: proxy CPU/req at c=16": 3.2, // 16 µs / 5 µs
-	} {
-		if g, ok := got[name]; !ok || g.missing != "" || math.Abs(g.value-want) > 1e-9 || math.Abs(g.lo-want) > 1e-9 {
-			t.Errorf("%s: %+v, want %v", name, g, want)
-		}
-	}
+	})
 	if g := got["(j) Go floor, proxy / (b) nginx: req/s at c=256"]; g.missing == "" {
 		t.Errorf("c=256 was not run, yet %+v", g)
 	}

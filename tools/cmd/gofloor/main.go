@@ -65,7 +65,7 @@ func main() {
 	}
 	switch *mode {
 	case "goroutine":
-		go serveGoroutines(ln)
+		go serveGoroutines(ln, serveConn)
 	case "epoll":
 		if *loops < 1 {
 			err = errors.New("-loops must be at least 1")
@@ -79,7 +79,7 @@ func main() {
 		case *conns < 1:
 			err = errors.New("-conns must be at least 1")
 		default:
-			go serveProxy(ln, newUpstreamPool(*upstream, *conns))
+			go serveGoroutines(ln, newUpstreamPool(*upstream, *conns).serveConn)
 		}
 	default:
 		err = fmt.Errorf("-mode %q: want goroutine, epoll or proxy", *mode)
@@ -92,9 +92,9 @@ func main() {
 	ln.Close()
 }
 
-// serveGoroutines serves each connection ln accepts on a goroutine of its
-// own until ln is closed.
-func serveGoroutines(ln net.Listener) {
+// serveGoroutines serves each connection ln accepts with serve, on a
+// goroutine of its own, until ln is closed.
+func serveGoroutines(ln net.Listener, serve func(net.Conn)) {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -103,7 +103,7 @@ func serveGoroutines(ln net.Listener) {
 			}
 			continue
 		}
-		go serveConn(c)
+		go serve(c)
 	}
 }
 

@@ -33,7 +33,7 @@ func TestHeads(t *testing.T) {
 
 func TestServes(t *testing.T) {
 	modes := map[string]func(net.Listener) error{
-		"goroutine": func(ln net.Listener) error { go serveGoroutines(ln); return nil },
+		"goroutine": func(ln net.Listener) error { go serveGoroutines(ln, serveConn); return nil },
 	}
 	if runtime.GOOS == "linux" {
 		modes["epoll"] = func(ln net.Listener) error { return serveEpoll(ln, 2) }
@@ -143,7 +143,7 @@ func TestProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	go serveProxy(ln, newUpstreamPool(up.Listener.Addr().String(), 2))
+	go serveGoroutines(ln, newUpstreamPool(up.Listener.Addr().String(), 2).serveConn)
 
 	get := func(client *http.Client, path, token string) (int, string, string) {
 		req, _ := http.NewRequest(http.MethodGet, "http://"+ln.Addr().String()+path, nil)

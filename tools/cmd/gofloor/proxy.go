@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -37,21 +36,6 @@ func newUpstreamPool(addr string, conns int) *upstreamPool {
 		p.slots <- nil
 	}
 	return p
-}
-
-// serveProxy serves each connection ln accepts on a goroutine of its own,
-// forwarding to p, until ln is closed.
-func serveProxy(ln net.Listener, p *upstreamPool) {
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue
-		}
-		go p.serveConn(c)
-	}
 }
 
 func (p *upstreamPool) serveConn(c net.Conn) {
