@@ -46,12 +46,19 @@ func goalsByName(gs []goal) map[string]goal {
 	return out
 }
 
-func TestAnalyse(t *testing.T) {
-	runs, err := parseRuns(strings.NewReader(sample), "sample")
+// analysed parses tsv (benchreport's runs file) and analyses it, as with
+// 1,000 connections sampled for PSS.
+func analysed(t *testing.T, tsv string, skipped map[string]string) ([]run, *report) {
+	t.Helper()
+	runs, err := parseRuns(strings.NewReader(tsv), t.Name())
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep := analyse(runs, 1000, nil)
+	return runs, analyse(runs, 1000, skipped)
+}
+
+func TestAnalyse(t *testing.T) {
+	runs, rep := analysed(t, sample, nil)
 	c := rep.cells[key{tGuard, 16}]
 	if c.rps != 16000 || c.p50 != 800 {
 		t.Errorf("imdsguard-v2 c=16: rps %v p50 %v, want 16000 and 800", c.rps, c.p50)
@@ -106,11 +113,7 @@ func TestAnalyse(t *testing.T) {
 }
 
 func TestAnalyseSkipped(t *testing.T) {
-	runs, err := parseRuns(strings.NewReader(sample), "sample")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep := analyse(runs, 1000, map[string]string{tGuardCache: "no cache in this daemon"})
+	_, rep := analysed(t, sample, map[string]string{tGuardCache: "no cache in this daemon"})
 	for _, g := range rep.goals {
 		if strings.HasPrefix(g.group, "imdsguard cached") && g.missing != "imdsguard-cache-v2 skipped (see below)" {
 			t.Errorf("%s: %s: missing %q, want it skipped", g.group, g.name, g.missing)
@@ -140,11 +143,7 @@ func TestFloors(t *testing.T) {
 2	16	gofloor	500000	10000000	200	4000	0	0	0	0	0	100	0	0	0	0	0
 2	16	gofloor-epoll	600000	10000000	100	1000	0	0	0	0	0	90	0	0	0	0	0
 `
-	runs, err := parseRuns(strings.NewReader(floors), "floors")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep := analyse(runs, 1000, nil)
+	runs, rep := analysed(t, floors, nil)
 	got := goalsByName(rep.floors)
 	ratiosAre(t, got, map[string]float64{
 		"(h) Go floor, goroutines / (c) nginx proxy_cache: p99 at c=16":    2,
@@ -180,11 +179,7 @@ func TestProxyFloors(t *testing.T) {
 1	16	gofloor-proxy	150000	10000000	400	3000	0	0	0	0	0	120	0	150000	0	0	0
 1	16	imdsguard-v2	100000	10000000	500	4000	0	0	0	0	0	160	0	100000	0	0	0
 `
-	runs, err := parseRuns(strings.NewReader(runsTSV), "proxy floors")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep := analyse(runs, 1000, nil)
+	runs, rep := analysed(t, runsTSV, nil)
 	got := goalsByName(rep.proxyFloors)
 	ratiosAre(t, got, map[string]float64{
 		"(j) Go floor, proxy / (b) nginx: req/s at c=16":            0.75,
@@ -201,11 +196,8 @@ func TestProxyFloors(t *testing.T) {
 	if bad := upstreamMismatches(rep, runs); len(bad) > 0 {
 		t.Errorf("every target forwarded each request, yet: %v", bad)
 	}
-	short, err := parseRuns(strings.NewReader(strings.Replace(runsTSV, "120	0	150000", "120	0	1000", 1)), "short")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if bad := upstreamMismatches(analyse(short, 1000, nil), short); len(bad) != 1 || !strings.Contains(bad[0], "gofloor-proxy") {
+	short, shortRep := analysed(t, strings.Replace(runsTSV, "120	0	150000", "120	0	1000", 1), nil)
+	if bad := upstreamMismatches(shortRep, short); len(bad) != 1 || !strings.Contains(bad[0], "gofloor-proxy") {
 		t.Errorf("a proxy floor that forwarded 1,000 of 150,000 requests: %v", bad)
 	}
 	if tab := floorsTable(rep.proxyFloors); !strings.Contains(tab, "| (j) Go floor, proxy / (b) nginx | req/s at c=16 | 0.75 | 0.75–0.75 |") {
