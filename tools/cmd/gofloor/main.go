@@ -29,9 +29,11 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime"
+	"strconv"
 	"syscall"
 )
 
@@ -41,7 +43,20 @@ var answer = answerWith("i-1234567890abcdef0")
 
 // answerWith is a 200 answer with body, headed as IMDS heads its answers.
 func answerWith(body string) []byte {
-	return fmt.Appendf(nil, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nServer: EC2ws\r\n\r\n%s", len(body), body)
+	return answerTo(nil, http.StatusOK, "text/plain", []byte(body))
+}
+
+// answerTo appends an answer with status, ctype (none when empty) and
+// body, headed as IMDS heads its answers.
+func answerTo(b []byte, status int, ctype string, body []byte) []byte {
+	b = fmt.Appendf(b, "HTTP/1.1 %d %s\r\n", status, http.StatusText(status))
+	if ctype != "" {
+		b = append(b, "Content-Type: "+ctype+"\r\n"...)
+	}
+	b = append(b, "Content-Length: "...)
+	b = strconv.AppendInt(b, int64(len(body)), 10)
+	b = append(b, "\r\nServer: EC2ws\r\n\r\n"...)
+	return append(b, body...)
 }
 
 // maxHead bounds a request head; a longer one ends the connection.

@@ -3,11 +3,9 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"strconv"
 )
 
 // The floor of a Go proxy (-mode proxy): what a goroutine per connection
@@ -131,16 +129,4 @@ func (uc *upConn) exchange(host, target, token string) (*http.Response, error) {
 		return nil, err
 	}
 	return http.ReadResponse(uc.br, nil)
-}
-
-// answerTo appends an answer with status, ctype (none when empty) and body.
-func answerTo(b []byte, status int, ctype string, body []byte) []byte {
-	b = fmt.Appendf(b, "HTTP/1.1 %d %s\r\n", status, http.StatusText(status))
-	if ctype != "" {
-		b = append(b, "Content-Type: "+ctype+"\r\n"...)
-	}
-	b = append(b, "Content-Length: "...)
-	b = strconv.AppendInt(b, int64(len(body)), 10)
-	b = append(b, "\r\nServer: EC2ws\r\n\r\n"...)
-	return append(b, body...)
 }
