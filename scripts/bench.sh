@@ -13,7 +13,10 @@
 # constant answer, no proxying: the floor of a Go server, served the way
 # imdsguard serves and the way nginx does) and gofloor once more as a proxy
 # (each request to fakeimds over at most imdsguard's upstream.MaxConns kept
-# connections, nothing decided: the floor of imdsguard's uncached path). It
+# connections, nothing decided: the floor of imdsguard's uncached path), and
+# the two server floors once more, each spending BENCH_FLOOR_WORK of CPU on
+# every request before it answers (about what imdsguard's cached read costs
+# above them: a Go server of either kind doing imdsguard's work). It
 # measures with wrk at
 # concurrency 1 (-t1 -c1), 16, 256 and 1000 (-t2 -cN), keep-alive:
 #   (a) direct            fakeimds, v2 with a fakeimds token
@@ -26,6 +29,8 @@
 #   (h) gofloor           a goroutine per connection, the runtime's netpoller
 #   (i) gofloor-epoll     an event loop per CPU on a locked thread, epoll_wait
 #   (j) gofloor-proxy     v2, the fakeimds token forwarded; MaxConns connections
+#   (k) gofloor-work      as (h), BENCH_FLOOR_WORK of CPU per request
+#   (l) gofloor-epoll-work as (i), BENCH_FLOOR_WORK of CPU per request
 # The runs are interleaved (every target at c=1, every target at c=16, ...,
 # then the next round) and each result is the median over the rounds, so
 # machine noise hits all targets alike. Besides wrk's requests/s and latency
@@ -58,6 +63,7 @@
 #   BENCH_OUT      report to write (default docs/BENCHMARKS.md of the repository)
 #   BENCH_KEEP     1: keep the work directory (wrk outputs, logs) and say where
 #   BENCH_REDIRECT 0: skip the second part, through the redirect (default 1)
+#   BENCH_FLOOR_WORK  CPU the floors (k) and (l) spend per request (default 6us)
 #
 # Needs wrk, curl and nginx (scripts/install-test-deps.sh installs them, nginx
 # as nginx-light), ss and Go; the second part root, ip and iptables as well.
@@ -84,9 +90,10 @@ path=${BENCH_PATH:-/latest/meta-data/instance-id}
 out=${BENCH_OUT:-$root/docs/BENCHMARKS.md}
 keep=${BENCH_KEEP:-0}
 redirect=${BENCH_REDIRECT:-1}
+floor_work=${BENCH_FLOOR_WORK:-6us}
 read -r -a concurrencies <<<"${BENCH_CONCURRENCIES:-1 16 256 1000}"
 # (e) is dropped below when the daemon has no cache section.
-targets=(direct nginx nginx-cache imdsguard-v2 imdsguard-cache-v2 imdsguard-v1 bareproxy gofloor gofloor-epoll gofloor-proxy)
+targets=(direct nginx nginx-cache imdsguard-v2 imdsguard-cache-v2 imdsguard-v1 bareproxy gofloor gofloor-epoll gofloor-proxy gofloor-work gofloor-epoll-work)
 
 for v in rounds seconds warmup; do
 	[[ ${!v} =~ ^[0-9]+$ ]] || die "BENCH_${v^^}=${!v}: want a whole number"
@@ -101,6 +108,7 @@ for c in "${concurrencies[@]}"; do
 	((c > max_conc)) && max_conc=$c
 done
 [[ $path == /latest/* ]] || die "BENCH_PATH=$path: want a path below /latest/"
+[[ $floor_work =~ ^[0-9]+(ns|us|ms)$ ]] || die "BENCH_FLOOR_WORK=$floor_work: want a duration such as 6us"
 
 for cmd in wrk curl go ss nginx; do
 	command -v "$cmd" >/dev/null ||
@@ -191,7 +199,7 @@ done
 # ephemeral range, where the proxies' own upstream connections cannot take it
 # first. Racy in theory; a process that loses the race fails to start and
 # wait_ready says so.
-declare -A port # by process: fake nginx nginx-cache bare guard guard-cache gofloor gofloor-epoll gofloor-proxy
+declare -A port # by process: fake nginx nginx-cache bare guard guard-cache and the floors by target
 read -r ephemeral_low _ </proc/sys/net/ipv4/ip_local_port_range
 ((ephemeral_low > 11000)) || die "the ephemeral port range starts at $ephemeral_low: no room below it for the benchmark's listeners"
 free_port() {
@@ -230,7 +238,8 @@ fake_stat() {
 	echo "$n"
 }
 
-for p in fake nginx nginx-cache bare guard guard-cache gofloor gofloor-epoll gofloor-proxy; do
+floors=(gofloor gofloor-epoll gofloor-proxy gofloor-work gofloor-epoll-work)
+for p in fake nginx nginx-cache bare guard guard-cache "${floors[@]}"; do
 	port[$p]=$(free_port)
 done
 fake_addr=127.0.0.1:${port[fake]}
@@ -270,9 +279,11 @@ floor_body=$(curl -sf --max-time 2 -H "X-aws-ec2-metadata-token: $fake_token" "h
 # The proxy floor holds as many upstream connections as imdsguard may.
 max_conns=$(sed -n 's/^const MaxConns = \([0-9][0-9]*\)$/\1/p' "$root/proxy/upstream/client.go")
 [[ -n $max_conns ]] || die "no 'const MaxConns = N' in proxy/upstream/client.go for the proxy floor"
-declare -A floor_mode=([gofloor]=goroutine [gofloor-epoll]=epoll [gofloor-proxy]=proxy) floor_pid # by target
-for t in gofloor gofloor-epoll gofloor-proxy; do
-	"$root/bin/gofloor" -listen "127.0.0.1:${port[$t]}" -mode "${floor_mode[$t]}" -body "$floor_body" \
+declare -A floor_mode=([gofloor]=goroutine [gofloor-epoll]=epoll [gofloor-proxy]=proxy [gofloor-work]=goroutine [gofloor-epoll-work]=epoll) floor_pid # by target
+for t in "${floors[@]}"; do
+	t_work=0
+	[[ $t != *-work ]] || t_work=$floor_work
+	"$root/bin/gofloor" -listen "127.0.0.1:${port[$t]}" -mode "${floor_mode[$t]}" -body "$floor_body" -work "$t_work" \
 		-upstream "$fake_addr" -conns "$max_conns" >"$work/$t.out" 2>"$work/$t.err" &
 	floor_pid[$t]=$!
 	pids+=("${floor_pid[$t]}")
@@ -308,7 +319,7 @@ if ! "$root/bin/imdsguard" policy check "$work/imdsguard-cache.yaml" >"$work/cac
 		die "imdsguard policy check refuses the benchmark's configuration: $(cat "$work/cache-check.txt")"
 	cache_skipped="this imdsguard ($(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)) has no response cache: \`imdsguard policy check\` refuses \`cache: {enabled: true}\` ($(head -n 1 "$work/cache-check.txt" | sed 's|^.*\.yaml:[0-9]*:[0-9]*: ||'))"
 	echo "bench: (e) imdsguard-cache-v2 skipped: $cache_skipped"
-	targets=(direct nginx nginx-cache imdsguard-v2 imdsguard-v1 bareproxy gofloor gofloor-epoll gofloor-proxy)
+	targets=(direct nginx nginx-cache imdsguard-v2 imdsguard-v1 bareproxy "${floors[@]}")
 	guard_config "${port[guard]}" imdsguard >"$work/imdsguard.yaml"
 else
 	guard_config "${port[guard]}" imdsguard false >"$work/imdsguard.yaml"
@@ -351,7 +362,7 @@ proxy_port() {
 	nginx) echo "${port[nginx]}" ;;
 	nginx-cache) echo "${port[nginx-cache]}" ;;
 	bareproxy) echo "${port[bare]}" ;;
-	gofloor | gofloor-epoll | gofloor-proxy) echo "${port[$1]}" ;;
+	gofloor*) echo "${port[$1]}" ;;
 	imdsguard-v1 | imdsguard-v2) echo "${port[guard]}" ;;
 	imdsguard-cache-v2) echo "${port[guard-cache]}" ;;
 	esac
@@ -364,7 +375,7 @@ url_of() {
 # headers_of TARGET: the curl/wrk -H arguments, one a line.
 headers_of() {
 	case $1 in
-	direct | nginx | nginx-cache | bareproxy | gofloor | gofloor-epoll | gofloor-proxy) printf '%s\n' -H "X-aws-ec2-metadata-token: $fake_token" ;;
+	direct | nginx | nginx-cache | bareproxy | gofloor*) printf '%s\n' -H "X-aws-ec2-metadata-token: $fake_token" ;;
 	imdsguard-v2) printf '%s\n' -H "X-aws-ec2-metadata-token: $guard_token" ;;
 	imdsguard-cache-v2) printf '%s\n' -H "X-aws-ec2-metadata-token: $guard_cache_token" ;;
 	esac
@@ -391,7 +402,7 @@ proxy_pid() {
 	nginx) echo "$nginx_plain_pid" ;;
 	nginx-cache) echo "$nginx_cache_pid" ;;
 	bareproxy) echo "$bare_pid" ;;
-	gofloor | gofloor-epoll | gofloor-proxy) echo "${floor_pid[$1]}" ;;
+	gofloor*) echo "${floor_pid[$1]}" ;;
 	imdsguard-v1 | imdsguard-v2) echo "$guard_plain_pid" ;;
 	imdsguard-cache-v2) echo "$guard_cache_pid" ;;
 	esac
@@ -411,6 +422,7 @@ collect_counts
 revision=$(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 command="BENCH_ROUNDS=$rounds BENCH_SECONDS=$seconds BENCH_WARMUP=$warmup scripts/bench.sh"
+[[ $floor_work == 6us ]] || command="BENCH_FLOOR_WORK=$floor_work $command"
 [[ ${concurrencies[*]} == "1 16 256 1000" ]] || command="BENCH_CONCURRENCIES='${concurrencies[*]}' $command"
 [[ $path == /latest/meta-data/instance-id ]] || command="BENCH_PATH=$path $command"
 
@@ -433,7 +445,7 @@ status=0
 	-nginx-conf "$work/nginx/nginx.conf" -nginx-cache-conf "$work/nginx-cache/nginx.conf" \
 	-guard-config "$work/imdsguard.yaml" -guard-cache-config "$work/imdsguard-cache.yaml" \
 	-busy-before "$busy_before" -busy-after "$busy_after" -load-before "$load_before" -load-after "$load_after" \
-	-pss-conc "$pss_conc" -with-redirect="$with_redirect" || status=$?
+	-pss-conc "$pss_conc" -floor-work "$floor_work" -with-redirect="$with_redirect" || status=$?
 
 # --- second part: through the redirect -----------------------------------------
 

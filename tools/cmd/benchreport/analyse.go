@@ -81,7 +81,7 @@ type report struct {
 	concs       []int
 	cells       map[key]*cell
 	goals       []goal
-	floors      []goal // the Go floors and imdsguard's cache against nginx's: no targets
+	floors      []goal // the Go server floors and imdsguard's cache against nginx's: no targets
 	proxyFloors []goal // the Go proxy floor and imdsguard uncached against plain nginx: no targets
 	total       int64  // requests completed by wrk, all runs
 	errors      int64
@@ -104,11 +104,12 @@ func analyse(runs []run, pssConc int, skipped map[string]string) *report {
 	}
 	for _, c := range []int{16, 256} {
 		at := " at c=" + strconv.Itoa(c)
-		for _, t := range []string{tFloor, tFloorEpoll, tGuardCache} {
+		for _, t := range []string{tFloor, tFloorEpoll, tFloorWork, tFloorEpollWork, tGuardCache} {
 			label := rep.targets[targetIndex(rep.targets, t)].label + " / (c) nginx proxy_cache"
 			rep.floors = append(rep.floors,
 				rep.ratio(runs, skipped, label, "p99"+at, t, tNginxCache, c, p99Of, 0, ""),
-				rep.ratio(runs, skipped, label, "req/s"+at, t, tNginxCache, c, rpsOf, 0, ""))
+				rep.ratio(runs, skipped, label, "req/s"+at, t, tNginxCache, c, rpsOf, 0, ""),
+				rep.ratio(runs, skipped, label, "CPU/req"+at, t, tNginxCache, c, cpuOf, 0, ""))
 		}
 	}
 	for _, c := range []int{16, 256} {

@@ -139,31 +139,44 @@ func TestFloors(t *testing.T) {
 	const floors = `1	16	nginx-cache	400000	10000000	300	2000	0	0	0	0	0	150	0	2	0	0	0
 1	16	gofloor	500000	10000000	200	4000	0	0	0	0	0	100	0	0	0	0	0
 1	16	gofloor-epoll	600000	10000000	100	1000	0	0	0	0	0	90	0	0	0	0	0
+1	16	gofloor-work	400000	10000000	300	5000	0	0	0	0	0	120	0	0	0	0	0
+1	16	gofloor-epoll-work	500000	10000000	200	3000	0	0	0	0	0	100	0	0	0	0	0
 2	16	nginx-cache	400000	10000000	300	2000	0	0	0	0	0	150	0	2	0	0	0
 2	16	gofloor	500000	10000000	200	4000	0	0	0	0	0	100	0	0	0	0	0
 2	16	gofloor-epoll	600000	10000000	100	1000	0	0	0	0	0	90	0	0	0	0	0
+2	16	gofloor-work	400000	10000000	300	5000	0	0	0	0	0	120	0	0	0	0	0
+2	16	gofloor-epoll-work	500000	10000000	200	1000	0	0	0	0	0	100	0	0	0	0	0
 `
 	runs, rep := analysed(t, floors, nil)
 	got := goalsByName(rep.floors)
 	ratiosAre(t, got, map[string]float64{
-		"(h) Go floor, goroutines / (c) nginx proxy_cache: p99 at c=16":    2,
-		"(h) Go floor, goroutines / (c) nginx proxy_cache: req/s at c=16":  1.25,
-		"(i) Go floor, epoll loops / (c) nginx proxy_cache: p99 at c=16":   0.5,
-		"(i) Go floor, epoll loops / (c) nginx proxy_cache: req/s at c=16": 1.5,
+		"(h) Go floor, goroutines / (c) nginx proxy_cache: p99 at c=16":                2,
+		"(h) Go floor, goroutines / (c) nginx proxy_cache: req/s at c=16":              1.25,
+		"(h) Go floor, goroutines / (c) nginx proxy_cache: CPU/req at c=16":            100.0 / 500000 / (150.0 / 400000), // ticks per request
+		"(i) Go floor, epoll loops / (c) nginx proxy_cache: p99 at c=16":               0.5,
+		"(i) Go floor, epoll loops / (c) nginx proxy_cache: req/s at c=16":             1.5,
+		"(k) Go floor, goroutines, with work / (c) nginx proxy_cache: p99 at c=16":     2.5,
+		"(k) Go floor, goroutines, with work / (c) nginx proxy_cache: req/s at c=16":   1,
+		"(k) Go floor, goroutines, with work / (c) nginx proxy_cache: CPU/req at c=16": 0.8,
 	})
+	// (l)'s p99 differs between the rounds: the median and the range.
+	if g := got["(l) Go floor, epoll loops, with work / (c) nginx proxy_cache: p99 at c=16"]; g.missing != "" || g.value != 1 || g.lo != 0.5 || g.hi != 1.5 {
+		t.Errorf("(l) p99: %+v, want 1 (0.5–1.5): the median and the per-round range", g)
+	}
 	if g := got["(e) imdsguard cached / (c) nginx proxy_cache: p99 at c=16"]; g.missing == "" {
 		t.Errorf("imdsguard cached was not run, yet its floor ratio is %+v", g)
 	}
 	if g := got["(h) Go floor, goroutines / (c) nginx proxy_cache: p99 at c=256"]; g.missing == "" {
 		t.Errorf("c=256 was not run, yet %+v", g)
 	}
-	if len(rep.floors) != 12 {
-		t.Errorf("%d floor ratios, want 12 (3 targets × 2 measures × 2 concurrencies)", len(rep.floors))
+	if len(rep.floors) != 30 {
+		t.Errorf("%d floor ratios, want 30 (5 targets × 3 measures × 2 concurrencies)", len(rep.floors))
 	}
 	if bad := upstreamMismatches(rep, runs); len(bad) > 0 {
 		t.Errorf("the floors ask no upstream, yet: %v", bad)
 	}
-	if tab := rep.upstreamTable(); !strings.Contains(tab, "| (h) Go floor, goroutines | none: answers itself | 1000000 | 0 |") {
+	if tab := rep.upstreamTable(); !strings.Contains(tab, "| (h) Go floor, goroutines | none: answers itself | 1000000 | 0 |") ||
+		!strings.Contains(tab, "| (l) Go floor, epoll loops, with work | none: answers itself | 1000000 | 0 |") {
 		t.Errorf("upstream table:\n%s", tab)
 	}
 	if tab := floorsTable(rep.floors); !strings.Contains(tab, "| (i) Go floor, epoll loops / (c) nginx proxy_cache | p99 at c=16 | 0.50 | 0.50–0.50 |") {

@@ -42,7 +42,15 @@ func render(m *meta, rep *report, runs []run, cf configs) string {
 	w("per connection waiting on the runtime's netpoller; (i) the way nginx does, one event loop\n")
 	w("per CPU on a locked thread waiting in epoll_wait, with non-blocking reads and writes. Their\n")
 	w("ratios to nginx's cache, beside imdsguard's, show how much of a gap is the way of serving\n")
-	w("rather than the work done per request.\n\n")
+	work := m.floorWork
+	if work == "" {
+		work = "BENCH_FLOOR_WORK"
+	}
+	w("rather than the work done per request. (k) and (l) are the same two servers spending %s of\n", work)
+	w("CPU on each request before answering it (`gofloor -work`, busy on the serving goroutine or loop):\n")
+	w("about what imdsguard's cached read costs above (h), so that their CPU per request, in the\n")
+	w("table, comes near (e)'s. They are what either way of serving reaches while doing imdsguard's\n")
+	w("work; (e) is imdsguard doing it.\n\n")
 	b.WriteString(floorsTable(rep.floors))
 	w("\n## The floor of a Go proxy\n\n")
 	w("(j) is `gofloor -mode proxy`: a goroutine per connection as in (h), and each request sent on\n")
@@ -113,7 +121,7 @@ func renderRun(b *strings.Builder, m *meta, rep *report) {
 	if m.cacheSkipped != "" {
 		guards = "imdsguard uncached"
 	}
-	w("| processes | fakeimds `%s`; nginx plain and caching, %s, bareproxy, gofloor in its three modes, each on a port of its own on 127.0.0.1; imdsguard in endpoint mode (no redirect rules), default policy |\n", m.fakeimdsAddr, guards)
+	w("| processes | fakeimds `%s`; nginx plain and caching, %s, bareproxy, gofloor five times (its three modes, and goroutine and epoll with `-work`), each on a port of its own on 127.0.0.1; imdsguard in endpoint mode (no redirect rules), default policy |\n", m.fakeimdsAddr, guards)
 	if m.guardRule != "" || m.guardCaller != "" {
 		w("| imdsguard's view | rule `%s`, caller `%s` |\n", m.guardRule, m.guardCaller)
 	}

@@ -61,6 +61,7 @@ type meta struct {
 	busyBefore, busyAfter     string // % of the CPUs other processes kept busy before and after
 	loadBefore, loadAfter     string // load averages then
 	pssConc                   int    // the concurrency whose runs sampled memory
+	floorWork                 string // the CPU (k) and (l) spend per request, as gofloor's -work
 	// The redirect section.
 	imdsNS, directNS, guardNS  string // the namespaces
 	directLink, guardLink      string // their links to imdsNS
@@ -160,6 +161,7 @@ func defineFlags(m *meta) {
 	flag.StringVar(&m.loadBefore, "load-before", "", "load averages before the run")
 	flag.StringVar(&m.loadAfter, "load-after", "", "load averages after the run")
 	flag.IntVar(&m.pssConc, "pss-conc", 1000, "the concurrency whose runs sampled the proxies' memory")
+	flag.StringVar(&m.floorWork, "floor-work", "", "the CPU the floors with work spend per request (gofloor -work)")
 	flag.BoolVar(&m.withRedirect, "with-redirect", false, "loopback report: say that the redirect section follows")
 	flag.StringVar(&m.section, "section", "", `"redirect": report the runs through the redirect as a section of -out (see the package doc)`)
 	flag.StringVar(&m.imdsNS, "imds-ns", "", "redirect: the namespace of fakeimds")

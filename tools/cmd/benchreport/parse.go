@@ -41,6 +41,9 @@ const (
 	tFloor      = "gofloor"
 	tFloorEpoll = "gofloor-epoll"
 	tFloorProxy = "gofloor-proxy"
+	// The server floors again, spending BENCH_FLOOR_WORK on each request.
+	tFloorWork      = "gofloor-work"
+	tFloorEpollWork = "gofloor-epoll-work"
 )
 
 var targets = []target{
@@ -54,6 +57,8 @@ var targets = []target{
 	{tFloor, "(h) Go floor, goroutines", "constant answer, one goroutine a connection", false, true},
 	{tFloorEpoll, "(i) Go floor, epoll loops", "constant answer, one event loop a CPU", false, true},
 	{tFloorProxy, "(j) Go floor, proxy", "v2, fakeimds token forwarded; upstream.MaxConns connections", false, false},
+	{tFloorWork, "(k) Go floor, goroutines, with work", "as (h), after BENCH_FLOOR_WORK of CPU", false, true},
+	{tFloorEpollWork, "(l) Go floor, epoll loops, with work", "as (i), after BENCH_FLOOR_WORK of CPU", false, true},
 }
 
 type run struct {

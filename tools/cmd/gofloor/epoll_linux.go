@@ -7,14 +7,16 @@ import (
 	"net"
 	"runtime"
 	"syscall"
+	"time"
 )
 
 // serveEpoll starts loops event loops sharing ln's socket: each waits in
 // epoll_wait on a locked OS thread, accepts what it is woken for
 // (EPOLLEXCLUSIVE wakes one loop per connection) and serves its
-// connections with non-blocking reads and writes. ln stays open for its
-// file descriptor; closing it ends the accepts.
-func serveEpoll(ln net.Listener, loops int) error {
+// connections with non-blocking reads and writes, spending work on each
+// request before its answer. ln stays open for its file descriptor;
+// closing it ends the accepts.
+func serveEpoll(ln net.Listener, loops int, work time.Duration) error {
 	tl, ok := ln.(*net.TCPListener)
 	if !ok {
 		return fmt.Errorf("-mode epoll needs a TCP listener, not %T", ln)
@@ -36,7 +38,7 @@ func serveEpoll(ln net.Listener, loops int) error {
 		if err := syscall.EpollCtl(ep, syscall.EPOLL_CTL_ADD, lfd, &ev); err != nil {
 			return fmt.Errorf("epoll_ctl on the listener: %w", err)
 		}
-		go loop(ep, lfd)
+		go loop(ep, lfd, work)
 	}
 	return nil
 }
@@ -46,7 +48,7 @@ const epollExclusive = 1 << 28
 
 // loop is one event loop: it accepts on lfd and answers the heads its
 // connections send, keeping a partial head until the rest comes.
-func loop(ep, lfd int) {
+func loop(ep, lfd int, work time.Duration) {
 	runtime.LockOSThread()
 	events := make([]syscall.EpollEvent, 256)
 	buf := make([]byte, maxHead)
@@ -80,7 +82,7 @@ func loop(ep, lfd int) {
 				b = append(p, b...)
 			}
 			count, used := heads(b)
-			if !reply(fd, count) {
+			if !reply(fd, count, work) {
 				end(fd)
 				continue
 			}
@@ -111,11 +113,13 @@ func accept(ep, lfd int) {
 	}
 }
 
-// reply writes count answers to fd; false when the connection must end
+// reply writes count answers to fd, each after spending work on it (burn);
+// false when the connection must end
 // (an error, or a socket buffer too full to take them: a benchmark's
 // client reads its answers, so that does not happen).
-func reply(fd, count int) bool {
+func reply(fd, count int, work time.Duration) bool {
 	for range count {
+		burn(work)
 		for off := 0; off < len(answer); {
 			w, err := syscall.Write(fd, answer[off:])
 			if err == syscall.EINTR {

@@ -5,6 +5,7 @@ package main
 import (
 	"errors"
 	"net"
+	"time"
 )
 
-func serveEpoll(net.Listener, int) error { return errors.New("-mode epoll needs Linux") }
+func serveEpoll(net.Listener, int, time.Duration) error { return errors.New("-mode epoll needs Linux") }

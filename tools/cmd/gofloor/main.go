@@ -15,10 +15,17 @@
 //     -conns kept connections (proxy.go): the floor of imdsguard's uncached
 //     path, which is bounded the same way.
 //
+// -work makes the first two modes spend that much CPU on each request
+// before answering it, busy on the goroutine or loop that serves it: a
+// server of that way of serving doing as much work per request as
+// imdsguard does, so that its latency tail can be set beside imdsguard's
+// and nginx's.
+//
 // It serves loopback benchmarks only: heads of at most 8 KiB, no bodies,
 // no deadlines.
 //
 //	gofloor -listen 127.0.0.1:8992 -mode epoll -body i-1234567890abcdef0
+//	gofloor -listen 127.0.0.1:8994 -mode epoll -work 6us
 //	gofloor -listen 127.0.0.1:8993 -mode proxy -upstream 127.0.0.1:8990 -conns 4
 package main
 
@@ -35,6 +42,7 @@ import (
 	"runtime"
 	"strconv"
 	"syscall"
+	"time"
 )
 
 // answer is the answer to every request: by default IMDS's to GET
@@ -69,6 +77,7 @@ func main() {
 	body := flag.String("body", "i-1234567890abcdef0", "the body of every answer (the benchmark gives what fakeimds answers its path)")
 	upstream := flag.String("upstream", "", "host:port each request goes to in -mode proxy")
 	conns := flag.Int("conns", 4, "upstream connections at most in -mode proxy (imdsguard's bound)")
+	work := flag.Duration("work", 0, "CPU time spent busy on each request before its answer in -mode goroutine and epoll (e.g. 6us)")
 	flag.Parse()
 	answer = answerWith(*body)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
@@ -79,16 +88,21 @@ func main() {
 		os.Exit(1)
 	}
 	switch *mode {
-	case "goroutine":
-		go serveGoroutines(ln, serveConn)
-	case "epoll":
-		if *loops < 1 {
+	case "goroutine", "epoll":
+		switch {
+		case *work < 0:
+			err = errors.New("-work must not be negative")
+		case *mode == "goroutine":
+			go serveGoroutines(ln, constant(*work))
+		case *loops < 1:
 			err = errors.New("-loops must be at least 1")
-		} else {
-			err = serveEpoll(ln, *loops)
+		default:
+			err = serveEpoll(ln, *loops, *work)
 		}
 	case "proxy":
 		switch {
+		case *work != 0:
+			err = errors.New("-work is for -mode goroutine and epoll: the proxy's work is its upstream")
 		case *upstream == "":
 			err = errors.New("-mode proxy needs -upstream host:port")
 		case *conns < 1:
@@ -122,9 +136,14 @@ func serveGoroutines(ln net.Listener, serve func(net.Conn)) {
 	}
 }
 
-// serveConn answers each request head read from c, until c ends or sends
+// constant serves a connection: it answers each request head read from it,
+// after spending work on it (burn), until the connection ends or sends
 // something that is not one.
-func serveConn(c net.Conn) {
+func constant(work time.Duration) func(net.Conn) {
+	return func(c net.Conn) { serveConstant(c, work) }
+}
+
+func serveConstant(c net.Conn, work time.Duration) {
 	defer c.Close()
 	br := bufio.NewReaderSize(c, 4096)
 	for {
@@ -141,9 +160,20 @@ func serveConn(c net.Conn) {
 				break
 			}
 		}
+		burn(work)
 		if _, err := c.Write(answer); err != nil {
 			return
 		}
+	}
+}
+
+// burn keeps the CPU busy for d (on the monotonic clock) and returns: the
+// stand-in for what a real server computes per request.
+func burn(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	for start := time.Now(); time.Since(start) < d; {
 	}
 }
 

@@ -32,69 +32,85 @@ func TestHeads(t *testing.T) {
 }
 
 func TestServes(t *testing.T) {
-	modes := map[string]func(net.Listener) error{
-		"goroutine": func(ln net.Listener) error { go serveGoroutines(ln, serveConn); return nil },
+	// With -work each answer comes no sooner than that after its request:
+	// a bound from below, which no slow machine can break.
+	const work = 2 * time.Millisecond
+	modes := map[string]func(net.Listener, time.Duration) error{
+		"goroutine": func(ln net.Listener, w time.Duration) error { go serveGoroutines(ln, constant(w)); return nil },
 	}
 	if runtime.GOOS == "linux" {
-		modes["epoll"] = func(ln net.Listener) error { return serveEpoll(ln, 2) }
+		modes["epoll"] = func(ln net.Listener, w time.Duration) error { return serveEpoll(ln, 2, w) }
 	}
 	for name, serve := range modes {
-		t.Run(name, func(t *testing.T) {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := serve(ln); err != nil {
-				t.Fatal(err)
-			}
-			// The epoll loops run for the rest of the test binary: they
-			// hold the listener's descriptor, so it stays open too.
-			if name == "goroutine" {
-				defer ln.Close()
-			}
-			url := "http://" + ln.Addr().String() + "/latest/meta-data/instance-id"
-			client := &http.Client{Timeout: 5 * time.Second}
-			for range 3 { // on one kept-alive connection
-				resp, err := client.Get(url)
-				if err != nil {
-					t.Fatal(err)
-				}
-				body, err := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if err != nil || resp.StatusCode != 200 || string(body) != "i-1234567890abcdef0" {
-					t.Fatalf("GET: %d %q %v", resp.StatusCode, body, err)
-				}
-			}
-			client.CloseIdleConnections()
+		for _, w := range []time.Duration{0, work} {
+			t.Run(name+"/work="+w.String(), func(t *testing.T) {
+				testServes(t, func(ln net.Listener) error { return serve(ln, w) }, w, name == "goroutine")
+			})
+		}
+	}
+}
 
-			// Two heads in one write, then a third in two halves.
-			c, err := net.Dial("tcp", ln.Addr().String())
-			if err != nil {
+// testServes checks a constant server: answers on one kept-alive
+// connection, pipelined heads and a head in two writes, each answer at
+// least work after its request.
+func testServes(t *testing.T, serve func(net.Listener) error, work time.Duration, closes bool) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := serve(ln); err != nil {
+		t.Fatal(err)
+	}
+	// The epoll loops run for the rest of the test binary: they
+	// hold the listener's descriptor, so it stays open too.
+	if closes {
+		defer ln.Close()
+	}
+	url := "http://" + ln.Addr().String() + "/latest/meta-data/instance-id"
+	client := &http.Client{Timeout: 5 * time.Second}
+	for range 3 { // on one kept-alive connection
+		start := time.Now()
+		resp, err := client.Get(url)
+		if took := time.Since(start); err == nil && took < work {
+			t.Errorf("answered after %v, before the %v of work", took, work)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 || string(body) != "i-1234567890abcdef0" {
+			t.Fatalf("GET: %d %q %v", resp.StatusCode, body, err)
+		}
+	}
+	client.CloseIdleConnections()
+
+	// Two heads in one write, then a third in two halves.
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	head := "GET /latest/meta-data/instance-id HTTP/1.1\r\nHost: a\r\n\r\n"
+	if _, err := io.WriteString(c, head+head+head[:20]); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	for i := range 3 {
+		if i == 2 {
+			if _, err := io.WriteString(c, head[20:]); err != nil {
 				t.Fatal(err)
 			}
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(5 * time.Second))
-			head := "GET /latest/meta-data/instance-id HTTP/1.1\r\nHost: a\r\n\r\n"
-			if _, err := io.WriteString(c, head+head+head[:20]); err != nil {
-				t.Fatal(err)
-			}
-			br := bufio.NewReader(c)
-			for i := range 3 {
-				if i == 2 {
-					if _, err := io.WriteString(c, head[20:]); err != nil {
-						t.Fatal(err)
-					}
-				}
-				resp, err := http.ReadResponse(br, nil)
-				if err != nil {
-					t.Fatalf("answer %d: %v", i+1, err)
-				}
-				body, _ := io.ReadAll(resp.Body)
-				if string(body) != "i-1234567890abcdef0" {
-					t.Fatalf("answer %d: %q", i+1, body)
-				}
-			}
-		})
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("answer %d: %v", i+1, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if string(body) != "i-1234567890abcdef0" {
+			t.Fatalf("answer %d: %q", i+1, body)
+		}
 	}
 }
 
