@@ -114,9 +114,9 @@ func accept(ep, lfd int) {
 }
 
 // reply writes count answers to fd, each after spending work on it (burn);
-// false when the connection must end
-// (an error, or a socket buffer too full to take them: a benchmark's
-// client reads its answers, so that does not happen).
+// false when the connection must end (an error, or a socket buffer too
+// full to take them: a benchmark's client reads its answers, so that does
+// not happen).
 func reply(fd, count int, work time.Duration) bool {
 	for range count {
 		burn(work)
