@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -127,21 +128,30 @@ func TestAnswerWith(t *testing.T) {
 func TestProxy(t *testing.T) {
 	var mu sync.Mutex
 	open, most, served := 0, 0, 0
+	// A connection the upstream closes after its answer counts as closed
+	// from that answer on: the pool may dial its successor before the
+	// upstream's side has finished closing it.
+	closing := map[net.Conn]bool{}
+	type connKey struct{}
 	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		served++
-		n := served
-		mu.Unlock()
-		if n%7 == 0 {
+		if served%7 == 0 {
 			w.Header().Set("Connection", "close") // the pool dials again
+			closing[r.Context().Value(connKey{}).(net.Conn)] = true
+			open--
 		}
+		mu.Unlock()
 		w.Header().Set("Content-Type", "text/plain")
 		if r.URL.Path == "/missing" {
 			w.WriteHeader(http.StatusNotFound)
 		}
 		io.WriteString(w, r.URL.Path+" "+r.Header.Get("X-aws-ec2-metadata-token"))
 	}))
-	up.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+	up.Config.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		return context.WithValue(ctx, connKey{}, c)
+	}
+	up.Config.ConnState = func(c net.Conn, s http.ConnState) {
 		mu.Lock()
 		defer mu.Unlock()
 		switch s {
@@ -149,7 +159,9 @@ func TestProxy(t *testing.T) {
 			open++
 			most = max(most, open)
 		case http.StateClosed, http.StateHijacked:
-			open--
+			if !closing[c] {
+				open--
+			}
 		}
 	}
 	up.Start()
