@@ -279,11 +279,12 @@ floor_body=$(curl -sf --max-time 2 -H "X-aws-ec2-metadata-token: $fake_token" "h
 # The proxy floor holds as many upstream connections as imdsguard may.
 max_conns=$(sed -n 's/^const MaxConns = \([0-9][0-9]*\)$/\1/p' "$root/proxy/upstream/client.go")
 [[ -n $max_conns ]] || die "no 'const MaxConns = N' in proxy/upstream/client.go for the proxy floor"
-declare -A floor_mode=([gofloor]=goroutine [gofloor-epoll]=epoll [gofloor-proxy]=proxy [gofloor-work]=goroutine [gofloor-epoll-work]=epoll) floor_pid # by target
+# A target NAME-work is NAME spending BENCH_FLOOR_WORK on each request.
+declare -A floor_mode=([gofloor]=goroutine [gofloor-epoll]=epoll [gofloor-proxy]=proxy) floor_pid # by target
 for t in "${floors[@]}"; do
 	t_work=0
 	[[ $t != *-work ]] || t_work=$floor_work
-	"$root/bin/gofloor" -listen "127.0.0.1:${port[$t]}" -mode "${floor_mode[$t]}" -body "$floor_body" -work "$t_work" \
+	"$root/bin/gofloor" -listen "127.0.0.1:${port[$t]}" -mode "${floor_mode[${t%-work}]}" -body "$floor_body" -work "$t_work" \
 		-upstream "$fake_addr" -conns "$max_conns" >"$work/$t.out" 2>"$work/$t.err" &
 	floor_pid[$t]=$!
 	pids+=("${floor_pid[$t]}")
