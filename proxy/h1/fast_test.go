@@ -81,6 +81,37 @@ func TestParseCommonTakesCommonHeads(t *testing.T) {
 	}
 }
 
+// A connection that sends the same head again (a keep-alive client
+// reading one path with one token) has it parsed without an allocation; a
+// head that differs in one byte gets a copy of its own, and what was
+// parsed before keeps its values.
+func TestParseCommonReusesARepeatedHead(t *testing.T) {
+	a := []byte(commonHeads[1])
+	m := new(common)
+	first := parseCommon(a, m)
+	if first == nil {
+		t.Fatalf("%q: not parsed", a)
+	}
+	uri, tok := first.RequestURI, first.Header.Get("X-Aws-Ec2-Metadata-Token")
+	if n := testing.AllocsPerRun(100, func() { parseCommon(a, m) }); n != 0 {
+		t.Errorf("the same head again: %v allocations, want 0", n)
+	}
+	b := bytes.Replace(a, []byte("AQAEAGx0dGVzdA=="), []byte("AQAEAGx0dGVzdB=="), 1)
+	b = bytes.Replace(b, []byte("credentials/"), []byte("credentials/x"), 1)
+	got := parseCommon(b, m)
+	if got == nil {
+		t.Fatalf("%q: not parsed", b)
+	}
+	if got.RequestURI != "/latest/meta-data/iam/security-credentials/x" || got.URL.Path != got.RequestURI ||
+		got.Header.Get("X-Aws-Ec2-Metadata-Token") != "AQAEAGx0dGVzdB==" {
+		t.Errorf("a head unlike the last: parsed as %s %q", got.RequestURI, got.Header)
+	}
+	if uri != "/latest/meta-data/iam/security-credentials/" || tok != "AQAEAGx0dGVzdA==" {
+		t.Errorf("strings of the request before changed: %q, %q", uri, tok)
+	}
+	sameAsReadRequest(t, b)
+}
+
 // FuzzCommonSameAsReadRequest: whatever head parseCommon accepts,
 // http.ReadRequest accepts too and makes the same request of it.
 func FuzzCommonSameAsReadRequest(f *testing.F) {
