@@ -10,6 +10,7 @@ import (
 
 	"github.com/imdsguard/imdsguard/policy"
 	"github.com/imdsguard/imdsguard/proxy/audit"
+	"github.com/imdsguard/imdsguard/proxy/cache"
 	"github.com/imdsguard/imdsguard/proxy/identity"
 	"github.com/imdsguard/imdsguard/proxy/token"
 )
@@ -33,9 +34,12 @@ type connState struct {
 	token        string
 	tokenExpires time.Time
 	// route and event are those of the request being answered: kept
-	// here, they take no room on its goroutine's stack.
+	// here, they take no room on its goroutine's stack. reply holds its
+	// answer when the cache has it (cache.Cache.FetchInto): written whole
+	// before the next request is read, it is the next one's to reuse.
 	route Route
 	event audit.Event
+	reply cache.Reply
 }
 
 // ConnContext is the http.Server ConnContext hook that gives every request

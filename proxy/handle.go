@@ -99,7 +99,7 @@ func (p *Proxy) decide(r *http.Request, cs *connState) outcome {
 	case Read: // a GET or HEAD of a metadata path
 		o, ok := p.admit(r, cs, rt)
 		if ok {
-			p.fetch(cs.ctx, r, rt, &o)
+			p.fetch(cs, r, rt, &o)
 		}
 		return o
 	}
@@ -173,16 +173,16 @@ func (p *Proxy) checkToken(r *http.Request, cs *connState) (v audit.Version, why
 // fetch completes o, a request to be served, with IMDS's answer for the
 // canonical path. On failure the answer is 502, or 504 when IMDS did not
 // answer in time, and the decision becomes an error.
-func (p *Proxy) fetch(ctx context.Context, r *http.Request, rt *Route, o *outcome) {
+func (p *Proxy) fetch(cs *connState, r *http.Request, rt *Route, o *outcome) {
 	start := time.Now()
 	var resp *http.Response
 	var err error
 	if p.cached != nil {
 		var co cache.Outcome
-		resp, co, err = p.cached.FetchOutcome(ctx, r.Method, rt.Target)
+		resp, co, err = p.cached.FetchInto(cs.ctx, r.Method, rt.Target, &cs.reply)
 		o.cache = co.String()
 	} else {
-		resp, err = p.upstream.Fetch(ctx, r.Method, rt.Target)
+		resp, err = p.upstream.Fetch(cs.ctx, r.Method, rt.Target)
 	}
 	o.upstream = time.Since(start)
 	if err != nil {

@@ -58,9 +58,9 @@ type Upstream interface {
 }
 
 // cachedUpstream is an Upstream that also says how it answered (the cache):
-// the audit event carries it.
+// the audit event carries it. A hit is built in the connection's Reply.
 type cachedUpstream interface {
-	FetchOutcome(ctx context.Context, method, path string) (*http.Response, cache.Outcome, error)
+	FetchInto(ctx context.Context, method, path string, into *cache.Reply) (*http.Response, cache.Outcome, error)
 }
 
 // Options configure a Proxy.

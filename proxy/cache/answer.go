@@ -78,13 +78,27 @@ type reply struct {
 	body reader
 }
 
-// response is a new *http.Response for a; a HEAD gets the headers (with the
-// GET's Content-Length, as IMDS sends them) and no body. Its Header is a's
-// own map, shared by every response of a, so it is read, never changed
-// (Cache.FetchOutcome): a map of its own for each was 3% of the daemon's
-// CPU per cached read (pprof under wrk -c16).
-func (a *answer) response(head bool) *http.Response {
-	r := &reply{}
+// Reply is room for one answer from memory. A connection keeps one and has
+// each of its hits built in it (Cache.FetchInto), since it is answered one
+// request at a time: a new one for each hit was the cached read's last
+// allocation, and with it gone a keep-alive caller's reads make no garbage
+// to collect (proxy.TestCachedReadAllocatesNothing).
+type Reply struct{ r reply }
+
+// response is an *http.Response for a, built in into (whatever into held
+// is overwritten), or in new memory when into is nil; a HEAD gets the
+// headers (with the GET's Content-Length, as IMDS sends them) and no body.
+// Its Header is a's own map, shared by every response of a, so it is read,
+// never changed (Cache.FetchOutcome): a map of its own for each was 3% of
+// the daemon's CPU per cached read (pprof under wrk -c16).
+func (a *answer) response(into *Reply, head bool) *http.Response {
+	var r *reply
+	if into != nil {
+		r = &into.r
+		*r = reply{}
+	} else {
+		r = new(reply)
+	}
 	h := a.header
 	r.resp = http.Response{
 		Status:        a.line,
