@@ -83,6 +83,7 @@ type report struct {
 	goals       []goal
 	floors      []goal // the Go server floors and imdsguard's cache against nginx's: no targets
 	proxyFloors []goal // the Go proxy floor and imdsguard uncached against plain nginx: no targets
+	flat        []goal // req/s at higher concurrencies over c=16, imdsguard and nginx: no targets
 	total       int64  // requests completed by wrk, all runs
 	errors      int64
 }
@@ -119,6 +120,11 @@ func analyse(runs []run, pssConc int, skipped map[string]string) *report {
 			rep.proxyFloors = append(rep.proxyFloors,
 				rep.ratio(runs, skipped, label, "req/s"+at, t, tNginx, c, rpsOf, 0, ""),
 				rep.ratio(runs, skipped, label, "proxy CPU/req"+at, t, tNginx, c, cpuOf, 0, ""))
+		}
+	}
+	for _, t := range []string{tNginx, tGuard, tNginxCache, tGuardCache} {
+		for _, c := range []int{256, 1000} {
+			rep.flat = append(rep.flat, rep.flatness(runs, skipped, t, c))
 		}
 	}
 	lo, hi := rep.concs[0], rep.concs[len(rep.concs)-1]
@@ -220,7 +226,26 @@ func (rep *report) ratio(runs []run, skipped map[string]string, group, name, tar
 		g.missing = base + " measured 0"
 	default:
 		g.value = m.cell(t) / m.cell(b)
-		g.lo, g.hi = perRoundRange(runs, target, base, conc, m.run)
+		g.lo, g.hi = perRoundRange(runs, key{target, conc}, key{base, conc}, m.run)
+	}
+	return g
+}
+
+// flatness is target's req/s at conc over its own at c=16, with the range
+// of the per-round ratios: 1 is throughput that holds as the connections
+// grow (issue 10: flat from c=16 to 256 and 1,000).
+func (rep *report) flatness(runs []run, skipped map[string]string, target string, conc int) goal {
+	g := goal{group: rep.targets[targetIndex(rep.targets, target)].label,
+		name: "req/s at c=" + thousands(int64(conc)) + " / at c=16"}
+	t, b := rep.cells[key{target, conc}], rep.cells[key{target, 16}]
+	switch {
+	case skipped[target] != "":
+		g.missing = target + " skipped (see below)"
+	case t == nil || b == nil || b.rps == 0:
+		g.missing = "c=16 or c=" + strconv.Itoa(conc) + " was not run"
+	default:
+		g.value = t.rps / b.rps
+		g.lo, g.hi = perRoundRange(runs, key{target, conc}, key{target, 16}, rpsOf.run)
 	}
 	return g
 }
@@ -252,18 +277,19 @@ func thousands(n int64) string {
 	return s
 }
 
-// perRoundRange is the range of target/base of a measure at conc over the
+// perRoundRange is the range of the ratio of a measure of the run of
+// target over that of base (each a target at a concurrency), over the
 // rounds that have both (0, 0 when none has).
-func perRoundRange(runs []run, target, base string, conc int, ofRun func(run) float64) (lo, hi float64) {
+func perRoundRange(runs []run, target, base key, ofRun func(run) float64) (lo, hi float64) {
 	of := map[int]float64{}
 	for _, rn := range runs {
-		if rn.target == base && rn.conc == conc {
+		if rn.target == base.target && rn.conc == base.conc {
 			of[rn.round] = ofRun(rn)
 		}
 	}
 	var per []float64
 	for _, rn := range runs {
-		if rn.target == target && rn.conc == conc && of[rn.round] != 0 {
+		if rn.target == target.target && rn.conc == target.conc && of[rn.round] != 0 {
 			per = append(per, ofRun(rn)/of[rn.round])
 		}
 	}

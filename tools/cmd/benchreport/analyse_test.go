@@ -217,3 +217,44 @@ func TestProxyFloors(t *testing.T) {
 		t.Errorf("proxy floors table:\n%s", tab)
 	}
 }
+
+// Throughput as connections grow: each proxy's req/s at c=256 and c=1,000
+// over its own at c=16, per round too; a concurrency not run is missing.
+func TestFlatness(t *testing.T) {
+	const runsTSV = `1	16	nginx	200000	10000000	300	2000	0	0	0	0	0	100	0	200000	0	0	0
+1	256	nginx	180000	10000000	300	2000	0	0	0	0	0	100	0	180000	0	0	0
+1	1000	nginx	150000	10000000	300	2000	0	0	0	0	0	100	0	150000	0	0	0
+1	16	imdsguard-v2	100000	10000000	500	4000	0	0	0	0	0	160	0	100000	0	0	0
+1	256	imdsguard-v2	100000	10000000	500	4000	0	0	0	0	0	160	0	100000	0	0	0
+1	1000	imdsguard-v2	80000	10000000	500	4000	0	0	0	0	0	160	0	80000	0	0	0
+2	16	nginx	200000	10000000	300	2000	0	0	0	0	0	100	0	200000	0	0	0
+2	256	nginx	180000	10000000	300	2000	0	0	0	0	0	100	0	180000	0	0	0
+2	1000	nginx	150000	10000000	300	2000	0	0	0	0	0	100	0	150000	0	0	0
+2	16	imdsguard-v2	100000	10000000	500	4000	0	0	0	0	0	160	0	100000	0	0	0
+2	256	imdsguard-v2	90000	10000000	500	4000	0	0	0	0	0	160	0	90000	0	0	0
+2	1000	imdsguard-v2	60000	10000000	500	4000	0	0	0	0	0	160	0	60000	0	0	0
+`
+	_, rep := analysed(t, runsTSV, nil)
+	got := goalsByName(rep.flat)
+	ratiosAre(t, got, map[string]float64{
+		"(b) nginx: req/s at c=256 / at c=16":   0.9,
+		"(b) nginx: req/s at c=1,000 / at c=16": 0.75,
+	})
+	for name, want := range map[string][3]float64{ // median, per-round range
+		"(d) imdsguard uncached: req/s at c=256 / at c=16":   {0.95, 0.9, 1},
+		"(d) imdsguard uncached: req/s at c=1,000 / at c=16": {0.7, 0.6, 0.8},
+	} {
+		if g := got[name]; g.missing != "" || !near(g.value, want[0]) || !near(g.lo, want[1]) || !near(g.hi, want[2]) {
+			t.Errorf("%s: %+v, want %v (%v–%v)", name, g, want[0], want[1], want[2])
+		}
+	}
+	if g := got["(c) nginx proxy_cache: req/s at c=256 / at c=16"]; g.missing == "" {
+		t.Errorf("nginx-cache was not run, yet %+v", g)
+	}
+	if len(rep.flat) != 8 {
+		t.Errorf("%d flatness ratios, want 8 (4 targets × 2 concurrencies)", len(rep.flat))
+	}
+	if tab := floorsTable(rep.flat); !strings.Contains(tab, "| (d) imdsguard uncached | req/s at c=1,000 / at c=16 | 0.70 | 0.60–0.80 |") {
+		t.Errorf("flatness table:\n%s", tab)
+	}
+}

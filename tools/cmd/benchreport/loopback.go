@@ -205,6 +205,8 @@ func summary(m *meta, rep *report) string {
 	b.WriteString("\n")
 	b.WriteString(floorsTable(rep.proxyFloors))
 	b.WriteString("\n")
+	b.WriteString(floorsTable(rep.flat))
+	b.WriteString("\n")
 	b.WriteString(rep.memoryTable(m.pssConc))
 	b.WriteString("\n")
 	b.WriteString(rep.upstreamTable())

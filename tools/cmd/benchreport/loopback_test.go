@@ -6,8 +6,8 @@ import (
 )
 
 // TestRenderLoopback: the report shows the goals with their verdicts, the
-// memory and upstream tables, the quoted configurations, and says how busy
-// the machine was.
+// throughput as connections grow, the memory and upstream tables, the
+// quoted configurations, and says how busy the machine was.
 func TestRenderLoopback(t *testing.T) {
 	runs, err := parseRuns(strings.NewReader(sample), "sample")
 	if err != nil {
@@ -24,6 +24,9 @@ func TestRenderLoopback(t *testing.T) {
 		"| imdsguard cached / nginx proxy_cache | req/s at c=256 | – | – | ≥ 1.00 | not measured: c=256 was not run |",
 		"| (e) imdsguard cached | 43.9 MB | 39.1 MB–43.9 MB | 999–1000 | 44.9 MB |",
 		"| (c) nginx proxy_cache | yes | 800000 | 4 | 0.01 |",
+		"## Throughput as connections grow",
+		"| (e) imdsguard cached | req/s at c=1,000 / at c=16 | 0.68 | 0.68–0.68 |",
+		"| (e) imdsguard cached | req/s at c=256 / at c=16 | – | not measured: c=16 or c=256 was not run |",
 		"**shared and noisy**: processes other than the benchmark's kept 3% of the CPUs busy in the 3 s before the run and 40% in the 3 s after it",
 		"```nginx\nproxy_cache imds;\n```",
 		"```yaml\ncache: {enabled: true}\n```",

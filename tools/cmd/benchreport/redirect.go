@@ -77,8 +77,8 @@ func (rep *redirectReport) ratioOf(runs []run, label, target, base string, c int
 		p99: g.p99 / d.p99,
 		rps: g.rps / d.rps,
 	}
-	r.p50Lo, r.p50Hi = perRoundRange(runs, target, base, c, func(r run) float64 { return r.p50 })
-	r.rpsLo, r.rpsHi = perRoundRange(runs, target, base, c, func(r run) float64 { return r.rps() })
+	r.p50Lo, r.p50Hi = perRoundRange(runs, key{target, c}, key{base, c}, func(r run) float64 { return r.p50 })
+	r.rpsLo, r.rpsHi = perRoundRange(runs, key{target, c}, key{base, c}, func(r run) float64 { return r.rps() })
 	return r, true
 }
 
