@@ -207,47 +207,45 @@ func (rep *report) addRatio(runs []run, skipped map[string]string, group, name, 
 	rep.goals = append(rep.goals, rep.ratio(runs, skipped, group, name, target, base, conc, m, limit, op))
 }
 
-// ratio is target/base of a measure at conc: the ratio of the medians, and
-// the range of the per-round ratios (the runs of one round are back to
-// back, so they saw about the same machine). A target that was not run is
-// reported missing, with the reason from skipped if there is one.
+// ratio is target/base of a measure at conc (see ratioOf).
 func (rep *report) ratio(runs []run, skipped map[string]string, group, name, target, base string, conc int,
 	m measure, limit float64, op string) goal {
+	return rep.ratioOf(runs, skipped, group, name, key{target, conc}, key{base, conc}, m, limit, op)
+}
+
+// ratioOf is a measure of t over the same of b (each a target at a
+// concurrency): the ratio of the medians, and the range of the per-round
+// ratios (the runs of one round are back to back, so they saw about the
+// same machine). A target that was not run is reported missing, with the
+// reason from skipped if there is one.
+func (rep *report) ratioOf(runs []run, skipped map[string]string, group, name string, t, b key,
+	m measure, limit float64, op string) goal {
 	g := goal{group: group, name: name, limit: limit, op: op}
-	t, b := rep.cells[key{target, conc}], rep.cells[key{base, conc}]
+	tc, bc := rep.cells[t], rep.cells[b]
 	switch {
-	case skipped[target] != "":
-		g.missing = target + " skipped (see below)"
-	case !slices.Contains(rep.concs, conc):
-		g.missing = "c=" + strconv.Itoa(conc) + " was not run"
-	case t == nil || b == nil:
-		g.missing = "no runs of " + target + " or " + base
-	case m.cell(b) == 0:
-		g.missing = base + " measured 0"
+	case skipped[t.target] != "":
+		g.missing = t.target + " skipped (see below)"
+	case !slices.Contains(rep.concs, t.conc):
+		g.missing = "c=" + strconv.Itoa(t.conc) + " was not run"
+	case !slices.Contains(rep.concs, b.conc):
+		g.missing = "c=" + strconv.Itoa(b.conc) + " was not run"
+	case tc == nil || bc == nil:
+		g.missing = "no runs of " + t.target + " or " + b.target
+	case m.cell(bc) == 0:
+		g.missing = b.target + " measured 0"
 	default:
-		g.value = m.cell(t) / m.cell(b)
-		g.lo, g.hi = perRoundRange(runs, key{target, conc}, key{base, conc}, m.run)
+		g.value = m.cell(tc) / m.cell(bc)
+		g.lo, g.hi = perRoundRange(runs, t, b, m.run)
 	}
 	return g
 }
 
-// flatness is target's req/s at conc over its own at c=16, with the range
-// of the per-round ratios: 1 is throughput that holds as the connections
-// grow (issue 10: flat from c=16 to 256 and 1,000).
+// flatness is target's req/s at conc over its own at c=16: 1 is throughput
+// that holds as the connections grow (issue 10: flat from c=16 to 256 and
+// 1,000).
 func (rep *report) flatness(runs []run, skipped map[string]string, target string, conc int) goal {
-	g := goal{group: rep.targets[targetIndex(rep.targets, target)].label,
-		name: "req/s at c=" + thousands(int64(conc)) + " / at c=16"}
-	t, b := rep.cells[key{target, conc}], rep.cells[key{target, 16}]
-	switch {
-	case skipped[target] != "":
-		g.missing = target + " skipped (see below)"
-	case t == nil || b == nil || b.rps == 0:
-		g.missing = "c=16 or c=" + strconv.Itoa(conc) + " was not run"
-	default:
-		g.value = t.rps / b.rps
-		g.lo, g.hi = perRoundRange(runs, key{target, conc}, key{target, 16}, rpsOf.run)
-	}
-	return g
+	return rep.ratioOf(runs, skipped, rep.targets[targetIndex(rep.targets, target)].label,
+		"req/s at c="+thousands(int64(conc))+" / at c=16", key{target, conc}, key{target, 16}, rpsOf, 0, "")
 }
 
 // addPSS adds the goal on target's PSS with conc connections open: the

@@ -26,7 +26,7 @@ func TestRenderLoopback(t *testing.T) {
 		"| (c) nginx proxy_cache | yes | 800000 | 4 | 0.01 |",
 		"## Throughput as connections grow",
 		"| (e) imdsguard cached | req/s at c=1,000 / at c=16 | 0.68 | 0.68–0.68 |",
-		"| (e) imdsguard cached | req/s at c=256 / at c=16 | – | not measured: c=16 or c=256 was not run |",
+		"| (e) imdsguard cached | req/s at c=256 / at c=16 | – | not measured: c=256 was not run |",
 		"**shared and noisy**: processes other than the benchmark's kept 3% of the CPUs busy in the 3 s before the run and 40% in the 3 s after it",
 		"```nginx\nproxy_cache imds;\n```",
 		"```yaml\ncache: {enabled: true}\n```",
