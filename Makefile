@@ -68,7 +68,7 @@ image:
 # A longer fuzz of the parser and the pipeline than `make test` does.
 FUZZTIME ?= 60s
 fuzz:
-	$(GO) test ./proxy/canon -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME)
+	$(GO) test ./internal/canon -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME)
 	$(GO) test ./proxy -run='^$$' -fuzz=FuzzPipeline -fuzztime=$(FUZZTIME)
 	$(GO) test ./policy -run='^$$' -fuzz=FuzzMatch -fuzztime=$(FUZZTIME)
 	$(GO) test ./proxy/h1 -run='^$$' -fuzz=FuzzSameAsNetHTTP -fuzztime=$(FUZZTIME)

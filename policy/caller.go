@@ -4,7 +4,7 @@ import (
 	"net/netip"
 	"slices"
 
-	"github.com/imdsguard/imdsguard/proxy/ifname"
+	"github.com/imdsguard/imdsguard/internal/ifname"
 )
 
 // callerMatch is a compiled MatchConfig. Names are already resolved: an entry

@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/imdsguard/imdsguard/internal/config/field"
 	"github.com/imdsguard/imdsguard/internal/testenv"
-	"github.com/imdsguard/imdsguard/proxy/config/field"
 )
 
 func TestCompileRefusesInvalid(t *testing.T) {

@@ -1,7 +1,7 @@
 package policy
 
 import (
-	"github.com/imdsguard/imdsguard/proxy/imds"
+	"github.com/imdsguard/imdsguard/internal/imds"
 )
 
 // Config is the `policy:` section of the configuration file.

@@ -4,8 +4,8 @@ import (
 	"net/netip"
 	"strconv"
 
-	"github.com/imdsguard/imdsguard/proxy/canon"
-	"github.com/imdsguard/imdsguard/proxy/workload"
+	"github.com/imdsguard/imdsguard/internal/canon"
+	"github.com/imdsguard/imdsguard/internal/workload"
 )
 
 // Mode says whether decisions are enforced.
@@ -25,7 +25,7 @@ func (m Mode) String() string {
 	return modeEnforce
 }
 
-// Caller is who asks, as established by package proxy/identity.
+// Caller is who asks, as established by package internal/identity.
 type Caller struct {
 	UIDKnown  bool // false: the kernel could not attest the user; matches no users or groups entry
 	UID       uint32

@@ -9,7 +9,7 @@
 // Decision names the rule and the pattern that made it and says why in one
 // sentence, so that the audit event and `imdsguard policy explain` can show it.
 //
-// Paths are decided in canonical form (package proxy/canon makes them),
+// Paths are decided in canonical form (package internal/canon makes them),
 // relative to the version prefix: "/", "/meta-data/iam/info", "/api/token".
 // A path that is not canonical is denied whatever the policy says.
 package policy

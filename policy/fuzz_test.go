@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/imdsguard/imdsguard/proxy/canon"
+	"github.com/imdsguard/imdsguard/internal/canon"
 )
 
 // refMatch is the reference matcher: a regular expression built from the

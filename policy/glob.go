@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/imdsguard/imdsguard/proxy/canon"
+	"github.com/imdsguard/imdsguard/internal/canon"
 )
 
 // A pattern is a compiled allow or deny entry: "/meta-data/**",

@@ -6,8 +6,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/imdsguard/imdsguard/proxy/config/field"
-	"github.com/imdsguard/imdsguard/proxy/workload"
+	"github.com/imdsguard/imdsguard/internal/config/field"
+	"github.com/imdsguard/imdsguard/internal/workload"
 )
 
 // ContainerSelector is `match.containers`: containers by what their

@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/imdsguard/imdsguard/proxy/config/field"
-	"github.com/imdsguard/imdsguard/proxy/workload"
+	"github.com/imdsguard/imdsguard/internal/config/field"
+	"github.com/imdsguard/imdsguard/internal/workload"
 )
 
 // workloadYAML is a container-host policy written by workload.

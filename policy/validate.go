@@ -7,8 +7,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/imdsguard/imdsguard/proxy/config/field"
-	"github.com/imdsguard/imdsguard/proxy/ifname"
+	"github.com/imdsguard/imdsguard/internal/config/field"
+	"github.com/imdsguard/imdsguard/internal/ifname"
 )
 
 // Validate checks every field and returns all problems at once, joined with

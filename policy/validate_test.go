@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/imdsguard/imdsguard/proxy/config/field"
+	"github.com/imdsguard/imdsguard/internal/config/field"
 )
 
 func TestValidateAccepts(t *testing.T) {

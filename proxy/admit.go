@@ -5,8 +5,8 @@ import (
 	"net"
 	"net/netip"
 
-	"github.com/imdsguard/imdsguard/proxy/identity"
-	"github.com/imdsguard/imdsguard/proxy/imds"
+	"github.com/imdsguard/imdsguard/internal/identity"
+	"github.com/imdsguard/imdsguard/internal/imds"
 )
 
 // Admit wraps ln so that it hands out only connections from local callers

@@ -7,7 +7,7 @@ import (
 	"net"
 	"testing"
 
-	"github.com/imdsguard/imdsguard/proxy/audit"
+	"github.com/imdsguard/imdsguard/internal/audit"
 )
 
 // BenchmarkServeCached is one cached IMDSv2 read through the whole daemon

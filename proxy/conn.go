@@ -8,11 +8,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/imdsguard/imdsguard/internal/audit"
+	"github.com/imdsguard/imdsguard/internal/cache"
+	"github.com/imdsguard/imdsguard/internal/identity"
+	"github.com/imdsguard/imdsguard/internal/token"
 	"github.com/imdsguard/imdsguard/policy"
-	"github.com/imdsguard/imdsguard/proxy/audit"
-	"github.com/imdsguard/imdsguard/proxy/cache"
-	"github.com/imdsguard/imdsguard/proxy/identity"
-	"github.com/imdsguard/imdsguard/proxy/token"
 )
 
 type connKey struct{}

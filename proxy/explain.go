@@ -6,8 +6,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/imdsguard/imdsguard/internal/imds"
 	"github.com/imdsguard/imdsguard/policy"
-	"github.com/imdsguard/imdsguard/proxy/imds"
 )
 
 // Explain writes what the proxy would do with a request from caller, without

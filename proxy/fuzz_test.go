@@ -11,9 +11,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/imdsguard/imdsguard/internal/audit"
+	"github.com/imdsguard/imdsguard/internal/canon"
 	"github.com/imdsguard/imdsguard/policy"
-	"github.com/imdsguard/imdsguard/proxy/audit"
-	"github.com/imdsguard/imdsguard/proxy/canon"
 )
 
 // pessimisticIMDS is an Upstream that reads paths as loosely as any server

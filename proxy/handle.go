@@ -5,10 +5,10 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/imdsguard/imdsguard/proxy/audit"
-	"github.com/imdsguard/imdsguard/proxy/cache"
-	"github.com/imdsguard/imdsguard/proxy/imds"
-	"github.com/imdsguard/imdsguard/proxy/upstream"
+	"github.com/imdsguard/imdsguard/internal/audit"
+	"github.com/imdsguard/imdsguard/internal/cache"
+	"github.com/imdsguard/imdsguard/internal/imds"
+	"github.com/imdsguard/imdsguard/internal/upstream"
 )
 
 // handle runs one request through the pipeline described in the package

@@ -13,12 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imdsguard/imdsguard/internal/audit"
+	"github.com/imdsguard/imdsguard/internal/cache"
+	"github.com/imdsguard/imdsguard/internal/config/field"
+	"github.com/imdsguard/imdsguard/internal/token"
+	"github.com/imdsguard/imdsguard/internal/upstream"
 	"github.com/imdsguard/imdsguard/policy"
-	"github.com/imdsguard/imdsguard/proxy/audit"
-	"github.com/imdsguard/imdsguard/proxy/cache"
-	"github.com/imdsguard/imdsguard/proxy/config/field"
-	"github.com/imdsguard/imdsguard/proxy/token"
-	"github.com/imdsguard/imdsguard/proxy/upstream"
 )
 
 // recordingIMDS is a tokens-required IMDS that records every request it

@@ -4,8 +4,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/imdsguard/imdsguard/internal/audit"
 	"github.com/imdsguard/imdsguard/policy"
-	"github.com/imdsguard/imdsguard/proxy/audit"
 )
 
 // outcome is what the pipeline made of one request. Each step returns one;

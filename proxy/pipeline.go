@@ -10,8 +10,8 @@ import (
 
 	"github.com/elazarl/goproxy"
 
+	"github.com/imdsguard/imdsguard/internal/imds"
 	"github.com/imdsguard/imdsguard/proxy/h1"
-	"github.com/imdsguard/imdsguard/proxy/imds"
 )
 
 // pipeline builds the goproxy server that runs every request through

@@ -22,7 +22,7 @@
 //     caller and unexpired (401); absent: an IMDSv1 request.
 //  8. policy: v1 rejected by the caller's rule (401), path denied (403);
 //     in audit mode both are served and reported as would-deny.
-//  9. Upstream.Fetch of the canonical path: the cache (proxy/cache), which
+//  9. Upstream.Fetch of the canonical path: the cache (internal/cache), which
 //     answers from memory or asks upstream.Client with the host's session
 //     token; IMDS's answer as it is (status, body, Server, Content-Type,
 //     Location), hop-by-hop headers dropped; 502, or 504 when IMDS did not
@@ -43,12 +43,12 @@ import (
 
 	"github.com/elazarl/goproxy"
 
+	"github.com/imdsguard/imdsguard/internal/audit"
+	"github.com/imdsguard/imdsguard/internal/cache"
+	"github.com/imdsguard/imdsguard/internal/identity"
+	"github.com/imdsguard/imdsguard/internal/token"
 	"github.com/imdsguard/imdsguard/policy"
-	"github.com/imdsguard/imdsguard/proxy/audit"
-	"github.com/imdsguard/imdsguard/proxy/cache"
 	"github.com/imdsguard/imdsguard/proxy/h1"
-	"github.com/imdsguard/imdsguard/proxy/identity"
-	"github.com/imdsguard/imdsguard/proxy/token"
 )
 
 // Upstream answers metadata requests for canonical paths: the real IMDS

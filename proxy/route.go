@@ -8,9 +8,9 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/imdsguard/imdsguard/internal/canon"
+	"github.com/imdsguard/imdsguard/internal/imds"
 	"github.com/imdsguard/imdsguard/policy"
-	"github.com/imdsguard/imdsguard/proxy/canon"
-	"github.com/imdsguard/imdsguard/proxy/imds"
 )
 
 // RouteKind is where the pipeline sends a request.

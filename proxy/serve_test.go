@@ -14,10 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imdsguard/imdsguard/proxy/audit"
-	"github.com/imdsguard/imdsguard/proxy/cache"
-	"github.com/imdsguard/imdsguard/proxy/identity"
-	"github.com/imdsguard/imdsguard/proxy/token"
+	"github.com/imdsguard/imdsguard/internal/audit"
+	"github.com/imdsguard/imdsguard/internal/cache"
+	"github.com/imdsguard/imdsguard/internal/identity"
+	"github.com/imdsguard/imdsguard/internal/token"
 )
 
 // serve runs e's proxy with Serve (the daemon's real server and limits) and

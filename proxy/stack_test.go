@@ -12,7 +12,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/imdsguard/imdsguard/proxy/cache"
+	"github.com/imdsguard/imdsguard/internal/cache"
 )
 
 // TestConnectionStacksStaySmall: serving IMDSv2 reads, a connection's

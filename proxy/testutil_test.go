@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imdsguard/imdsguard/proxy/config/field"
-	"github.com/imdsguard/imdsguard/proxy/token"
-	"github.com/imdsguard/imdsguard/proxy/upstream"
+	"github.com/imdsguard/imdsguard/internal/config/field"
+	"github.com/imdsguard/imdsguard/internal/token"
+	"github.com/imdsguard/imdsguard/internal/upstream"
 )
 
 func newRecorder() *httptest.ResponseRecorder { return httptest.NewRecorder() }

@@ -5,8 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/imdsguard/imdsguard/proxy/identity"
-	"github.com/imdsguard/imdsguard/proxy/token"
+	"github.com/imdsguard/imdsguard/internal/identity"
+	"github.com/imdsguard/imdsguard/internal/token"
 )
 
 func asUID(uid uint32) envOpt {

@@ -6,10 +6,10 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/imdsguard/imdsguard/proxy/audit"
+	"github.com/imdsguard/imdsguard/internal/audit"
+	"github.com/imdsguard/imdsguard/internal/identity"
+	"github.com/imdsguard/imdsguard/internal/imds"
 	"github.com/imdsguard/imdsguard/proxy/h1"
-	"github.com/imdsguard/imdsguard/proxy/identity"
-	"github.com/imdsguard/imdsguard/proxy/imds"
 )
 
 // dropHold is how long a token request beyond the hop limit is held without

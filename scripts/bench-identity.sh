@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Benchmark of the caller identity lookup (issue: at most 30 us per lookup),
 # written to docs/IDENTITY_BENCH.md with the command that made it. Runs the Go
-# benchmarks of proxy/identity as root, in a namespace they make, with a few
+# benchmarks of internal/identity as root, in a namespace they make, with a few
 # hundred idle sockets of other processes around the caller's.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 out="${BENCH_IDENTITY_OUT:-docs/IDENTITY_BENCH.md}"
 count="${BENCH_IDENTITY_COUNT:-3}"
-cmd=(go test ./proxy/identity -run '^$' -bench . -benchtime 2000x -benchmem -count "$count")
+cmd=(go test ./internal/identity -run '^$' -bench . -benchtime 2000x -benchmem -count "$count")
 if [ "$(id -u)" -ne 0 ]; then
 	echo "bench-identity.sh: needs root (network namespaces); run: sudo make bench" >&2
 	exit 1

@@ -277,8 +277,8 @@ wait_ready "$bare_pid" bareproxy "http://127.0.0.1:${port[bare]}/_fakeimds/stats
 floor_body=$(curl -sf --max-time 2 -H "X-aws-ec2-metadata-token: $fake_token" "http://$fake_addr$path") ||
 	die "fakeimds does not answer $path with 200"
 # The proxy floor holds as many upstream connections as imdsguard may.
-max_conns=$(sed -n 's/^const MaxConns = \([0-9][0-9]*\)$/\1/p' "$root/proxy/upstream/client.go")
-[[ -n $max_conns ]] || die "no 'const MaxConns = N' in proxy/upstream/client.go for the proxy floor"
+max_conns=$(sed -n 's/^const MaxConns = \([0-9][0-9]*\)$/\1/p' "$root/internal/upstream/client.go")
+[[ -n $max_conns ]] || die "no 'const MaxConns = N' in internal/upstream/client.go for the proxy floor"
 # A target NAME-work is NAME spending BENCH_FLOOR_WORK on each request.
 declare -A floor_mode=([gofloor]=goroutine [gofloor-epoll]=epoll [gofloor-proxy]=proxy) floor_pid # by target
 for t in "${floors[@]}"; do

@@ -11,9 +11,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/imdsguard/imdsguard/proxy/admin"
-	"github.com/imdsguard/imdsguard/proxy/config"
-	"github.com/imdsguard/imdsguard/proxy/usage"
+	"github.com/imdsguard/imdsguard/internal/admin"
+	"github.com/imdsguard/imdsguard/internal/config"
+	"github.com/imdsguard/imdsguard/internal/usage"
 )
 
 func newAuditCmd() *cobra.Command {

@@ -8,9 +8,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/imdsguard/imdsguard/proxy/check"
-	"github.com/imdsguard/imdsguard/proxy/config"
-	"github.com/imdsguard/imdsguard/proxy/redirect"
+	"github.com/imdsguard/imdsguard/internal/check"
+	"github.com/imdsguard/imdsguard/internal/config"
+	"github.com/imdsguard/imdsguard/internal/redirect"
 )
 
 func newCheckCmd() *cobra.Command {

@@ -15,7 +15,7 @@ func runCLI(t *testing.T, args ...string) (int, string, string) {
 	return code, out.String(), errb.String()
 }
 
-const example = "../../proxy/config/testdata/spec-example.yaml"
+const example = "../../internal/config/testdata/spec-example.yaml"
 
 func TestPolicyCheck(t *testing.T) {
 	dir := t.TempDir()

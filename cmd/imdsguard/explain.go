@@ -9,10 +9,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/imdsguard/imdsguard/internal/config"
+	"github.com/imdsguard/imdsguard/internal/workload"
 	"github.com/imdsguard/imdsguard/policy"
 	"github.com/imdsguard/imdsguard/proxy"
-	"github.com/imdsguard/imdsguard/proxy/config"
-	"github.com/imdsguard/imdsguard/proxy/workload"
 )
 
 type explainFlags struct {

@@ -3,7 +3,7 @@ package main
 import (
 	"strings"
 
-	"github.com/imdsguard/imdsguard/proxy/workload"
+	"github.com/imdsguard/imdsguard/internal/workload"
 )
 
 // given reports whether any flag describes a container.

@@ -5,8 +5,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/imdsguard/imdsguard/internal/config"
 	"github.com/imdsguard/imdsguard/policy"
-	"github.com/imdsguard/imdsguard/proxy/config"
 )
 
 func newPolicyCmd() *cobra.Command {

@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/imdsguard/imdsguard/internal/config"
 	"github.com/imdsguard/imdsguard/policy"
-	"github.com/imdsguard/imdsguard/proxy/config"
 )
 
 // Every YAML example in the README is a valid configuration (a fragment

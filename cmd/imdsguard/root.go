@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/imdsguard/imdsguard/proxy/config"
+	"github.com/imdsguard/imdsguard/internal/config"
 )
 
 // exitError carries the exit code a command wants.

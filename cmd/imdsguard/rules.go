@@ -8,8 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/imdsguard/imdsguard/proxy/config"
-	"github.com/imdsguard/imdsguard/proxy/redirect"
+	"github.com/imdsguard/imdsguard/internal/config"
+	"github.com/imdsguard/imdsguard/internal/redirect"
 )
 
 func newRulesCmd() *cobra.Command {

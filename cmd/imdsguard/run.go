@@ -11,7 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/imdsguard/imdsguard/proxy/config"
+	"github.com/imdsguard/imdsguard/internal/config"
 )
 
 type runFlags struct {

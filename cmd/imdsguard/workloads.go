@@ -5,10 +5,10 @@ import (
 	"io"
 	"log/slog"
 
-	"github.com/imdsguard/imdsguard/proxy/runtime/containerd"
-	"github.com/imdsguard/imdsguard/proxy/runtime/cri"
-	"github.com/imdsguard/imdsguard/proxy/runtime/docker"
-	"github.com/imdsguard/imdsguard/proxy/workload"
+	"github.com/imdsguard/imdsguard/internal/runtime/containerd"
+	"github.com/imdsguard/imdsguard/internal/runtime/cri"
+	"github.com/imdsguard/imdsguard/internal/runtime/docker"
+	"github.com/imdsguard/imdsguard/internal/workload"
 )
 
 // runtimes are the container runtimes' clients, one per configured socket.

@@ -43,7 +43,7 @@ func TestNoPackageImportsItsAncestor(t *testing.T) {
 // nothing of ours, so everything else can name them.
 func TestLeavesImportNothingOfOurs(t *testing.T) {
 	pkgs := imports(t)
-	for _, leaf := range []string{"proxy/imds", "proxy/ifname"} {
+	for _, leaf := range []string{"internal/imds", "internal/ifname"} {
 		imps, ok := pkgs[module+"/"+leaf]
 		if !ok {
 			t.Errorf("package %s not found", leaf)
@@ -55,3 +55,29 @@ func TestLeavesImportNothingOfOurs(t *testing.T) {
 		}
 	}
 }
+
+// The layers: the pipeline (proxy) uses the parts (internal/...) and the
+// policy; the policy is pure and knows nothing of the pipeline; a part never
+// reaches up into the pipeline or the command.
+func TestLayersDoNotInvert(t *testing.T) {
+	for pkg, imps := range imports(t) {
+		rel := strings.TrimPrefix(pkg, module+"/")
+		for _, imp := range imps {
+			up := strings.TrimPrefix(imp, module+"/")
+			if up == imp {
+				continue // not ours
+			}
+			switch {
+			case under(up, "cmd"):
+				t.Errorf("%s imports the command %s", rel, up)
+			case under(rel, "policy") && under(up, "proxy"):
+				t.Errorf("policy package %s imports the pipeline's %s", rel, up)
+			case under(rel, "internal") && under(up, "proxy"):
+				t.Errorf("part %s imports the pipeline's %s", rel, up)
+			}
+		}
+	}
+}
+
+// under reports whether package path rel is dir or below it.
+func under(rel, dir string) bool { return rel == dir || strings.HasPrefix(rel, dir+"/") }

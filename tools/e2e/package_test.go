@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imdsguard/imdsguard/internal/config"
 	"github.com/imdsguard/imdsguard/internal/netnstest"
 	"github.com/imdsguard/imdsguard/internal/testenv"
-	"github.com/imdsguard/imdsguard/proxy/config"
 	"github.com/imdsguard/imdsguard/tools/testbed"
 )
 

@@ -10,7 +10,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/imdsguard/imdsguard/proxy/config"
+	"github.com/imdsguard/imdsguard/internal/config"
 	"github.com/imdsguard/imdsguard/tools/testbed"
 )
 

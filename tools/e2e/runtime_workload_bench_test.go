@@ -6,9 +6,9 @@ import (
 	"encoding/hex"
 	"testing"
 
-	"github.com/imdsguard/imdsguard/proxy/runtime/containerd"
-	"github.com/imdsguard/imdsguard/proxy/runtime/docker"
-	"github.com/imdsguard/imdsguard/proxy/workload"
+	"github.com/imdsguard/imdsguard/internal/runtime/containerd"
+	"github.com/imdsguard/imdsguard/internal/runtime/docker"
+	"github.com/imdsguard/imdsguard/internal/workload"
 	"github.com/imdsguard/imdsguard/tools/testbed"
 )
 

@@ -1,0 +1,110 @@
+// Package admin is the daemon's root-only control socket: a Unix socket in
+// a 0700 directory, mode 0600, that also checks the peer's credentials
+// (SO_PEERCRED) on every connection. `imdsguard audit` asks it for the
+// IMDSv1 usage table.
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/imdsguard/imdsguard/internal/usage"
+)
+
+// UsagePath is where the usage table is served.
+const UsagePath = "/v1/usage"
+
+// Listen makes the socket at path: its directory 0700, a stale socket
+// replaced, the socket itself 0600.
+func Listen(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("admin socket directory: %w", err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("remove stale admin socket: %w", err)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("admin socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("admin socket: %w", err)
+	}
+	return ln, nil
+}
+
+// Serve serves the admin API on ln (from Listen) until ctx ends, then
+// removes the socket.
+func Serve(ctx context.Context, ln net.Listener, table *usage.Table, log *slog.Logger) error {
+	path := ln.Addr().String()
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+UsagePath, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(table.Snapshot())
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+		os.Remove(path)
+	}()
+	log.Info("admin socket serving", "path", path)
+	if err := srv.Serve(&rootOnly{Listener: ln, log: log}); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("admin socket: %w", err)
+	}
+	return nil
+}
+
+// rootOnly accepts connections from uid 0 only.
+type rootOnly struct {
+	net.Listener
+	log *slog.Logger
+}
+
+func (l *rootOnly) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		uid, err := peerUID(c)
+		if err == nil && uid == 0 {
+			return c, nil
+		}
+		l.log.Warn("admin socket: refused a connection that is not root's", "uid", uid, "err", err)
+		c.Close()
+	}
+}
+
+// Usage asks the daemon listening on the socket at path for its usage table.
+func Usage(ctx context.Context, path string) (usage.Snapshot, error) {
+	client := &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		},
+	}, Timeout: 5 * time.Second}
+	var s usage.Snapshot
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://imdsguard"+UsagePath, nil)
+	if err != nil {
+		return s, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return s, fmt.Errorf("ask the daemon at %s (is imdsguard running, and are you root?): %w", path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return s, fmt.Errorf("daemon answered %s", resp.Status)
+	}
+	return s, json.NewDecoder(resp.Body).Decode(&s)
+}

@@ -1,0 +1,231 @@
+package identity
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"runtime"
+
+	"github.com/imdsguard/imdsguard/internal/offstack"
+)
+
+// Resolver identifies the callers of accepted connections. It is safe for
+// concurrent use: one inet_diag socket serves every lookup in the resolver's
+// own network namespace; lookups in container namespaces open a socket there
+// for the time of one lookup (a socket kept open would keep a removed
+// container's namespace alive).
+type Resolver struct {
+	log          *slog.Logger
+	interfaceFor func(netip.Addr) string
+	imds         []netip.Addr
+
+	host    *diagSock // inet_diag socket in the resolver's namespace; nil: see hostErr
+	hostErr error
+	self    nsID // the resolver's network namespace
+	selfErr error
+	procs   *procs
+	users   *passwdNames
+	nsBySrc nsCache
+}
+
+// NewResolver makes a Resolver for the network namespace of the calling
+// thread (the one whose OUTPUT and PREROUTING redirect to the proxy). It
+// does not fail: what it cannot open is reported, per connection, as the
+// reason the identity is unknown.
+func NewResolver(o Options) *Resolver {
+	r := &Resolver{
+		log:          o.logger(),
+		interfaceFor: o.InterfaceFor,
+		imds:         o.imds(),
+		procs:        openProcs("/proc"),
+		users:        newPasswdNames("/etc/passwd"),
+	}
+	runtime.LockOSThread() // both on one thread, so in one namespace
+	r.host, r.hostErr = openDiag()
+	r.self, r.selfErr = threadNetNS()
+	runtime.UnlockOSThread()
+	for _, err := range []error{r.hostErr, r.selfErr, r.procs.err} {
+		if err != nil {
+			r.log.Error("caller identity degraded", "err", err)
+		}
+	}
+	return r
+}
+
+// Close releases the resolver's sockets and files.
+func (r *Resolver) Close() error {
+	if r.host != nil {
+		r.host.Close()
+	}
+	return r.procs.close()
+}
+
+// LookupWorkers is how many identity lookups run at once. A lookup takes
+// microseconds once the process walk it may wait for is done (procs), so a
+// burst of new connections is served about as fast as with one goroutine
+// each, but with 16 deep stacks instead of a thousand.
+const LookupWorkers = 16
+
+// lookups runs the lookups off the connections' goroutines (offstack).
+var lookups = offstack.NewPool(LookupWorkers)
+
+// Identify tells who is on the other end of c, an accepted connection. Call
+// it once per connection. It never fails: what cannot be established is left
+// empty, with UIDKnown false and the reason in Unknown. Remote and Local come
+// unmapped (an IPv4 client of a dual-stack listener is given as IPv4).
+func (r *Resolver) Identify(c net.Conn) (cl Caller) {
+	lookups.Do(func() { cl = r.identify(c) })
+	return cl
+}
+
+func (r *Resolver) identify(c net.Conn) Caller {
+	cl := Caller{Remote: unmap(addrPortOf(c.RemoteAddr())), Local: unmap(addrPortOf(c.LocalAddr()))}
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		cl.Unknown = fmt.Sprintf("not a TCP connection (%T)", c)
+		return cl
+	}
+	dst, redirected, err := OriginalDst(tc)
+	if err != nil {
+		r.log.Warn("read original destination", "remote", cl.Remote, "err", err)
+	}
+	if redirected {
+		cl.OrigDst = dst
+	} else {
+		dst = cl.Local // a direct caller: its socket's peer is the proxy itself
+	}
+	cl.Class = classify(cl.Local, cl.OrigDst, r.imds)
+	if cl.Class == Container {
+		if r.interfaceFor != nil {
+			cl.Interface = r.interfaceFor(cl.Remote.Addr())
+		}
+		r.identifyContainer(&cl, dst)
+	} else {
+		r.identifyHost(&cl, dst)
+	}
+	if cl.Unknown != "" {
+		r.log.Debug("caller identity unknown", "remote", cl.Remote, "reason", cl.Unknown)
+	}
+	return cl
+}
+
+// identifyHost looks the client's socket up in the resolver's namespace.
+func (r *Resolver) identifyHost(c *Caller, dst netip.AddrPort) {
+	if r.host == nil {
+		c.Unknown = "no inet_diag socket: " + r.hostErr.Error()
+		return
+	}
+	ans, err := r.host.lookup(c.Remote, dst)
+	if err != nil {
+		c.Unknown = err.Error()
+		return
+	}
+	r.attest(c, ans, 0)
+}
+
+// identifyContainer finds the network namespace that holds the client's
+// socket (the one remembered for its source address first) and looks it up
+// there.
+func (r *Resolver) identifyContainer(c *Caller, dst netip.AddrPort) {
+	if r.selfErr != nil {
+		c.Unknown = "cannot tell network namespaces apart: " + r.selfErr.Error()
+		return
+	}
+	src := c.Remote
+	if cand, ok := r.nsBySrc.get(src.Addr()); ok {
+		if ans, err := lookupIn(cand, r.self.dev, src, dst); err == nil {
+			c.NetNS = cand.ino
+			r.attest(c, ans, cand.ino)
+			return
+		}
+		r.nsBySrc.drop(src.Addr())
+	}
+	cand, ans, err := r.searchNamespaces(src, dst)
+	if err != nil {
+		c.Unknown = err.Error()
+		return
+	}
+	r.nsBySrc.put(src.Addr(), cand)
+	c.NetNS = cand.ino
+	r.attest(c, ans, cand.ino)
+}
+
+// searchNamespaces tries the exact lookup in every other network namespace.
+func (r *Resolver) searchNamespaces(src, dst netip.AddrPort) (nsCandidate, diagAnswer, error) {
+	return searchIn(r.procs.namespaces(r.self), r.self.dev, src, dst)
+}
+
+// searchIn asks every candidate: a tuple found in two namespaces
+// (overlapping container networks) is ambiguous and identifies nobody.
+func searchIn(cands []nsCandidate, dev uint64, src, dst netip.AddrPort) (nsCandidate, diagAnswer, error) {
+	var (
+		found    []nsCandidate
+		ans      diagAnswer
+		firstErr error
+	)
+	for _, cand := range cands {
+		a, err := lookupIn(cand, dev, src, dst)
+		switch {
+		case err == nil:
+			found, ans = append(found, cand), a
+		case !errors.Is(err, errNoSocket) && !errors.Is(err, errMismatch) && firstErr == nil:
+			firstErr = err
+		}
+	}
+	switch {
+	case len(found) == 1:
+		return found[0], ans, nil
+	case len(found) > 1:
+		return nsCandidate{}, diagAnswer{}, fmt.Errorf("client socket %s -> %s is in %d network namespaces: ambiguous", src, dst, len(found))
+	case firstErr != nil:
+		return nsCandidate{}, diagAnswer{}, fmt.Errorf("client socket %s -> %s not found; looking into network namespaces failed: %w", src, dst, firstErr)
+	}
+	return nsCandidate{}, diagAnswer{}, fmt.Errorf("client socket %s -> %s is in none of %d network namespaces", src, dst, len(cands))
+}
+
+// attest records what the kernel's answer attests (the socket's owner) and
+// then what the owning process tells, if one still holds the socket.
+func (r *Resolver) attest(c *Caller, ans diagAnswer, netns uint64) {
+	if err := ans.ownerAttested(); err != nil {
+		c.Unknown = err.Error()
+		return
+	}
+	c.UIDKnown, c.UID = true, ans.UID
+	if c.Class == Host { // a container's uids are named by its image's passwd, not ours
+		c.User = r.userName(ans.UID)
+	}
+	if ans.Inode == 0 {
+		r.log.Debug("client socket has no process any more", "remote", c.Remote, "uid", ans.UID)
+		return
+	}
+	pr, err := r.procs.find(ans.Inode, ans.UID, netns)
+	if err != nil {
+		r.log.Debug("no process for client socket", "remote", c.Remote, "err", err)
+		return
+	}
+	defer pr.close()
+	info, err := pr.read()
+	if err != nil {
+		r.log.Debug("read client process", "remote", c.Remote, "pid", pr.pid, "err", err)
+		return
+	}
+	c.PID, c.Comm, c.Exe = pr.pid, info.Comm, info.Exe
+	c.ProcUID = info.Status.UID[1]
+	// Groups belong to the process. When it no longer runs as the socket's
+	// owner (it made the socket as root and dropped to a user, or was handed
+	// it), they are another user's groups: none count.
+	if c.ProcUID == c.UID {
+		c.GIDKnown, c.GID, c.Groups = true, info.Status.GID[1], info.Status.Groups
+	}
+	c.Cgroup, c.Container = info.Cgroup, info.ContainerID
+}
+
+func (r *Resolver) userName(uid uint32) string {
+	name, err := r.users.Name(uid)
+	if err != nil {
+		r.log.Warn("user names", "err", err)
+	}
+	return name
+}

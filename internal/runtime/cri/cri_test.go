@@ -1,0 +1,120 @@
+package cri
+
+import (
+	"context"
+	"errors"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/imdsguard/imdsguard/internal/workload"
+)
+
+// fakeCRI serves the two calls a lookup makes from fixed data, as a
+// CRI-O would (its ListContainers filter matches id prefixes).
+type fakeCRI struct {
+	runtimeapi.UnimplementedRuntimeServiceServer
+	containers []*runtimeapi.Container
+	sandboxes  map[string]*runtimeapi.PodSandboxStatus
+}
+
+func (f *fakeCRI) ListContainers(_ context.Context, req *runtimeapi.ListContainersRequest) (*runtimeapi.ListContainersResponse, error) {
+	var out []*runtimeapi.Container
+	for _, c := range f.containers {
+		if strings.HasPrefix(c.Id, req.GetFilter().GetId()) {
+			out = append(out, c)
+		}
+	}
+	return &runtimeapi.ListContainersResponse{Containers: out}, nil
+}
+
+func (f *fakeCRI) PodSandboxStatus(_ context.Context, req *runtimeapi.PodSandboxStatusRequest) (*runtimeapi.PodSandboxStatusResponse, error) {
+	st, ok := f.sandboxes[req.PodSandboxId]
+	if !ok {
+		return nil, errors.New("no such sandbox")
+	}
+	return &runtimeapi.PodSandboxStatusResponse{Status: st}, nil
+}
+
+const (
+	appID   = "1111111111111111111111111111111111111111111111111111111111111111"
+	appID2  = "1111111111111111111111111111111111111111111111111111111111111112"
+	orphan  = "2222222222222222222222222222222222222222222222222222222222222222"
+	sandbox = "ffff"
+)
+
+func serve(t *testing.T) string {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "crio.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubelet := map[string]string{workload.LabelPodNamespace: "prod", workload.LabelPodName: "billing-1", workload.LabelPodUID: "u-1", workload.LabelContainerName: "app"}
+	srv := grpc.NewServer()
+	runtimeapi.RegisterRuntimeServiceServer(srv, &fakeCRI{
+		containers: []*runtimeapi.Container{
+			{Id: appID, PodSandboxId: sandbox, Metadata: &runtimeapi.ContainerMetadata{Name: "app"},
+				Image: &runtimeapi.ImageSpec{Image: "sha256:abc", UserSpecifiedImage: "registry.example/app:1"}, Labels: kubelet},
+			{Id: appID2, PodSandboxId: sandbox, Metadata: &runtimeapi.ContainerMetadata{Name: "sidecar"}, Labels: kubelet},
+			{Id: orphan, PodSandboxId: "gone", Metadata: &runtimeapi.ContainerMetadata{Name: "lost"}, Labels: kubelet},
+		},
+		sandboxes: map[string]*runtimeapi.PodSandboxStatus{sandbox: {
+			Id:       sandbox,
+			Metadata: &runtimeapi.PodSandboxMetadata{Name: "billing-1", Namespace: "prod", Uid: "u-1"},
+			Labels:   map[string]string{"app": "billing", workload.LabelPodName: "billing-1"},
+		}},
+	})
+	go srv.Serve(ln)
+	t.Cleanup(srv.Stop)
+	return sock
+}
+
+func TestLookup(t *testing.T) {
+	r, err := New(workload.CRIO, serve(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+
+	w, err := r.Lookup(ctx, appID, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.Runtime != workload.CRIO || w.Name != "app" || w.Image != "registry.example/app:1" || w.Pod == nil ||
+		w.Pod.Namespace != "prod" || w.Pod.Name != "billing-1" || w.Pod.UID != "u-1" || len(w.Pod.Labels) != 1 || w.Pod.Labels["app"] != "billing" {
+		t.Errorf("workload %+v, pod %+v", w, w.Pod)
+	}
+	// The sandbox is gone: the pod comes from the kubelet's labels, with no pod labels.
+	if w, err := r.Lookup(ctx, orphan, ""); err != nil || w.Pod == nil || w.Pod.Name != "billing-1" || len(w.Pod.Labels) != 0 {
+		t.Errorf("orphan: %+v, %v", w, err)
+	}
+	// A prefix is not the container.
+	if _, err := r.Lookup(ctx, "1111", ""); !errors.Is(err, workload.ErrNotFound) {
+		t.Errorf("prefix: %v, want ErrNotFound", err)
+	}
+	if err := r.Watch(ctx, nil, nil); !errors.Is(err, workload.ErrNoEvents) {
+		t.Errorf("Watch = %v, want ErrNoEvents", err)
+	}
+}
+
+// No socket: a lookup fails at once with the reason, never hangs.
+func TestLookupNoSocket(t *testing.T) {
+	r, err := New(workload.CRIO, filepath.Join(t.TempDir(), "none.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	start := time.Now()
+	_, err = r.Lookup(context.Background(), appID, "")
+	if err == nil || errors.Is(err, workload.ErrNotFound) || !strings.Contains(err.Error(), "none.sock") || time.Since(start) > time.Second {
+		t.Errorf("Lookup = %v after %s", err, time.Since(start))
+	}
+}

@@ -1,0 +1,96 @@
+// Package docker looks containers up in the Docker Engine, through its
+// API socket and the Engine's own Go client (github.com/moby/moby/client),
+// and follows its container events. The client negotiates the API version
+// down to the daemon's (1.40 and later: Docker 19.03 on; Debian 12's
+// docker.io 20.10 speaks 1.41).
+package docker
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/events"
+	"github.com/moby/moby/client"
+
+	"github.com/imdsguard/imdsguard/internal/workload"
+)
+
+// Runtime is the Docker Engine at one socket.
+type Runtime struct {
+	socket string
+	cli    *client.Client
+}
+
+// New returns the Docker Engine at socket. It does not connect: a socket
+// that is not there makes each lookup fail, and the cache says why.
+func New(socket string) (*Runtime, error) {
+	cli, err := client.New(client.WithHost("unix://"+socket), client.WithUserAgent("imdsguard"))
+	if err != nil {
+		return nil, fmt.Errorf("docker client for %s: %w", socket, err)
+	}
+	return &Runtime{socket: socket, cli: cli}, nil
+}
+
+// Name implements workload.Runtime.
+func (*Runtime) Name() string { return workload.Docker }
+
+// Close releases the client's connections.
+func (r *Runtime) Close() error { return r.cli.Close() }
+
+// Lookup implements workload.Runtime: one container inspect.
+func (r *Runtime) Lookup(ctx context.Context, id, _ string) (*workload.Workload, error) {
+	res, err := r.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if cerrdefs.IsNotFound(err) {
+		return nil, fmt.Errorf("docker at %s: %w", r.socket, workload.ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	c := res.Container
+	w := &workload.Workload{Runtime: workload.Docker, ID: c.ID, Name: strings.TrimPrefix(c.Name, "/"), Labels: map[string]string{}}
+	if c.Config != nil {
+		w.Image = c.Config.Image
+		for k, v := range c.Config.Labels {
+			w.Labels[k] = v
+		}
+	}
+	// A pod's container run by cri-dockerd carries the kubelet's labels;
+	// the pod's own labels are on its sandbox, which is not looked up.
+	w.Pod = workload.PodOf(w.Labels)
+	if w.Pod != nil && w.Labels[workload.LabelContainerName] != "" {
+		w.Name = w.Labels[workload.LabelContainerName]
+	}
+	return w, nil
+}
+
+// changes are the container events after which what Lookup said may be
+// stale or gone.
+var changes = map[events.Action]bool{
+	events.ActionCreate: true, events.ActionStart: true, events.ActionRestart: true,
+	events.ActionDie: true, events.ActionDestroy: true, events.ActionRename: true, events.ActionUpdate: true,
+}
+
+// Watch implements workload.Runtime: Docker's container events.
+func (r *Runtime) Watch(ctx context.Context, connected func(), changed func(string)) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	res := r.cli.Events(ctx, client.EventsListOptions{Filters: make(client.Filters).Add("type", string(events.ContainerEventType))})
+	select {
+	case err := <-res.Err: // Events returns once the request was answered, or failed
+		return fmt.Errorf("docker events at %s: %w", r.socket, err)
+	default:
+	}
+	connected()
+	for {
+		select {
+		case m := <-res.Messages:
+			if changes[m.Action] && m.Actor.ID != "" {
+				changed(m.Actor.ID)
+			}
+		case err := <-res.Err:
+			return fmt.Errorf("docker events at %s: %w", r.socket, err)
+		}
+	}
+}
