@@ -10,7 +10,6 @@ import (
 	"runtime"
 	"strings"
 	"sync/atomic"
-	"testing"
 
 	"github.com/vishvananda/netns"
 
@@ -21,7 +20,7 @@ var seq atomic.Uint32
 
 // RequireRoot skips t unless the test runs as root, which network namespaces
 // and netfilter need. CI runs as root, so these tests run there.
-func RequireRoot(t testing.TB) {
+func RequireRoot(t testenv.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		testenv.Skipf(t, "needs root (network namespaces, netfilter); CI runs it as root: sudo make test")
@@ -33,7 +32,7 @@ func RequireRoot(t testing.TB) {
 
 // New makes a network namespace named after prefix, unique to this process,
 // with lo up, and removes it when the test ends. It returns the name.
-func New(t testing.TB, prefix string) string {
+func New(t testenv.TB, prefix string) string {
 	t.Helper()
 	RequireRoot(t)
 	name := fmt.Sprintf("%s-%d-%d", prefix, os.Getpid(), seq.Add(1))
@@ -50,13 +49,13 @@ func New(t testing.TB, prefix string) string {
 }
 
 // IP runs `ip -n ns ARGS...` and fails the test on error.
-func IP(t testing.TB, ns string, args ...string) {
+func IP(t testenv.TB, ns string, args ...string) {
 	t.Helper()
 	Run(t, "ip", append([]string{"-n", ns}, args...)...)
 }
 
 // Run runs a command to completion and fails the test on error.
-func Run(t testing.TB, name string, args ...string) string {
+func Run(t testenv.TB, name string, args ...string) string {
 	t.Helper()
 	out, err := exec.Command(name, args...).CombinedOutput()
 	if err != nil {
@@ -100,7 +99,7 @@ func Do(ns string, f func() error) error {
 // Veth joins namespaces a and b with a veth pair named ifA (in a) and ifB (in
 // b), gives each end its address (CIDR form, e.g. "192.0.2.1/24"; "" for
 // none) and brings both up. Removing either namespace removes the pair.
-func Veth(t testing.TB, a, ifA, addrA, b, ifB, addrB string) {
+func Veth(t testenv.TB, a, ifA, addrA, b, ifB, addrB string) {
 	t.Helper()
 	IP(t, a, "link", "add", ifA, "type", "veth", "peer", "name", ifB, "netns", b)
 	for _, end := range []struct{ ns, dev, addr string }{{a, ifA, addrA}, {b, ifB, addrB}} {

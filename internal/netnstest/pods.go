@@ -4,7 +4,8 @@ import (
 	"encoding/json"
 	"net/netip"
 	"os/exec"
-	"testing"
+
+	"github.com/imdsguard/imdsguard/internal/testenv"
 )
 
 // Shape is how a CNI wires a pod to its host. In both shapes the host side
@@ -52,7 +53,7 @@ type Pod struct {
 // the pod. Duplicate address detection is off on both ends (CNIs set the
 // pod's addresses nodad too), so the pod can talk at once. The namespace
 // (and with it the veth) goes when the test ends.
-func AddPod(t testing.TB, host, prefix string, shape Shape, hostIf string, v4, v6 netip.Addr) Pod {
+func AddPod(t testenv.TB, host, prefix string, shape Shape, hostIf string, v4, v6 netip.Addr) Pod {
 	t.Helper()
 	p := Pod{NS: New(t, prefix), HostIf: hostIf, V4: v4, V6: v6}
 	IP(t, host, "link", "add", hostIf, "type", "veth", "peer", "name", "eth0", "netns", p.NS)
@@ -82,13 +83,13 @@ func AddPod(t testing.TB, host, prefix string, shape Shape, hostIf string, v4, v
 }
 
 // sysctls sets sysctls (key=value) inside ns.
-func sysctls(t testing.TB, ns string, kv ...string) {
+func sysctls(t testenv.TB, ns string, kv ...string) {
 	t.Helper()
 	Run(t, "ip", append([]string{"netns", "exec", ns, "sysctl", "-q", "-w"}, kv...)...)
 }
 
 // linkMAC is the MAC address of dev in ns.
-func linkMAC(t testing.TB, ns, dev string) string {
+func linkMAC(t testenv.TB, ns, dev string) string {
 	t.Helper()
 	out, err := exec.Command("ip", "-n", ns, "-j", "link", "show", "dev", dev).Output()
 	if err != nil {

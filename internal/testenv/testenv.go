@@ -9,8 +9,24 @@ package testenv
 import (
 	"fmt"
 	"os"
-	"testing"
 )
+
+// TB is the part of testing.TB that the test harnesses (internal/netnstest,
+// tools/testbed) use. A *testing.T is one; so is the runner of a program
+// built on the same harness that is not a test (the demo, the benchmarks:
+// tools/testbed.Main).
+type TB interface {
+	Helper()
+	Cleanup(func())
+	Error(args ...any)
+	Errorf(format string, args ...any)
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+	Failed() bool
+	Logf(format string, args ...any)
+	Skip(args ...any)
+	TempDir() string
+}
 
 // NoSkipEnv, set to 1 (make test and make e2e do), turns Skipf into a
 // failure.
@@ -21,7 +37,7 @@ func Strict() bool { return os.Getenv(NoSkipEnv) == "1" }
 
 // Skipf skips t with the reason, or fails it with the same reason when
 // Strict: the test could not run where every test must.
-func Skipf(t testing.TB, format string, args ...any) {
+func Skipf(t TB, format string, args ...any) {
 	t.Helper()
 	reason := fmt.Sprintf(format, args...)
 	if Strict() {

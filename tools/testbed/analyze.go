@@ -3,7 +3,6 @@ package testbed
 import (
 	"os"
 	"path/filepath"
-	"testing"
 )
 
 // AnalyzeRoot makes a scratch root for systemd-analyze --root: this
@@ -12,7 +11,7 @@ import (
 // /bin/kill for ExecReload, plus extra files (path relative to the root ->
 // contents). verify needs the executables in place. The root is removed
 // when t ends.
-func AnalyzeRoot(t testing.TB, binary, unit string, extra map[string]string) string {
+func AnalyzeRoot(t TB, binary, unit string, extra map[string]string) string {
 	t.Helper()
 	root := t.TempDir()
 	MustRun(t, "mkdir", "-p", root+"/usr/lib/systemd", root+"/etc/systemd/system")
@@ -32,7 +31,7 @@ func AnalyzeRoot(t testing.TB, binary, unit string, extra map[string]string) str
 
 // CopyFile copies src to dst with mode, making dst's directory; it fails t
 // on any error.
-func CopyFile(t testing.TB, src, dst string, mode os.FileMode) {
+func CopyFile(t TB, src, dst string, mode os.FileMode) {
 	t.Helper()
 	data, err := os.ReadFile(src)
 	if err != nil {

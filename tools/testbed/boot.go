@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"testing"
 	"time"
 
 	"github.com/imdsguard/imdsguard/internal/testenv"
@@ -32,7 +31,7 @@ const sigRTMin = syscall.Signal(34)
 type Boot struct {
 	// T is failed (or skipped) by the Boot's helpers; a test running checks
 	// as subtests sets it to the subtest for the time of each.
-	T    testing.TB
+	T    TB
 	pid1 string // host pid of the namespaces' PID 1
 	cmd  *exec.Cmd
 	done chan error
@@ -77,7 +76,7 @@ Wants=systemd-journald.socket systemd-journald.service systemd-tmpfiles-setup.se
 
 // cgroup2Parent is where the boot's cgroup goes: this process's own cgroup
 // in the cgroup2 hierarchy.
-func cgroup2Parent(t testing.TB) string {
+func cgroup2Parent(t TB) string {
 	t.Helper()
 	mnt := ""
 	f, err := os.Open("/proc/self/mountinfo")

@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"testing"
 	"time"
 
 	"github.com/imdsguard/imdsguard/internal/testenv"
@@ -41,7 +40,7 @@ func RunCombined(timeout time.Duration, env []string, name string, args ...strin
 
 // MustRun runs name (for two minutes at most) and fails t unless it exits
 // 0; it returns stdout and stderr, interleaved.
-func MustRun(t testing.TB, name string, args ...string) string {
+func MustRun(t TB, name string, args ...string) string {
 	t.Helper()
 	r := RunCombined(2*time.Minute, nil, name, args...)
 	if r.Err != nil {
@@ -52,7 +51,7 @@ func MustRun(t testing.TB, name string, args ...string) string {
 
 // RequireTools skips t, saying which Debian packages to install, when any
 // of the named programs is not on PATH.
-func RequireTools(t testing.TB, names ...string) {
+func RequireTools(t TB, names ...string) {
 	t.Helper()
 	for _, n := range names {
 		if _, err := exec.LookPath(n); err != nil {

@@ -4,7 +4,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"testing"
 
 	"github.com/imdsguard/imdsguard/internal/testenv"
 )
@@ -16,13 +15,13 @@ const BuildHint = "run make test (or scripts/build-tools.sh and go build -o bin/
 // (HOME of the children, config files, keys) and helpers that start and
 // stop processes tied to the test.
 type Env struct {
-	T    testing.TB
+	T    TB
 	Root string // repository root
 	Dir  string // removed after the test, once the children are stopped
 }
 
 // New returns an Env for t; it fails t when the repository cannot be found.
-func New(t testing.TB) *Env {
+func New(t TB) *Env {
 	t.Helper()
 	root, err := RepoRoot()
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"os/user"
 	"slices"
 	"strconv"
-	"testing"
 
 	"github.com/imdsguard/imdsguard/internal/testenv"
 )
@@ -20,7 +19,7 @@ type Group struct {
 // EnsureGroup returns the system group name, creating it with
 // `groupadd --system` when it does not exist (needs root; the test is
 // skipped otherwise). Like EnsureUser, it leaves the group in place.
-func EnsureGroup(t testing.TB, name string) Group {
+func EnsureGroup(t TB, name string) Group {
 	t.Helper()
 	userMu.Lock()
 	defer userMu.Unlock()
@@ -46,7 +45,7 @@ func EnsureGroup(t testing.TB, name string) Group {
 // what a login gives a process; Cmd.Cred sets the supplementary groups
 // explicitly (see User.WithGroups), since the daemon judges groups by the
 // calling process, not by the database.
-func EnsureMember(t testing.TB, u User, g Group) {
+func EnsureMember(t TB, u User, g Group) {
 	t.Helper()
 	userMu.Lock()
 	defer userMu.Unlock()

@@ -6,7 +6,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"testing"
 	"time"
 
 	"github.com/imdsguard/imdsguard/internal/netnstest"
@@ -183,7 +182,7 @@ func IMDSURL(version int) string {
 
 // waitNotTentative polls until ns has no tentative IPv6 address: even with
 // nodad, connect() can fail for a moment after the address was added.
-func waitNotTentative(t testing.TB, ns string) {
+func waitNotTentative(t TB, ns string) {
 	t.Helper()
 	var out []byte
 	WaitFor(t, "IPv6 addresses of "+ns+" leave the tentative state", func() bool {
@@ -194,7 +193,7 @@ func waitNotTentative(t testing.TB, ns string) {
 }
 
 // waitDial polls until a TCP connection from ns to addr succeeds.
-func waitDial(t testing.TB, ns, addr string) {
+func waitDial(t TB, ns, addr string) {
 	t.Helper()
 	var last error
 	deadline := time.Now().Add(readyTimeout)

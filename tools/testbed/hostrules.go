@@ -4,7 +4,6 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
-	"testing"
 )
 
 var counters = regexp.MustCompile(`\[\d+:\d+\]`)
@@ -12,7 +11,7 @@ var counters = regexp.MustCompile(`\[\d+:\d+\]`)
 // HostRules is this machine's own rule set, both families as far as their
 // -save tools are installed, without comments and counters: a test that
 // must leave the host's rules alone compares it before and after.
-func HostRules(t testing.TB) string {
+func HostRules(t TB) string {
 	t.Helper()
 	var all strings.Builder
 	for _, tool := range []string{"iptables-save", "ip6tables-save"} {

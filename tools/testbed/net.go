@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"strconv"
-	"testing"
 	"time"
 
 	"github.com/imdsguard/imdsguard/internal/netnstest"
@@ -14,7 +13,7 @@ import (
 const readyTimeout = 15 * time.Second
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func FreePort(t testing.TB) int {
+func FreePort(t TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -32,7 +31,7 @@ func HostPort(host string, port int) string {
 // WaitListening waits until addr accepts TCP connections (from inside ns
 // when ns is not ""), failing the test when p exits first or readyTimeout
 // passes.
-func WaitListening(t testing.TB, p *Proc, ns, addr string) {
+func WaitListening(t TB, p *Proc, ns, addr string) {
 	t.Helper()
 	deadline := time.Now().Add(readyTimeout)
 	for {

@@ -7,14 +7,13 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"testing"
 )
 
 // RaiseNOFILE raises this process's soft limit of open files to at least n,
 // and the hard limit too when it is lower (root may), so that the test can
 // hold n sockets; children started afterwards inherit it. It returns the
 // limit now.
-func RaiseNOFILE(t testing.TB, n uint64) syscall.Rlimit {
+func RaiseNOFILE(t TB, n uint64) syscall.Rlimit {
 	t.Helper()
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {

@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"strings"
 	"syscall"
-	"testing"
 	"time"
 
 	"github.com/imdsguard/imdsguard/internal/netnstest"
@@ -43,7 +42,7 @@ type Proc struct {
 
 // StartProc starts spec and registers a cleanup that stops it and, when the
 // test failed, logs the tail of its output.
-func StartProc(t testing.TB, spec ProcSpec) *Proc {
+func StartProc(t TB, spec ProcSpec) *Proc {
 	t.Helper()
 	p, err := startProc(spec)
 	if err != nil {

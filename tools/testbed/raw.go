@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"testing"
 	"time"
 
 	"github.com/imdsguard/imdsguard/internal/netnstest"
@@ -79,7 +78,7 @@ func readRaw(br *bufio.Reader, method, target string) (*RawResponse, error) {
 }
 
 // Raw is RawRequest that fails the test on error.
-func Raw(t testing.TB, addr, method, target string, headers []string) *RawResponse {
+func Raw(t TB, addr, method, target string, headers []string) *RawResponse {
 	t.Helper()
 	r, err := RawRequest(addr, method, target, headers)
 	if err != nil {

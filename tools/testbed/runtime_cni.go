@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"testing"
 	"time"
 
 	"github.com/imdsguard/imdsguard/internal/testenv"
@@ -144,7 +143,7 @@ func cniExec(hostNS, command string, a CNIAttachment, conf string) ([]byte, erro
 // RouteBack adds routes in h's imds namespace to the CNI pod networks via
 // the host: without imdsguard, a pod's metadata traffic would reach IMDS and
 // be answered (so a failed redirect shows as a direct hit, not a timeout).
-func (h *Host) RouteBack(t testing.TB, v4, v6 string) {
+func (h *Host) RouteBack(t TB, v4, v6 string) {
 	t.Helper()
 	h.Shell(h.IMDSNS, fmt.Sprintf("ip route add %s via %s && ip -6 route add %s via %s", v4, HostUpV4, v6, HostUpV6))
 }

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"testing"
 
 	"github.com/imdsguard/imdsguard/internal/testenv"
 )
@@ -39,7 +38,7 @@ var userMu sync.Mutex
 // EnsureUser returns the system user name, creating it with
 // `useradd --system --no-create-home --shell /usr/sbin/nologin` when it
 // does not exist (needs root; the test is skipped otherwise).
-func EnsureUser(t testing.TB, name string) User {
+func EnsureUser(t TB, name string) User {
 	t.Helper()
 	userMu.Lock()
 	defer userMu.Unlock()

@@ -1,13 +1,12 @@
 package testbed
 
 import (
-	"testing"
 	"time"
 )
 
 // WaitFor polls cond every 20 ms until it holds; it fails t, naming what,
 // after readyTimeout.
-func WaitFor(t testing.TB, what string, cond func() bool) {
+func WaitFor(t TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(readyTimeout)
 	for !cond() {
