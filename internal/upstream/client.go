@@ -4,26 +4,29 @@
 // daemon's firewall mark so the redirect rules let them through, and gives
 // up quickly enough that a caller gets a 502/504 well inside an SDK's 1 s
 // budget. IMDS throttles per instance and limits simultaneous connections,
-// so at most MaxConns requests (token PUTs included) are open at once; the
-// wait for one counts against the request's budget.
+// so at most MaxConns connections (token PUTs included) are open at once;
+// the wait for one counts against the request's budget.
 //
-// Client is the seam where a response cache and request coalescing go: the
-// proxy asks Fetch for a canonical path and does not care where the answer
-// comes from.
+// Requests go through net/http's Transport: its DialContext sets the mark,
+// MaxConnsPerHost is the bound, and every request is built here from
+// nothing (method, canonical path, three headers), so nothing a caller sent
+// can reach IMDS.
 package upstream
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/imdsguard/imdsguard/internal/imds"
-	"github.com/imdsguard/imdsguard/internal/offstack"
 )
 
 // Budget bounds the time one Fetch may take, token refresh and the wait
@@ -48,16 +51,10 @@ type Options struct {
 
 // Client fetches metadata paths from IMDS.
 type Client struct {
-	base    *url.URL
-	wire    *wire
+	host    string // the URL's host[:port]: where requests go, and their Host header
+	tr      *http.Transport
 	ua      string
 	session *session
-	slots   chan struct{} // one per open upstream request, MaxConns
-	// exchangers run the exchanges with IMDS, one per slot, so a slot's
-	// holder never waits for one. Handing an exchange to a goroutine that
-	// is already there costs less than starting one for each: about 5% less
-	// CPU per uncached read (wrk -c16, scripts/bench.sh's setup).
-	exchangers *offstack.Pool
 }
 
 // New returns a Client for o.
@@ -66,24 +63,18 @@ func New(o Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("upstream url %q: %w", o.Config.URL, err)
 	}
-	addr := base.Host
-	if base.Port() == "" {
-		addr = net.JoinHostPort(base.Hostname(), "80")
-	}
-	d := &net.Dialer{Timeout: DialTimeout, Control: markControl(o.Mark)}
-	// Redirects (IMDS's 301s) are never followed: they go to the caller as
-	// they are.
-	c := &Client{base: base, ua: o.UserAgent, slots: make(chan struct{}, MaxConns),
-		exchangers: offstack.NewPool(MaxConns),
-		wire:       &wire{addr: addr, host: base.Host, dial: d.DialContext}}
+	tr := NewTransport(o.Mark)
+	tr.MaxConnsPerHost = MaxConns
+	tr.MaxIdleConnsPerHost = MaxConns
+	c := &Client{host: base.Host, tr: tr, ua: o.UserAgent}
 	c.session = newSession(c.putToken, o.Config.TokenTTL.Duration, o.Log)
 	return c, nil
 }
 
 // NewTransport is an http.Transport with the upstream's sockets: the
 // firewall mark (0 for none), the dial and response budgets, no proxy from
-// the environment, no compression. `imdsguard check` probes with it; the
-// daemon's own requests go through wire.go.
+// the environment, no compression, HTTP/1.1 only. The Client and `imdsguard
+// check`'s probes use it.
 func NewTransport(mark uint32) *http.Transport {
 	d := &net.Dialer{Timeout: DialTimeout, Control: markControl(mark)}
 	return &http.Transport{
@@ -98,10 +89,10 @@ func NewTransport(mark uint32) *http.Transport {
 }
 
 // Fetch sends a GET or HEAD for path, which must be a canonical path
-// (canon.Path.String()), with the session token, and returns IMDS's answer;
-// the caller closes its body. A 401 drops the session token and retries
-// once with a new one, unless IMDS has just refused a new token as well
-// (then the 401 is the answer; see minRefusedBackoff).
+// (canon.Path.String()), with the session token, and returns IMDS's answer
+// with its body read whole; the caller closes it. A 401 drops the session
+// token and retries once with a new one, unless IMDS has just refused a new
+// token as well (then the 401 is the answer; see minRefusedBackoff).
 func (c *Client) Fetch(ctx context.Context, method, path string) (*http.Response, error) {
 	ctx, cancel := context.WithTimeout(ctx, FetchTimeout)
 	defer cancel() // the answer's body is already read
@@ -110,7 +101,7 @@ func (c *Client) Fetch(ctx context.Context, method, path string) (*http.Response
 		if err != nil {
 			return nil, err
 		}
-		resp, err := c.do(ctx, method, path, tok)
+		resp, err := c.send(ctx, method, path, imds.HeaderToken, tok)
 		if err != nil {
 			return nil, err
 		}
@@ -120,40 +111,49 @@ func (c *Client) Fetch(ctx context.Context, method, path string) (*http.Response
 		if resp.StatusCode != http.StatusUnauthorized || attempt > 0 || !c.session.invalidate(tok) {
 			return resp, nil
 		}
-		resp.Body.Close() // read whole already: nothing to drain
 	}
 }
 
-func (c *Client) do(ctx context.Context, method, path, tok string) (*http.Response, error) {
-	return c.send(ctx, method, path, imds.HeaderToken, tok)
-}
-
-// send sends one request once a connection slot is free, with only the
-// headers IMDS needs (nothing a caller sent is copied into it) and the one
-// given (the session token, or the TTL of a token PUT); the answer's body
-// is read whole, and the slot given back, before it returns. The exchange
-// runs on one of the exchangers: writing the request and parsing the
-// answer go 2 KB deeper than the caller's 4 KB stack has room for, and a
-// thousand callers waiting for IMDS would each keep a doubled stack.
-func (c *Client) send(ctx context.Context, method, path, name, value string) (resp *http.Response, err error) {
-	select {
-	case c.slots <- struct{}{}:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("waiting for one of %d upstream connections: %w", MaxConns, ctx.Err())
+// send sends one request, built here from nothing: the method, path as it
+// is on the request line, Host, User-Agent, Accept and the one header given
+// (the session token, or the TTL of a token PUT). The answer's body is read
+// whole, within imds.MaxAnswer, so that its connection is free again (or
+// closed) when send returns. Redirects are never followed: IMDS's 301s go
+// to the caller as they are.
+func (c *Client) send(ctx context.Context, method, path, name, value string) (*http.Response, error) {
+	if !strings.HasPrefix(path, "/") || strings.HasPrefix(path, "//") || strings.ContainsAny(path, " \r\n") {
+		return nil, fmt.Errorf("upstream request path %q is not canonical", path)
 	}
-	defer func() { <-c.slots }()
-	c.exchangers.Do(func() {
-		resp, err = c.wire.roundTrip(ctx, method, path, [][2]string{{"User-Agent", c.ua}, {"Accept", "*/*"}, {name, value}})
-	})
-	return resp, err
+	req := (&http.Request{
+		Method:     method,
+		URL:        &url.URL{Scheme: "http", Host: c.host, Opaque: path}, // Opaque: the path goes out byte for byte
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     http.Header{"User-Agent": {c.ua}, "Accept": {"*/*"}, name: {value}},
+		Host:       c.host,
+	}).WithContext(ctx)
+	resp, err := c.tr.RoundTrip(req)
+	if err != nil {
+		return nil, fmt.Errorf("upstream %s: %w", method, err)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, imds.MaxAnswer+1))
+	resp.Body.Close()
+	if err != nil {
+		return nil, fmt.Errorf("upstream %s: read answer body: %w", method, err)
+	}
+	if len(body) > imds.MaxAnswer {
+		return nil, fmt.Errorf("upstream %s: answer larger than %d bytes", method, imds.MaxAnswer)
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	if method != http.MethodHead { // a HEAD answer keeps the GET's length
+		resp.ContentLength = int64(len(body))
+	}
+	return resp, nil
 }
 
 // Close closes the connections kept open to IMDS.
-// An exchange still running finishes, and one that starts after still runs.
-func (c *Client) Close() {
-	c.exchangers.Close()
-	c.wire.close()
-}
+func (c *Client) Close() { c.tr.CloseIdleConnections() }
 
 // IsTimeout reports whether err from Fetch means IMDS did not answer in
 // time (504) rather than failed (502).

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/imdsguard/imdsguard/internal/config/field"
@@ -76,16 +77,75 @@ func (f *fakeIMDS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	io.WriteString(w, "i-0123456789abcdef0")
 }
 
-func newClient(t *testing.T, h http.Handler) (*Client, string) {
+// newClient is a Client of h, served over loopback TCP.
+func newClient(t *testing.T, h http.Handler) *Client {
 	t.Helper()
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	c, err := New(Options{Config: Config{URL: srv.URL, TokenTTL: field.Duration{Duration: 6 * time.Hour}}, UserAgent: "imdsguard-test"})
+	return newClientAt(t, srv.URL)
+}
+
+func newClientAt(t *testing.T, u string) *Client {
+	t.Helper()
+	c, err := New(Options{Config: Config{URL: u, TokenTTL: field.Duration{Duration: 6 * time.Hour}}, UserAgent: "imdsguard-test"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c, srv.URL
+	t.Cleanup(c.Close)
+	return c
 }
+
+// newBubbleClient is a Client of h inside a synctest bubble: h is served
+// by net/http's server over in-memory connections (net.Pipe), so the
+// bubble's fake clock runs the session's waits, back-offs and lifetimes.
+// Call it inside synctest.Test; the server and the client's connections
+// close when the test ends.
+func newBubbleClient(t *testing.T, h http.Handler) *Client {
+	t.Helper()
+	ln := &pipeListener{conns: make(chan net.Conn), done: make(chan struct{})}
+	srv := &http.Server{Handler: h}
+	go srv.Serve(ln)
+	c := newClientAt(t, "http://imds.test")
+	c.tr.DialContext = ln.dial
+	t.Cleanup(func() { srv.Close() })
+	return c
+}
+
+// pipeListener hands the server ends of in-memory connections to a server.
+type pipeListener struct {
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func (l *pipeListener) dial(ctx context.Context, _, _ string) (net.Conn, error) {
+	client, server := net.Pipe()
+	select {
+	case l.conns <- server:
+		return client, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (l *pipeListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *pipeListener) Close() error   { l.once.Do(func() { close(l.done) }); return nil }
+func (l *pipeListener) Addr() net.Addr { return pipeAddr{} }
+
+type pipeAddr struct{}
+
+func (pipeAddr) Network() string { return "pipe" }
+func (pipeAddr) String() string  { return "imds.test:80" }
 
 func fetchBody(t *testing.T, c *Client) (int, string) {
 	t.Helper()
@@ -98,39 +158,45 @@ func fetchBody(t *testing.T, c *Client) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// 1,000 callers arriving at once, with no token yet, cause one PUT.
 func TestColdStartOnePut(t *testing.T) {
-	f := &fakeIMDS{putWait: 50 * time.Millisecond}
-	c, _ := newClient(t, f)
-	const callers = 1000
-	var wg sync.WaitGroup
-	var failed atomic.Int64
-	for range callers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			tok, err := c.session.token(context.Background())
-			if err != nil || tok == "" {
-				failed.Add(1)
-			}
-		}()
-	}
-	wg.Wait()
-	if n := f.puts.Load(); n != 1 || c.TokenPuts() != 1 {
-		t.Fatalf("%d concurrent cold callers caused %d upstream PUTs (client counted %d), want exactly 1", callers, n, c.TokenPuts())
-	}
-	if failed.Load() != 0 {
-		t.Fatalf("%d callers got no token", failed.Load())
-	}
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeIMDS{putWait: 50 * time.Millisecond}
+		c := newBubbleClient(t, f)
+		const callers = 1000
+		var wg sync.WaitGroup
+		var failed atomic.Int64
+		for range callers {
+			wg.Go(func() {
+				tok, err := c.session.token(context.Background())
+				if err != nil || tok == "" {
+					failed.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		if n := f.puts.Load(); n != 1 || c.TokenPuts() != 1 {
+			t.Fatalf("%d concurrent cold callers caused %d upstream PUTs (client counted %d), want exactly 1", callers, n, c.TokenPuts())
+		}
+		if failed.Load() != 0 {
+			t.Fatalf("%d callers got no token", failed.Load())
+		}
+	})
 }
 
+// Over real loopback sockets, IMDS receives only the headers it needs,
+// and the path on the request line is the one given, byte for byte.
 func TestFetchSendsOnlyWhatIMDSNeeds(t *testing.T) {
 	f := &fakeIMDS{}
-	c, _ := newClient(t, f)
+	c := newClient(t, f)
 	if code, body := fetchBody(t, c); code != 200 || body != "i-0123456789abcdef0" {
 		t.Fatalf("Fetch = %d %q", code, body)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if len(f.headers) == 0 {
+		t.Fatal("no GET reached IMDS: the test proves nothing")
+	}
 	for _, h := range f.headers {
 		for name := range h {
 			switch name {
@@ -142,121 +208,163 @@ func TestFetchSendsOnlyWhatIMDSNeeds(t *testing.T) {
 	}
 }
 
-func TestUnauthorizedRenewsOnce(t *testing.T) {
-	f := &fakeIMDS{}
-	c, _ := newClient(t, f)
-	fetchBody(t, c)
-	f.valid.Store("rotated-away") // IMDS forgot our token (e.g. it expired early)
-	if code, _ := fetchBody(t, c); code != 200 {
-		t.Fatalf("after a 401 the retry got %d, want 200", code)
-	}
-	if n := f.puts.Load(); n != 2 {
-		t.Fatalf("PUTs = %d, want 2 (one renewal)", n)
-	}
-	// An IMDS that keeps refusing gets exactly one retry, and the 401 passes on.
-	f.putCode.Store(0)
+// The request line carries the canonical path exactly as given (no
+// escaping or cleaning of its own), and a path that is not one of canon's
+// is never sent.
+func TestPathSentAsGiven(t *testing.T) {
+	var mu sync.Mutex
+	var lines []string
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPut {
-			io.WriteString(w, "t")
+			io.WriteString(w, "tok")
 			return
 		}
-		w.WriteHeader(http.StatusUnauthorized)
+		mu.Lock()
+		lines = append(lines, r.RequestURI)
+		mu.Unlock()
 	})
-	c2, _ := newClient(t, h)
-	if code, _ := fetchBody(t, c2); code != http.StatusUnauthorized {
-		t.Fatalf("always-401 upstream: got %d, want 401 passed on", code)
+	c := newClient(t, h)
+	for _, p := range []string{"/latest/meta-data/a%2Fb", "/latest/meta-data/x;y", "/latest/meta-data/%41", "/latest/meta-data/tags/instance/Name:x"} {
+		resp, err := c.Fetch(context.Background(), http.MethodGet, p)
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		resp.Body.Close()
+		mu.Lock()
+		got := lines[len(lines)-1]
+		mu.Unlock()
+		if got != p {
+			t.Errorf("asked for %q, IMDS's request line had %q", p, got)
+		}
 	}
-	if n := c2.TokenPuts(); n != 2 {
-		t.Fatalf("always-401 upstream: %d PUTs, want 2 (first + one retry)", n)
+	for _, p := range []string{"", "latest/meta-data/", "//169.254.169.254/latest", "/a b", "/a\r\nX-Forwarded-For: 1"} {
+		if _, err := c.Fetch(context.Background(), http.MethodGet, p); err == nil || !strings.Contains(err.Error(), "not canonical") {
+			t.Errorf("path %q: %v, want it refused as not canonical", p, err)
+		}
 	}
+}
+
+func TestUnauthorizedRenewsOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeIMDS{}
+		c := newBubbleClient(t, f)
+		fetchBody(t, c)
+		f.valid.Store("rotated-away") // IMDS forgot our token (e.g. it expired early)
+		if code, _ := fetchBody(t, c); code != 200 {
+			t.Fatalf("after a 401 the retry got %d, want 200", code)
+		}
+		if n := f.puts.Load(); n != 2 {
+			t.Fatalf("PUTs = %d, want 2 (one renewal)", n)
+		}
+		// An IMDS that keeps refusing gets exactly one retry, and the 401 passes on.
+		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPut {
+				io.WriteString(w, "t")
+				return
+			}
+			w.WriteHeader(http.StatusUnauthorized)
+		})
+		c2 := newBubbleClient(t, h)
+		if code, _ := fetchBody(t, c2); code != http.StatusUnauthorized {
+			t.Fatalf("always-401 upstream: got %d, want 401 passed on", code)
+		}
+		if n := c2.TokenPuts(); n != 2 {
+			t.Fatalf("always-401 upstream: %d PUTs, want 2 (first + one retry)", n)
+		}
+	})
 }
 
 // A failing PUT is retried once per jittered back-off, never two at once.
-// Callers wait for the retry while it fits in their 700 ms budget (before
-// this, every caller in the back-off window failed at once); a caller whose
-// budget ends before the next retry fails at once with ErrBackoff.
+// Callers wait for the retry while it fits in their 700 ms budget; a caller
+// whose budget ends before the next retry fails at once with ErrBackoff.
 func TestPutFailureBacksOff(t *testing.T) {
-	f := &fakeIMDS{}
-	f.putCode.Store(http.StatusInternalServerError)
-	c, _ := newClient(t, f)
-	var wg sync.WaitGroup
-	var succeeded atomic.Int64
-	for range 20 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if _, err := c.Fetch(context.Background(), http.MethodGet, "/latest/meta-data/"); err == nil {
-				succeeded.Add(1)
-			}
-		}()
-	}
-	wg.Wait()
-	if succeeded.Load() != 0 {
-		t.Fatal("Fetch succeeded with a failing token PUT")
-	}
-	// The back-offs are drawn from [50,100], [100,200], [200,400], [400,800] ms:
-	// inside one 700 ms budget the first PUT is followed by two or three retries.
-	if n := f.puts.Load(); n < 2 || n > 4 {
-		t.Fatalf("20 callers sharing one 700 ms budget sent %d PUTs, want 2..4 (one per back-off step)", n)
-	}
-	if m := f.maxPuts.Load(); m != 1 {
-		t.Fatalf("%d PUTs in flight at once, want 1", m)
-	}
-	c.session.mu.Lock()
-	retryAt := c.session.retryAt
-	c.session.mu.Unlock()
-	if time.Until(retryAt) > FetchTimeout {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeIMDS{}
+		f.putCode.Store(http.StatusInternalServerError)
+		c := newBubbleClient(t, f)
+		var wg sync.WaitGroup
+		var succeeded atomic.Int64
+		for range 20 {
+			wg.Go(func() {
+				if _, err := c.Fetch(context.Background(), http.MethodGet, "/latest/meta-data/"); err == nil {
+					succeeded.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		if succeeded.Load() != 0 {
+			t.Fatal("Fetch succeeded with a failing token PUT")
+		}
+		// The back-offs are drawn from [50,100], [100,200], [200,400], [400,800] ms:
+		// inside one 700 ms budget the first PUT is followed by two or three retries.
+		if n := f.puts.Load(); n < 2 || n > 4 {
+			t.Fatalf("20 callers sharing one 700 ms budget sent %d PUTs, want 2..4 (one per back-off step)", n)
+		}
+		if m := f.maxPuts.Load(); m != 1 {
+			t.Fatalf("%d PUTs in flight at once, want 1", m)
+		}
+		// Fail until the back-off is longer than a budget: a caller then
+		// fails at once, sending nothing.
+		for c.backoffLeft() <= FetchTimeout {
+			time.Sleep(c.backoffLeft())
+			c.Fetch(context.Background(), http.MethodGet, "/latest/meta-data/")
+		}
 		start, before := time.Now(), f.puts.Load()
 		if _, err := c.Fetch(context.Background(), http.MethodGet, "/latest/meta-data/"); !errors.Is(err, ErrBackoff) {
-			t.Fatalf("retry %v away, beyond the budget: err = %v, want ErrBackoff", time.Until(retryAt), err)
+			t.Fatalf("retry %v away, beyond the budget: err = %v, want ErrBackoff", c.backoffLeft(), err)
 		}
-		if d := time.Since(start); d > FetchTimeout/2 || f.puts.Load() != before {
+		if d := time.Since(start); d != 0 || f.puts.Load() != before {
 			t.Fatalf("a caller that cannot make the retry waited %v and sent %d PUTs", d, f.puts.Load()-before)
 		}
-	}
-	f.putCode.Store(0)
-	time.Sleep(time.Until(retryAt))
-	before := f.puts.Load()
-	if code, _ := fetchBody(t, c); code != 200 {
-		t.Fatalf("after the backoff: %d, want 200", code)
-	}
-	if n := f.puts.Load() - before; n != 1 {
-		t.Fatalf("after the backoff: %d PUTs, want 1", n)
-	}
+		f.putCode.Store(0)
+		time.Sleep(c.backoffLeft())
+		before = f.puts.Load()
+		if code, _ := fetchBody(t, c); code != 200 {
+			t.Fatalf("after the backoff: %d, want 200", code)
+		}
+		if n := f.puts.Load() - before; n != 1 {
+			t.Fatalf("after the backoff: %d PUTs, want 1", n)
+		}
+	})
 }
 
-// The case of issue 10: the first PUT fails under load. Callers still inside
-// their budget wait for one retry and get a token; nobody fails while a
-// retry would succeed. (The session alone: how fast the GETs that follow go
-// through the connection slots is TestConnectionsBounded's business.)
+// backoffLeft is how long the session still waits before its next PUT.
+func (c *Client) backoffLeft() time.Duration {
+	c.session.mu.Lock()
+	defer c.session.mu.Unlock()
+	return max(time.Until(c.session.retryAt), 0)
+}
+
+// The first PUT fails under load. Callers still inside their budget wait
+// for one retry and get a token; nobody fails while a retry would succeed.
 func TestPutFailureRetriedWithinBudget(t *testing.T) {
-	f := &fakeIMDS{putWait: 20 * time.Millisecond}
-	f.putFail.Store(1)
-	c, _ := newClient(t, f)
-	var wg sync.WaitGroup
-	var failed atomic.Int64
-	for i := range 200 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			time.Sleep(time.Duration(i%50) * time.Millisecond) // some arrive during the back-off
-			ctx, cancel := context.WithTimeout(context.Background(), FetchTimeout)
-			defer cancel()
-			if _, err := c.session.token(ctx); err != nil {
-				failed.Add(1)
-			}
-		}()
-	}
-	wg.Wait()
-	if failed.Load() != 0 {
-		t.Fatalf("%d of 200 callers got no token although the retry succeeded", failed.Load())
-	}
-	if n := f.puts.Load(); n != 2 {
-		t.Fatalf("PUTs = %d, want 2 (the failed one and one retry)", n)
-	}
-	if code, _ := fetchBody(t, c); code != 200 {
-		t.Fatalf("then a fetch: %d, want 200", code)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeIMDS{putWait: 20 * time.Millisecond}
+		f.putFail.Store(1)
+		c := newBubbleClient(t, f)
+		var wg sync.WaitGroup
+		var failed atomic.Int64
+		for i := range 200 {
+			wg.Go(func() {
+				time.Sleep(time.Duration(i%50) * time.Millisecond) // some arrive during the back-off
+				ctx, cancel := context.WithTimeout(context.Background(), FetchTimeout)
+				defer cancel()
+				if _, err := c.session.token(ctx); err != nil {
+					failed.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		if failed.Load() != 0 {
+			t.Fatalf("%d of 200 callers got no token although the retry succeeded", failed.Load())
+		}
+		if n := f.puts.Load(); n != 2 {
+			t.Fatalf("PUTs = %d, want 2 (the failed one and one retry)", n)
+		}
+		if code, _ := fetchBody(t, c); code != 200 {
+			t.Fatalf("then a fetch: %d, want 200", code)
+		}
+	})
 }
 
 // IMDS answering 401 to everything for a while: the refused token is
@@ -264,84 +372,84 @@ func TestPutFailureRetriedWithinBudget(t *testing.T) {
 // instead of sending a PUT per request. A later single refusal, once IMDS
 // has accepted the token again, is replaced at once.
 func TestRefusedTokenReplacedOnce(t *testing.T) {
-	f := &fakeIMDS{}
-	c, _ := newClient(t, f)
-	fetchBody(t, c)
-	f.refuse.Store(true)
-	var wg sync.WaitGroup
-	for range 10 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for end := time.Now().Add(500 * time.Millisecond); time.Now().Before(end); {
-				if code, _ := fetchBody(t, c); code != http.StatusUnauthorized {
-					t.Errorf("refusing IMDS: %d, want the 401 passed on", code)
-					return
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeIMDS{}
+		c := newBubbleClient(t, f)
+		fetchBody(t, c)
+		f.refuse.Store(true)
+		var wg sync.WaitGroup
+		for range 10 {
+			wg.Go(func() {
+				for end := time.Now().Add(500 * time.Millisecond); time.Now().Before(end); {
+					if code, _ := fetchBody(t, c); code != http.StatusUnauthorized {
+						t.Errorf("refusing IMDS: %d, want the 401 passed on", code)
+						return
+					}
+					time.Sleep(5 * time.Millisecond)
 				}
-				time.Sleep(5 * time.Millisecond)
-			}
-		}()
-	}
-	wg.Wait()
-	if n := f.puts.Load(); n != 2 {
-		t.Fatalf("401 to everything for 500 ms: %d PUTs, want 2 (the first and one replacement)", n)
-	}
-	f.refuse.Store(false)
-	if code, _ := fetchBody(t, c); code != 200 {
-		t.Fatalf("after the refusals: %d, want 200 with the kept token", code)
-	}
-	f.valid.Store("rotated-away")
-	if code, _ := fetchBody(t, c); code != 200 || f.puts.Load() != 3 {
-		t.Fatalf("a later refusal: %d after %d PUTs, want 200 after 3", code, f.puts.Load())
-	}
+			})
+		}
+		wg.Wait()
+		if n := f.puts.Load(); n != 2 {
+			t.Fatalf("401 to everything for 500 ms: %d PUTs, want 2 (the first and one replacement)", n)
+		}
+		f.refuse.Store(false)
+		if code, _ := fetchBody(t, c); code != 200 {
+			t.Fatalf("after the refusals: %d, want 200 with the kept token", code)
+		}
+		f.valid.Store("rotated-away")
+		if code, _ := fetchBody(t, c); code != 200 || f.puts.Load() != 3 {
+			t.Fatalf("a later refusal: %d after %d PUTs, want 200 after 3", code, f.puts.Load())
+		}
+	})
 }
 
 // At most MaxConns requests are open towards IMDS at once; the others wait
-// for a slot inside their budget.
+// for a connection inside their budget.
 func TestConnectionsBounded(t *testing.T) {
-	f := &fakeIMDS{getWait: 10 * time.Millisecond}
-	c, _ := newClient(t, f)
-	var wg sync.WaitGroup
-	var failed atomic.Int64
-	for range 6 * MaxConns { // 60 ms through the slots at least, well inside the budget
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			resp, err := c.Fetch(context.Background(), http.MethodGet, "/latest/meta-data/instance-id")
-			if err != nil {
-				failed.Add(1)
-				return
-			}
-			resp.Body.Close()
-		}()
-	}
-	wg.Wait()
-	if failed.Load() != 0 {
-		t.Fatalf("%d fetches failed", failed.Load())
-	}
-	if m := f.maxOpen.Load(); m > MaxConns {
-		t.Fatalf("%d requests open at IMDS at once, want at most %d", m, MaxConns)
-	}
-	if len(c.slots) != 0 {
-		t.Fatalf("%d connection slots still held after every body was closed", len(c.slots))
-	}
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeIMDS{getWait: 10 * time.Millisecond}
+		c := newBubbleClient(t, f)
+		var wg sync.WaitGroup
+		var failed atomic.Int64
+		for range 6 * MaxConns { // 60 ms through the connections at least, well inside the budget
+			wg.Go(func() {
+				resp, err := c.Fetch(context.Background(), http.MethodGet, "/latest/meta-data/instance-id")
+				if err != nil {
+					failed.Add(1)
+					return
+				}
+				resp.Body.Close()
+			})
+		}
+		wg.Wait()
+		if failed.Load() != 0 {
+			t.Fatalf("%d fetches failed", failed.Load())
+		}
+		if m := f.maxOpen.Load(); m < 2 || m > MaxConns {
+			t.Fatalf("%d requests open at IMDS at once, want 2 to %d", m, MaxConns)
+		}
+	})
 }
 
+// A token is renewed in the background once less than a tenth of its life
+// is left; callers keep using it meanwhile.
 func TestRenewsBeforeExpiry(t *testing.T) {
-	f := &fakeIMDS{}
-	c, _ := newClient(t, f)
-	now := time.Now()
-	c.session.now = func() time.Time { return now }
-	fetchBody(t, c)
-	now = now.Add(6*time.Hour - 10*time.Minute) // inside the last tenth of its life
-	fetchBody(t, c)                             // served with the old token, renewal starts
-	deadline := time.Now().Add(2 * time.Second)
-	for f.puts.Load() < 2 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if n := f.puts.Load(); n != 2 {
-		t.Fatalf("PUTs = %d, want 2 (early renewal)", n)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeIMDS{}
+		c := newBubbleClient(t, f)
+		fetchBody(t, c)
+		time.Sleep(6*time.Hour - 10*time.Minute) // inside the last tenth of its life
+		fetchBody(t, c)                          // served with the old token, renewal starts
+		synctest.Wait()
+		if n := f.puts.Load(); n != 2 {
+			t.Fatalf("PUTs = %d, want 2 (early renewal)", n)
+		}
+		time.Sleep(10 * time.Minute) // the first token has expired: the new one serves
+		if code, _ := fetchBody(t, c); code != 200 || f.puts.Load() != 2 {
+			t.Fatalf("after the first token's expiry: %d after %d PUTs, want 200 after 2", code, f.puts.Load())
+		}
+	})
 }
 
 func TestUnreachableFailsFast(t *testing.T) {
@@ -360,10 +468,7 @@ func TestUnreachableFailsFast(t *testing.T) {
 	closedURL := "http://" + closed.Addr().String()
 	closed.Close()
 	for _, u := range []string{"http://" + hang.Addr().String(), silent.URL, closedURL} {
-		c, err := New(Options{Config: Config{URL: u, TokenTTL: field.Duration{Duration: time.Hour}}})
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := newClientAt(t, u)
 		start := time.Now()
 		_, err = c.Fetch(context.Background(), http.MethodGet, "/latest/meta-data/")
 		if err == nil {

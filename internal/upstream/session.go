@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -48,7 +49,6 @@ type session struct {
 	put func(ctx context.Context, ttl time.Duration) (string, error)
 	ttl time.Duration
 	log *slog.Logger
-	now func() time.Time
 
 	mu      sync.Mutex
 	tok     string
@@ -75,7 +75,7 @@ func newSession(put func(context.Context, time.Duration) (string, error), ttl ti
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &session{put: put, ttl: ttl, log: log, now: time.Now}
+	return &session{put: put, ttl: ttl, log: log}
 }
 
 // token returns a valid session token, fetching one if needed. A failed
@@ -84,7 +84,7 @@ func newSession(put func(context.Context, time.Duration) (string, error), ttl ti
 func (s *session) token(ctx context.Context) (string, error) {
 	for {
 		s.mu.Lock()
-		now := s.now()
+		now := time.Now()
 		if s.tok != "" && now.Before(s.expires) {
 			tok := s.tok
 			if s.expires.Sub(now) < s.ttl/10 && s.flight == nil && !now.Before(s.retryAt) {
@@ -155,7 +155,7 @@ func (s *session) run(f *flight) {
 	ctx, cancel := context.WithTimeout(context.Background(), FetchTimeout)
 	defer cancel()
 	s.puts.Add(1)
-	sent := s.now()
+	sent := time.Now()
 	tok, err := s.put(ctx, s.ttl)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -166,7 +166,7 @@ func (s *session) run(f *flight) {
 		s.failed++
 		s.lastErr = err
 		wait := jitter(backoff(s.failed, minBackoff, maxBackoff))
-		s.retryAt = s.now().Add(wait)
+		s.retryAt = time.Now().Add(wait)
 		s.log.Warn("upstream token PUT failed", "err", err, "attempt", s.failed, "retry_in", wait)
 		return
 	}
@@ -198,7 +198,7 @@ func (s *session) invalidate(tok string) bool {
 	if s.tok != tok {
 		return true
 	}
-	now := s.now()
+	now := time.Now()
 	if now.Before(s.refusedUntil) {
 		return false
 	}
@@ -223,6 +223,9 @@ func (s *session) accepted() {
 	s.mu.Unlock()
 }
 
+// maxToken bounds the session token IMDS may give (IMDS's are 56 bytes).
+const maxToken = 1024
+
 // putToken is the PUT /latest/api/token request.
 func (c *Client) putToken(ctx context.Context, ttl time.Duration) (string, error) {
 	resp, err := c.send(ctx, http.MethodPut, imds.TokenURLPath, imds.HeaderTokenTTL, strconv.Itoa(int(ttl/time.Second)))
@@ -230,13 +233,12 @@ func (c *Client) putToken(ctx context.Context, ttl time.Duration) (string, error
 		return "", fmt.Errorf("upstream token PUT: %w", err)
 	}
 	defer resp.Body.Close()
-	body := make([]byte, 1024)
-	n, _ := readFull(resp.Body, body)
 	if resp.StatusCode != http.StatusOK {
 		return "", fmt.Errorf("upstream token PUT: %s", resp.Status)
 	}
-	tok := strings.TrimSpace(string(body[:n]))
-	if tok == "" || n == len(body) {
+	body, _ := io.ReadAll(resp.Body) // in memory already (send)
+	tok := strings.TrimSpace(string(body))
+	if tok == "" || len(body) >= maxToken {
 		return "", errors.New("upstream token PUT: empty or oversized token")
 	}
 	return tok, nil
