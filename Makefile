@@ -71,7 +71,6 @@ fuzz:
 	$(GO) test ./internal/canon -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME)
 	$(GO) test ./proxy -run='^$$' -fuzz=FuzzPipeline -fuzztime=$(FUZZTIME)
 	$(GO) test ./policy -run='^$$' -fuzz=FuzzMatch -fuzztime=$(FUZZTIME)
-	$(GO) test ./proxy/h1 -run='^$$' -fuzz=FuzzSameAsNetHTTP -fuzztime=$(FUZZTIME)
 
 clean:
 	rm -rf bin dist

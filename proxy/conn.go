@@ -8,8 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/imdsguard/imdsguard/internal/audit"
-	"github.com/imdsguard/imdsguard/internal/cache"
 	"github.com/imdsguard/imdsguard/internal/identity"
 	"github.com/imdsguard/imdsguard/internal/token"
 	"github.com/imdsguard/imdsguard/policy"
@@ -18,67 +16,41 @@ import (
 type connKey struct{}
 
 // connState is what the proxy keeps per client connection: who the caller
-// is (asked once, at its first request) and whether a token answer changed
-// the socket's TTL.
+// is (asked once, at its first request), whether a token answer changed
+// the socket's TTL, and the last token verified. net/http serves a
+// connection's requests one after the other, so no lock guards the fields
+// set after identification.
 type connState struct {
-	ctx     context.Context // the connection's, which holds this state
 	conn    net.Conn
 	once    sync.Once
 	caller  identity.Caller
 	policy  policy.Caller
 	binding string // what the caller's tokens are bound to (caller.Binding)
-	// Requests on one connection are sequential: no lock needed below.
-	ttlSet bool
+	ttlSet  bool
 	// The last token verified on this connection and when it expires: the
 	// next request with the same token costs a comparison, not an HMAC.
 	token        string
 	tokenExpires time.Time
-	// route and event are those of the request being answered: kept
-	// here, they take no room on its goroutine's stack. reply holds its
-	// answer when the cache has it (cache.Cache.FetchInto): written whole
-	// before the next request is read, it is the next one's to reuse.
-	route Route
-	event audit.Event
-	reply cache.Reply
 }
 
 // ConnContext is the http.Server ConnContext hook that gives every request
 // the state of its connection.
 func (p *Proxy) ConnContext(ctx context.Context, c net.Conn) context.Context {
-	cs := &connState{conn: c}
-	cs.ctx = context.WithValue(ctx, connKey{}, cs)
-	return cs.ctx
+	return context.WithValue(ctx, connKey{}, &connState{conn: c})
 }
 
-// state returns the connection state in ctx, the request's connection's
-// context (h1.Context). A request served without ConnContext (a test
-// recorder) gets a state of its own from RemoteAddr.
-func (p *Proxy) state(ctx context.Context, r *http.Request) *connState {
-	if cs, ok := ctx.Value(connKey{}).(*connState); ok {
-		cs.once.Do(func() { p.identifyConn(cs) })
+// state returns the state of r's connection, identifying the caller at the
+// connection's first request. A request served without ConnContext (a
+// test recorder) gets a state of its own from RemoteAddr.
+func (p *Proxy) state(r *http.Request) *connState {
+	if cs, ok := r.Context().Value(connKey{}).(*connState); ok {
+		cs.once.Do(func() {
+			cs.caller = p.identify(cs.conn)
+			cs.identified()
+		})
 		return cs
 	}
-	return detachedState(ctx, r)
-}
-
-// identifyConn asks who is on the other end of the connection, once. The
-// identity is built in place, not passed by value: the lookup waits (for
-// the process walk, the runtime) at the end of this chain of frames, on the
-// connection's goroutine, whose stack is to stay within 4 KB
-// (TestConnectionStacksStaySmall; the lookup itself runs on other
-// goroutines, offstack).
-//
-//go:noinline
-func (p *Proxy) identifyConn(cs *connState) {
-	cs.caller = p.identify(cs.conn)
-	cs.identified()
-}
-
-// detachedState is the state of a request served without ConnContext.
-//
-//go:noinline
-func detachedState(ctx context.Context, r *http.Request) *connState {
-	cs := &connState{ctx: ctx}
+	cs := &connState{}
 	remote, _ := netip.ParseAddrPort(r.RemoteAddr)
 	cs.caller = identity.Caller{Remote: remote, Unknown: "no connection"}
 	cs.identified()

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"net/http"
 	"time"
 
@@ -13,38 +12,22 @@ import (
 
 // handle runs one request through the pipeline described in the package
 // comment and returns the answer; it never returns nil.
-func (p *Proxy) handle(ctx context.Context, r *http.Request) *http.Response {
-	cs := p.state(ctx, r)
+func (p *Proxy) handle(r *http.Request) *http.Response {
+	cs := p.state(r)
 	if cs.ttlSet {
-		p.restoreTTL(cs)
+		if err := cs.resetTTL(); err != nil {
+			p.log.Warn("restore the connection's TTL after a token answer", "err", err)
+		}
 	}
-	o := p.decide(r, cs)
-	return p.answer(r, cs, &cs.route, o)
-}
-
-// restoreTTL gives the connection back its TTL after a token answer.
-//
-// The steps of the pipeline keep their rare branches (logging, refusals)
-// in functions of their own, as here, so that the frames on the way to a
-// cached answer stay small: a connection's goroutine then fits in a 4 KB
-// stack, which is most of the memory of 1,000 open connections.
-//
-//go:noinline
-func (p *Proxy) restoreTTL(cs *connState) {
-	if err := cs.resetTTL(); err != nil {
-		p.log.Warn("restore the connection's TTL after a token answer", "err", err)
-	}
+	rt, o := p.decide(r, cs)
+	return p.answer(r, cs, rt, o)
 }
 
 // answer is the pipeline's boundary: it turns the outcome of a request into
 // its audit event, observed once, and its answer. A withheld answer ends
 // here too: nothing is sent, and the connection is aborted.
-//
-// The event lives in the connection's state, reused by its next request:
-// observers copy what they keep (Options.Observe).
-func (p *Proxy) answer(r *http.Request, cs *connState, rt *Route, o outcome) *http.Response {
-	ev := &cs.event
-	*ev = audit.Event{
+func (p *Proxy) answer(r *http.Request, cs *connState, rt Route, o outcome) *http.Response {
+	ev := &audit.Event{
 		Caller:   &cs.caller,
 		Method:   r.Method,
 		Version:  o.version,
@@ -62,68 +45,42 @@ func (p *Proxy) answer(r *http.Request, cs *connState, rt *Route, o outcome) *ht
 	}
 	if o.withheld {
 		p.observe(ev)
-		withhold(cs.ctx) // does not return
+		p.withhold(r.Context()) // does not return
 	}
 	if o.hop > 0 {
-		p.setHop(cs, o.hop)
+		if err := cs.setTTL(o.hop); err != nil {
+			p.log.Warn("set hop limit of token answer", "err", err, "hop_limit", o.hop)
+		}
 	}
 	ev.Status = o.resp.StatusCode
 	p.observe(ev)
 	return o.resp
 }
 
-// setHop sends the rest of the connection's answers with the IP TTL (IPv6
-// hop limit) hop, until restoreTTL.
-//
-//go:noinline
-func (p *Proxy) setHop(cs *connState, hop int) {
-	if err := cs.setTTL(hop); err != nil {
-		p.log.Warn("set hop limit of token answer", "err", err, "hop_limit", hop)
-	}
-}
-
-// decide routes a request (cs.route) and runs the step that answers it.
-func (p *Proxy) decide(r *http.Request, cs *connState) outcome {
-	rt := &cs.route
+// decide routes a request and runs the step that answers it.
+func (p *Proxy) decide(r *http.Request, cs *connState) (Route, outcome) {
 	relayed := forwardedHeader(r.Header)
 	if relayed != "" && !p.strip {
-		*rt = Route{}
-		return refuseRelayed(r, relayed)
+		return Route{}, refuse(r, http.StatusForbidden, "carries "+relayed+": requests relayed by another proxy are refused")
 	}
-	*rt = p.routes.of(r.Method, r.RequestURI)
+	rt := RouteOf(r.Method, r.RequestURI)
 	switch rt.Kind {
 	case TokenPUT:
-		return p.tokenPUT(r, cs, rt, relayed)
+		return rt, p.tokenPUT(r, cs, rt, relayed)
 	case TokenOptions:
-		return tokenOptions(r)
+		return rt, tokenOptions(r)
 	case Read: // a GET or HEAD of a metadata path
 		o, ok := p.admit(r, cs, rt)
 		if ok {
-			p.fetch(cs, r, rt, &o)
+			p.fetch(r, rt, &o)
 		}
-		return o
+		return rt, o
 	}
-	return refuseRoute(r, rt)
-}
-
-// refuseRelayed refuses a request that carries header relayed (an
-// X-Forwarded-For or Forwarded).
-//
-//go:noinline
-func refuseRelayed(r *http.Request, relayed string) outcome {
-	return refuse(r, http.StatusForbidden, "carries "+relayed+": requests relayed by another proxy are refused")
-}
-
-// refuseRoute refuses a request its route refuses (Route.Status): a bad
-// target, or a method the path does not take.
-//
-//go:noinline
-func refuseRoute(r *http.Request, rt *Route) outcome {
 	o := refuse(r, rt.Status, rt.Reason)
 	if rt.Path.Rel == imds.TokenPath {
 		o.resp.Header["Allow"] = []string{imds.TokenAllow}
 	}
-	return o
+	return rt, o
 }
 
 // truncate keeps audit events of absurd targets small.
@@ -136,9 +93,7 @@ func truncate(target string) string {
 
 // admit checks a read's token, if it has one, and asks the policy: ok when
 // it is to be served; either way the outcome says why.
-//
-//go:noinline
-func (p *Proxy) admit(r *http.Request, cs *connState, rt *Route) (outcome, bool) {
+func (p *Proxy) admit(r *http.Request, cs *connState, rt Route) (outcome, bool) {
 	version, why := p.checkToken(r, cs)
 	if why != "" {
 		o := refuse(r, http.StatusUnauthorized, why)
@@ -154,8 +109,6 @@ func (p *Proxy) admit(r *http.Request, cs *connState, rt *Route) (outcome, bool)
 // checkToken tells an IMDSv1 read from an IMDSv2 one, and checks the
 // token of the latter: why is "" when it is one minted for this caller and
 // unexpired.
-//
-//go:noinline
 func (p *Proxy) checkToken(r *http.Request, cs *connState) (v audit.Version, why string) {
 	toks, ok := r.Header[imds.HeaderToken]
 	if !ok {
@@ -173,16 +126,16 @@ func (p *Proxy) checkToken(r *http.Request, cs *connState) (v audit.Version, why
 // fetch completes o, a request to be served, with IMDS's answer for the
 // canonical path. On failure the answer is 502, or 504 when IMDS did not
 // answer in time, and the decision becomes an error.
-func (p *Proxy) fetch(cs *connState, r *http.Request, rt *Route, o *outcome) {
+func (p *Proxy) fetch(r *http.Request, rt Route, o *outcome) {
 	start := time.Now()
 	var resp *http.Response
 	var err error
 	if p.cached != nil {
 		var co cache.Outcome
-		resp, co, err = p.cached.FetchInto(cs.ctx, r.Method, rt.Target, &cs.reply)
+		resp, co, err = p.cached.FetchOutcome(r.Context(), r.Method, rt.Target)
 		o.cache = co.String()
 	} else {
-		resp, err = p.upstream.Fetch(cs.ctx, r.Method, rt.Target)
+		resp, err = p.upstream.Fetch(r.Context(), r.Method, rt.Target)
 	}
 	o.upstream = time.Since(start)
 	if err != nil {

@@ -28,9 +28,6 @@ type outcome struct {
 }
 
 // refuse is an answer refused by the protocol rather than by policy.
-// (Not inlined, as enforce: see restoreTTL.)
-//
-//go:noinline
 func refuse(r *http.Request, status int, reason string) outcome {
 	return outcome{resp: errorResponse(r, status), decision: audit.Reject, reason: reason}
 }
@@ -61,8 +58,6 @@ func refusalStatus(d policy.Decision) int {
 
 // enforce applies d: ok when the request is to be served, else the
 // refusal. Either way the outcome carries the decision, rule and reason.
-//
-//go:noinline
 func enforce(r *http.Request, d policy.Decision) (o outcome, ok bool) {
 	dec, status := verdict(d)
 	o = outcome{decision: dec, rule: d.Rule, reason: d.Reason}

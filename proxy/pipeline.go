@@ -11,7 +11,6 @@ import (
 	"github.com/elazarl/goproxy"
 
 	"github.com/imdsguard/imdsguard/internal/imds"
-	"github.com/imdsguard/imdsguard/proxy/h1"
 )
 
 // pipeline builds the goproxy server that runs every request through
@@ -22,11 +21,9 @@ func (p *Proxy) pipeline() *goproxy.ProxyHttpServer {
 	gp.Logger = log.New(slogWriter{p.log}, "", 0)
 	gp.Tr = &http.Transport{DialContext: neverDial, Proxy: nil}
 	gp.ConnectDial = func(string, string) (net.Conn, error) { return nil, errNoForwarding }
-	gp.NonproxyHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p.serveOrigin(r.Context(), w, r)
-	})
+	gp.NonproxyHandler = http.HandlerFunc(p.serveOrigin)
 	gp.OnRequest().DoFunc(func(r *http.Request, _ *goproxy.ProxyCtx) (*http.Request, *http.Response) {
-		resp := p.handle(r.Context(), r)
+		resp := p.handle(r)
 		// goproxy may change the header it writes (it drops a
 		// Content-Length when a filter swapped the body), and a cached
 		// answer's is shared by every caller: goproxy gets a copy.
@@ -44,24 +41,21 @@ func (p *Proxy) pipeline() *goproxy.ProxyHttpServer {
 // SDK pointed at this endpoint): it gives it the metadata host and runs the
 // same pipeline as goproxy's request handler does for absolute-form
 // targets, and writes the answer as goproxy writes one (writeResponse).
-func (p *Proxy) serveOrigin(ctx context.Context, w http.ResponseWriter, r *http.Request) {
+func (p *Proxy) serveOrigin(w http.ResponseWriter, r *http.Request) {
 	r.URL.Scheme, r.URL.Host = "http", imds.Host
-	writeResponse(w, p.handle(ctx, r))
+	writeResponse(w, p.handle(r))
 }
 
 // writeResponse writes a pipeline answer to w: its header (replacing what
 // w held), status and body, as goproxy does for the answers of its request
-// handlers. The answer is the pipeline's own, but its header map may be a
-// cached answer's, shared by every caller: an h1 server reads the map
-// instead of a copy, and nothing here changes it.
+// handlers. The header map may be a cached answer's, shared by every
+// caller: its entries are copied into w's own map, and nothing changes it.
 func writeResponse(w http.ResponseWriter, resp *http.Response) {
 	defer resp.Body.Close()
-	if !h1.SetHeader(w, resp.Header) {
-		h := w.Header()
-		clear(h)
-		for k, vs := range resp.Header {
-			h[k] = vs
-		}
+	h := w.Header()
+	clear(h)
+	for k, vs := range resp.Header {
+		h[k] = vs
 	}
 	w.WriteHeader(resp.StatusCode)
 	io.Copy(w, resp.Body)
@@ -77,5 +71,5 @@ func neverDial(context.Context, string, string) (net.Conn, error) {
 func (p *Proxy) refuseConnect(r *http.Request) *http.Response {
 	o := refuse(r, http.StatusMethodNotAllowed, "CONNECT: imdsguard is not a tunnel")
 	o.resp.Close = true
-	return p.answer(r, p.state(r.Context(), r), &Route{}, o)
+	return p.answer(r, p.state(r), Route{}, o)
 }

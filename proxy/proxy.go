@@ -39,6 +39,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 
 	"github.com/elazarl/goproxy"
@@ -48,7 +49,6 @@ import (
 	"github.com/imdsguard/imdsguard/internal/identity"
 	"github.com/imdsguard/imdsguard/internal/token"
 	"github.com/imdsguard/imdsguard/policy"
-	"github.com/imdsguard/imdsguard/proxy/h1"
 )
 
 // Upstream answers metadata requests for canonical paths: the real IMDS
@@ -58,9 +58,9 @@ type Upstream interface {
 }
 
 // cachedUpstream is an Upstream that also says how it answered (the cache):
-// the audit event carries it. A hit is built in the connection's Reply.
+// the audit event carries it.
 type cachedUpstream interface {
-	FetchInto(ctx context.Context, method, path string, into *cache.Reply) (*http.Response, cache.Outcome, error)
+	FetchOutcome(ctx context.Context, method, path string) (*http.Response, cache.Outcome, error)
 }
 
 // Options configure a Proxy.
@@ -76,8 +76,7 @@ type Options struct {
 	// once per connection. Nil: the connection's addresses only.
 	Identify func(c net.Conn) identity.Caller
 	// Observe receives every request's Event (audit log, metrics, the
-	// IMDSv1 usage table). The event is reused once Observe returns: an
-	// observer copies what it keeps. Nil: events are logged to Log.
+	// IMDSv1 usage table). Nil: events are logged to Log.
 	Observe func(*audit.Event)
 	Log     *slog.Logger
 }
@@ -94,7 +93,10 @@ type Proxy struct {
 	identify func(c net.Conn) identity.Caller
 	observe  func(*audit.Event)
 	log      *slog.Logger
-	routes   routes
+	// unheld is closed when the server shuts down: token answers withheld
+	// from callers beyond the hop limit end at once (withhold).
+	unheld     chan struct{}
+	unheldOnce sync.Once
 }
 
 // New returns a Proxy for o.
@@ -107,6 +109,7 @@ func New(o Options) *Proxy {
 		identify: o.Identify,
 		observe:  o.Observe,
 		log:      o.Log,
+		unheld:   make(chan struct{}),
 	}
 	p.cached, _ = o.Upstream.(cachedUpstream)
 	if p.log == nil {
@@ -129,20 +132,17 @@ func (p *Proxy) SetPolicy(pol *policy.Policy) { p.policy.Store(pol) }
 // Policy returns the policy in force.
 func (p *Proxy) Policy() *policy.Policy { return p.policy.Load() }
 
-// ServeHTTP implements http.Handler.
-// Requests for a proxy (absolute-form targets, CONNECT) go through goproxy;
-// an origin-form request goes where goproxy would send it, its
-// NonproxyHandler (serveOrigin), without goproxy's per-request context and
-// log formatting first.
-//
-// The connection's state is in its context, which h1 gives apart from the
-// request (h1.Context); goproxy reads it from the request, which is
-// given it here.
+// ServeHTTP implements http.Handler. Requests for a proxy (absolute-form
+// targets, CONNECT) go through goproxy; an origin-form request goes where
+// goproxy would send it, its NonproxyHandler (serveOrigin), without
+// goproxy's per-request context and log formatting first.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	ctx := h1.Context(w, r)
 	if r.Method != http.MethodConnect && !r.URL.IsAbs() {
-		p.serveOrigin(ctx, w, r)
+		p.serveOrigin(w, r)
 		return
 	}
-	p.gp.ServeHTTP(w, r.WithContext(ctx))
+	p.gp.ServeHTTP(w, r)
 }
+
+// stopWithholding ends every withheld answer (the server shuts down).
+func (p *Proxy) stopWithholding() { p.unheldOnce.Do(func() { close(p.unheld) }) }

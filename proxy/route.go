@@ -2,11 +2,7 @@ package proxy
 
 import (
 	"errors"
-	"maps"
 	"net/http"
-	"strings"
-	"sync"
-	"sync/atomic"
 
 	"github.com/imdsguard/imdsguard/internal/canon"
 	"github.com/imdsguard/imdsguard/internal/imds"
@@ -68,54 +64,4 @@ func (rt Route) PolicyRequest(caller policy.Caller, v1 bool) policy.Request {
 		return policy.Request{Caller: caller, Path: imds.TokenPath, Token: true}
 	}
 	return policy.Request{Caller: caller, Path: rt.Path.Rel, V1: v1}
-}
-
-// routes remembers RouteOf's answers for the requests a host sends over and
-// over (a handful of targets, thousands of times a second), so that parsing
-// and building the canonical path happen once per distinct target instead
-// of once per request. RouteOf is a pure function of the method and target,
-// so a remembered Route is exactly the one it would return. Reads take no
-// lock: the table is replaced whole (copy on write) when a route is added,
-// and emptied when it is full, so a caller sending endless distinct targets
-// costs only itself the parsing.
-type routes struct {
-	table atomic.Pointer[map[routeKey]Route]
-	mu    sync.Mutex // serializes additions
-}
-
-type routeKey struct{ method, target string }
-
-// maxRoutes bounds the table; maxRouteTarget the targets it keeps.
-const (
-	maxRoutes      = 256
-	maxRouteTarget = 256
-)
-
-// of is RouteOf(method, target), remembered.
-func (rs *routes) of(method, target string) Route {
-	k := routeKey{method, target}
-	if t := rs.table.Load(); t != nil {
-		if rt, ok := (*t)[k]; ok {
-			return rt
-		}
-	}
-	rt := RouteOf(method, target)
-	if len(target) <= maxRouteTarget {
-		rs.add(k, rt)
-	}
-	return rt
-}
-
-func (rs *routes) add(k routeKey, rt Route) {
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	next := map[routeKey]Route{}
-	if t := rs.table.Load(); t != nil && len(*t) < maxRoutes {
-		next = make(map[routeKey]Route, len(*t)+1)
-		maps.Copy(next, *t)
-	}
-	// The key's strings are cloned: the request's would keep its whole
-	// request line alive.
-	next[routeKey{strings.Clone(k.method), strings.Clone(k.target)}] = rt
-	rs.table.Store(&next)
 }

@@ -346,7 +346,7 @@ func TestWithheldTokenAndShutdown(t *testing.T) {
 }
 
 // A cached answer's header map is shared by every caller's answer
-// (cache.Cache.FetchInto): nothing on the way to a caller may change it. Many
+// (cache.Cache.FetchOutcome): nothing on the way to a caller may change it. Many
 // callers at once, over the daemon's own server (origin form, GET and
 // HEAD) and through goproxy (absolute form, as an HTTP proxy), then the
 // entry's header is what IMDS gave and every caller saw it.
@@ -360,7 +360,7 @@ func TestCachedHeaderUnchanged(t *testing.T) {
 	}
 	want := map[string]http.Header{}
 	for p := range paths {
-		resp, _, err := cached.FetchInto(context.Background(), http.MethodGet, p, nil)
+		resp, _, err := cached.FetchOutcome(context.Background(), http.MethodGet, p)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -400,7 +400,7 @@ func TestCachedHeaderUnchanged(t *testing.T) {
 	}
 	wg.Wait()
 	for p := range paths {
-		resp, o, err := cached.FetchInto(context.Background(), http.MethodGet, p, nil)
+		resp, o, err := cached.FetchOutcome(context.Background(), http.MethodGet, p)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log"
 	"log/slog"
 	"net"
+	"net/http"
 	"strings"
 	"time"
-
-	"github.com/imdsguard/imdsguard/proxy/h1"
 )
 
 // Limits on what a client may send or how slowly; the daemon keeps serving
@@ -21,19 +21,20 @@ const (
 	ShutdownTimeout   = 5 * time.Second
 )
 
-// Serve serves p on the listeners until ctx ends, then shuts down
-// gracefully: requests in flight finish, idle connections close. The
-// connections are served by proxy/h1 (net/http's parser, a lean loop).
+// Serve serves p with net/http's server on the listeners (Admit's, in the
+// daemon) until ctx ends, then shuts down gracefully: requests in flight
+// finish, idle connections close, a withheld token answer ends at once.
 func Serve(ctx context.Context, p *Proxy, lns []net.Listener) error {
-	srv := &h1.Server{
+	srv := &http.Server{
 		Handler:           p,
 		ConnContext:       p.ConnContext,
 		ReadHeaderTimeout: ReadHeaderTimeout,
 		WriteTimeout:      dropHold + 5*time.Second,
 		IdleTimeout:       IdleTimeout,
 		MaxHeaderBytes:    MaxHeaderBytes,
-		Log:               p.log.With("component", "http"),
+		ErrorLog:          log.New(slogWriter{p.log}, "", 0),
 	}
+	srv.RegisterOnShutdown(p.stopWithholding)
 	errc := make(chan error, len(lns))
 	for _, ln := range lns {
 		go func() { errc <- srv.Serve(ln) }()

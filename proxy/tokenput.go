@@ -9,7 +9,6 @@ import (
 	"github.com/imdsguard/imdsguard/internal/audit"
 	"github.com/imdsguard/imdsguard/internal/identity"
 	"github.com/imdsguard/imdsguard/internal/imds"
-	"github.com/imdsguard/imdsguard/proxy/h1"
 )
 
 // dropHold is how long a token request beyond the hop limit is held without
@@ -26,7 +25,7 @@ func tokenOptions(r *http.Request) outcome {
 
 // tokenPUT answers PUT /latest/api/token itself, with a token minted for the
 // caller: the upstream session token never leaves the daemon.
-func (p *Proxy) tokenPUT(r *http.Request, cs *connState, rt *Route, relayed string) outcome {
+func (p *Proxy) tokenPUT(r *http.Request, cs *connState, rt Route, relayed string) outcome {
 	if relayed != "" { // in strip mode too: IMDS refuses relayed token requests
 		return refuse(r, http.StatusForbidden, "token request carries "+relayed)
 	}
@@ -78,10 +77,17 @@ func (p *Proxy) hopLimit(class identity.Class) int {
 	return p.hop.Host
 }
 
-// withhold never answers r: it waits until the client gives up (closes),
-// dropHold has passed or the server shuts down, then aborts the connection
-// without a response. Only Proxy.answer calls it.
-func withhold(ctx context.Context) {
-	h1.WaitGone(ctx, dropHold)
+// withhold never answers the request of ctx: it waits until the client
+// gives up (net/http cancels ctx when the connection closes), dropHold has
+// passed or the server shuts down, then aborts the connection without a
+// response. Only Proxy.answer calls it.
+func (p *Proxy) withhold(ctx context.Context) {
+	t := time.NewTimer(dropHold)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	case <-p.unheld:
+	}
 	panic(http.ErrAbortHandler)
 }

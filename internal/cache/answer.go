@@ -72,71 +72,23 @@ func readAnswer(resp *http.Response) (*answer, error) {
 	return a, nil
 }
 
-// reply is a response and its body reader in one allocation.
-type reply struct {
-	resp http.Response
-	body reader
-}
-
-// Reply is room for one answer from memory. A connection keeps one and has
-// each of its hits built in it (Cache.FetchInto), since it is answered one
-// request at a time: a new one for each hit was the cached read's last
-// allocation, and with it gone a keep-alive caller's reads make no garbage
-// to collect (proxy.TestCachedReadAllocatesNothing).
-type Reply struct{ r reply }
-
-// response is an *http.Response for a, built in into (whatever into held
-// is overwritten), or in new memory when into is nil; a HEAD gets the
-// headers (with the GET's Content-Length, as IMDS sends them) and no body.
-// Its Header is a's own map, shared by every response of a, so it is read,
-// never changed (Cache.FetchOutcome): a map of its own for each was 3% of
-// the daemon's CPU per cached read (pprof under wrk -c16).
-func (a *answer) response(into *Reply, head bool) *http.Response {
-	var r *reply
-	if into != nil {
-		r = &into.r
-		*r = reply{}
-	} else {
-		r = new(reply)
-	}
-	h := a.header
-	r.resp = http.Response{
+// response is a new *http.Response for a; a HEAD gets the headers (with
+// the GET's Content-Length, as IMDS sends them) and no body. Its Header is
+// a's own map, shared by every response of a, so it is read, never
+// changed (Cache.FetchOutcome).
+func (a *answer) response(head bool) *http.Response {
+	resp := &http.Response{
 		Status:        a.line,
 		StatusCode:    a.status,
 		Proto:         "HTTP/1.1",
 		ProtoMajor:    1,
 		ProtoMinor:    1,
-		Header:        h,
+		Header:        a.header,
 		ContentLength: int64(len(a.body)),
 		Body:          http.NoBody,
 	}
 	if !head {
-		r.body.b = a.body
-		r.resp.Body = &r.body
+		resp.Body = io.NopCloser(bytes.NewReader(a.body))
 	}
-	return &r.resp
+	return resp
 }
-
-// reader reads a held body; it never writes to it.
-type reader struct {
-	b   []byte
-	off int
-}
-
-func (r *reader) Read(p []byte) (int, error) {
-	if r.off >= len(r.b) {
-		return 0, io.EOF
-	}
-	n := copy(p, r.b[r.off:])
-	r.off += n
-	return n, nil
-}
-
-// WriteTo lets io.Copy hand the whole body to the writer at once.
-func (r *reader) WriteTo(w io.Writer) (int64, error) {
-	n, err := w.Write(r.b[r.off:])
-	r.off += n
-	return int64(n), err
-}
-
-func (r *reader) Close() error { return nil }

@@ -145,27 +145,10 @@ func (c *Cache) Fetch(ctx context.Context, method, path string) (*http.Response,
 // enabled) is shared with every other answer to the same entry: callers
 // read it and never change it; one that must, copies it (Header.Clone).
 func (c *Cache) FetchOutcome(ctx context.Context, method, path string) (*http.Response, Outcome, error) {
-	return c.FetchInto(ctx, method, path, nil)
-}
-
-// FetchInto is FetchOutcome, with a hit's answer built in into (when not
-// nil) instead of new memory: the answer is good until into's next use,
-// so a caller keeps one Reply for requests it answers one at a time.
-func (c *Cache) FetchInto(ctx context.Context, method, path string, into *Reply) (*http.Response, Outcome, error) {
 	head := method == http.MethodHead
 	if !head && method != http.MethodGet || !c.enabled {
 		return c.bypass(ctx, method, path)
 	}
-	return c.fetch(ctx, path, head, into)
-}
-
-// fetch answers a GET or HEAD from memory, or joins or starts its upstream
-// request. It is FetchOutcome's but for the bypass, which waits for IMDS
-// on a stack that holds none of this frame (the connections' goroutines
-// keep 4 KB stacks: proxy.TestConnectionStacksStaySmall).
-//
-//go:noinline
-func (c *Cache) fetch(ctx context.Context, path string, head bool, into *Reply) (*http.Response, Outcome, error) {
 	wall, now := c.clock.Now()
 	c.checkClock(wall, now)
 	c.mu.RLock()
@@ -174,7 +157,7 @@ func (c *Cache) fetch(ctx context.Context, path string, head bool, into *Reply) 
 	if s != nil {
 		if a := s.ans.Load(); a != nil && now < a.fresh {
 			c.hit(s, now)
-			return a.response(into, head), Hit, nil
+			return a.response(head), Hit, nil
 		}
 	}
 	return c.miss(ctx, path, head, now)
@@ -241,7 +224,7 @@ func (c *Cache) miss(ctx context.Context, path string, head bool, now time.Durat
 			if o == Hit {
 				c.hit(s, now)
 			}
-			return a.response(nil, head), o, nil
+			return a.response(head), o, nil
 		}
 		f, outcome := s.flight, Coalesced
 		if f == nil && now < s.retryAt { // nothing to serve: wait for the retry if it fits
@@ -420,24 +403,24 @@ func (c *Cache) failed(s *slot, a *answer, err error, now time.Duration) {
 func (c *Cache) settle(s *slot, f *flight, head bool, now time.Duration, o Outcome) (*http.Response, Outcome, error) {
 	if f.err == nil && !failed(f.ans.status) {
 		c.count(o)
-		return f.ans.response(nil, head), o, nil
+		return f.ans.response(head), o, nil
 	}
 	if a := s.staleAt(now); a != nil {
 		c.n.stale.Add(1)
-		return a.response(nil, head), Stale, nil
+		return a.response(head), Stale, nil
 	}
 	c.count(o)
 	if f.err != nil {
 		return nil, o, fmt.Errorf("cache: %s: %w", s.path, f.err)
 	}
-	return f.ans.response(nil, head), o, nil // IMDS's own error answer
+	return f.ans.response(head), o, nil // IMDS's own error answer
 }
 
 // late answers a caller whose budget ended before IMDS answered.
 func (c *Cache) late(s *slot, head bool, now time.Duration, o Outcome) (*http.Response, Outcome, error) {
 	if a := s.staleAt(now); a != nil {
 		c.n.stale.Add(1)
-		return a.response(nil, head), Stale, nil
+		return a.response(head), Stale, nil
 	}
 	c.count(o)
 	return nil, o, fmt.Errorf("cache: %s: no answer from IMDS within %v: %w", s.path, c.budget, context.DeadlineExceeded)

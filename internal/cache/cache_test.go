@@ -136,18 +136,10 @@ func TestResponses(t *testing.T) {
 		"Server": {"EC2ws"}, "Content-Type": {"text/plain"}, "Location": {"/latest/meta-data/placement/"},
 		"Last-Modified": {"Mon, 01 Jan 2024 00:00:00 GMT"}, "Etag": {`"abc"`}, "Content-Length": {"18"},
 	}
-	var into Reply // the second round's answers are built in one Reply
 	for i, method := range []string{"GET", "GET", "HEAD", "GET", "GET", "HEAD", "GET"} {
-		var r *Reply
-		if i > 3 {
-			r = &into
-		}
-		resp, o, err := cache.FetchInto(context.Background(), method, p, r)
+		resp, o, err := cache.FetchOutcome(context.Background(), method, p)
 		if err != nil {
 			t.Fatal(err)
-		}
-		if built := resp == &into.r.resp; built != (i > 3) {
-			t.Errorf("%s #%d: answer built in the Reply %v, want %v", method, i, built, i > 3)
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
@@ -171,22 +163,18 @@ func TestResponses(t *testing.T) {
 	}
 }
 
-// A hit built in a Reply allocates nothing, and each use of the Reply is
-// a whole answer of its own, whatever was read of the one before.
-func TestReplyReused(t *testing.T) {
+// Each hit is a whole answer of its own, whatever a caller read of the
+// one before.
+func TestHitsAreIndependent(t *testing.T) {
 	const p = "/latest/meta-data/instance-id"
 	f := newFake(map[string]fakeAnswer{p: {status: 200, body: "i-0123456789abcdef0"}})
 	cache, _ := newTestCache(t, f, testConfig())
 	get(t, cache, p)
-	var into Reply
 	ctx := context.Background()
-	if n := testing.AllocsPerRun(100, func() { cache.FetchInto(ctx, "GET", p, &into) }); n != 0 {
-		t.Errorf("a hit built in a Reply: %v allocations, want 0", n)
-	}
-	resp, _, _ := cache.FetchInto(ctx, "GET", p, &into)
+	resp, _, _ := cache.FetchOutcome(ctx, "GET", p)
 	resp.Body.Read(make([]byte, 5)) // a caller that read part of the body
 	for _, method := range []string{"HEAD", "GET"} {
-		resp, o, err := cache.FetchInto(ctx, method, p, &into)
+		resp, o, err := cache.FetchOutcome(ctx, method, p)
 		if err != nil || o != Hit {
 			t.Fatalf("%s: %v, %s", method, err, o)
 		}

@@ -16,7 +16,7 @@ import (
 // descriptors (/proc/PID/fd) and its OS threads (/proc/PID/task; the Go
 // runtime never ends a thread it made, so threads are reported, not held
 // to a baseline). StackBytes is the memory of its goroutines' stacks
-// (go_memstats_stack_inuse_bytes), most of what an open connection costs.
+// (go_memstats_stack_inuse_bytes).
 type DaemonCounts struct {
 	Goroutines, FDs, Threads int
 	StackBytes               int64
@@ -24,14 +24,6 @@ type DaemonCounts struct {
 
 func (c DaemonCounts) String() string {
 	return fmt.Sprintf("%d goroutines (%.1f MB of stacks), %d fds, %d threads", c.Goroutines, float64(c.StackBytes)/(1<<20), c.FDs, c.Threads)
-}
-
-// StackPerGoroutine is the stack memory over the goroutines.
-func (c DaemonCounts) StackPerGoroutine() int64 {
-	if c.Goroutines == 0 {
-		return 0
-	}
-	return c.StackBytes / int64(c.Goroutines)
 }
 
 // ReadDaemonCounts reads the counts of the daemon with pid, whose metrics
