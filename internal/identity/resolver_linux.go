@@ -7,8 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
-
-	"github.com/imdsguard/imdsguard/internal/offstack"
 )
 
 // Resolver identifies the callers of accepted connections. It is safe for
@@ -28,7 +26,15 @@ type Resolver struct {
 	procs   *procs
 	users   *passwdNames
 	nsBySrc nsCache
+	running chan struct{} // one token per lookup under way: MaxLookups
 }
+
+// MaxLookups is how many identity lookups run at once; a burst of new
+// connections waits its turn. A lookup reads /proc and netlink with
+// blocking system calls, each holding an OS thread: a thousand connections
+// opened at once would otherwise start hundreds of threads, whose memory
+// the process keeps, for no gain (the /proc walks they wait for are shared).
+const MaxLookups = 16
 
 // NewResolver makes a Resolver for the network namespace of the calling
 // thread (the one whose OUTPUT and PREROUTING redirect to the proxy). It
@@ -40,6 +46,7 @@ func NewResolver(o Options) *Resolver {
 		interfaceFor: o.InterfaceFor,
 		imds:         o.imds(),
 		procs:        openProcs("/proc"),
+		running:      make(chan struct{}, MaxLookups),
 		users:        newPasswdNames("/etc/passwd"),
 	}
 	runtime.LockOSThread() // both on one thread, so in one namespace
@@ -62,25 +69,13 @@ func (r *Resolver) Close() error {
 	return r.procs.close()
 }
 
-// LookupWorkers is how many identity lookups run at once. A lookup takes
-// microseconds once the process walk it may wait for is done (procs), so a
-// burst of new connections is served about as fast as with one goroutine
-// each, but with 16 deep stacks instead of a thousand.
-const LookupWorkers = 16
-
-// lookups runs the lookups off the connections' goroutines (offstack).
-var lookups = offstack.NewPool(LookupWorkers)
-
 // Identify tells who is on the other end of c, an accepted connection. Call
 // it once per connection. It never fails: what cannot be established is left
 // empty, with UIDKnown false and the reason in Unknown. Remote and Local come
 // unmapped (an IPv4 client of a dual-stack listener is given as IPv4).
-func (r *Resolver) Identify(c net.Conn) (cl Caller) {
-	lookups.Do(func() { cl = r.identify(c) })
-	return cl
-}
-
-func (r *Resolver) identify(c net.Conn) Caller {
+func (r *Resolver) Identify(c net.Conn) Caller {
+	r.running <- struct{}{}
+	defer func() { <-r.running }()
 	cl := Caller{Remote: unmap(addrPortOf(c.RemoteAddr())), Local: unmap(addrPortOf(c.LocalAddr()))}
 	tc, ok := c.(*net.TCPConn)
 	if !ok {

@@ -55,9 +55,8 @@ func atOnce(do func(func()), calls int, hold time.Duration) (most, ran int) {
 	return most, ran
 }
 
-// deep uses about n KB of stack, then calls f.
-//
-//go:noinline
+// deep uses about n KB of stack, then calls f (a recursive function is
+// never inlined).
 func deep(n int, f func()) byte {
 	var pad [1024]byte
 	pad[n%1024] = byte(n)
@@ -68,11 +67,11 @@ func deep(n int, f func()) byte {
 	return pad[0]
 }
 
-// TestPoolKeepsCallersStacksSmall: callers waiting on a pool whose call
-// needs a 48 KB stack keep their own stacks small; only the workers' grow.
-// Called directly, 300 such callers would hold some 20 MB of stacks.
-func TestPoolKeepsCallersStacksSmall(t *testing.T) {
-	p := NewPool(3)
+// TestCallersStacksStaySmall: callers waiting on calls that need a 48 KB
+// stack (as netlink's receive does) keep their own stacks small; only the
+// workers' grow. Called directly, 300 such callers would hold some 20 MB of
+// stacks.
+func TestCallersStacksStaySmall(t *testing.T) {
 	const callers = 300
 	var before runtime.MemStats
 	runtime.GC()
@@ -83,7 +82,7 @@ func TestPoolKeepsCallersStacksSmall(t *testing.T) {
 	for range callers {
 		wg.Go(func() {
 			entered <- struct{}{}
-			p.Do(func() { deep(48, func() { <-release }) })
+			Do(func() { deep(48, func() { <-release }) })
 		})
 	}
 	for range callers {
@@ -95,39 +94,8 @@ func TestPoolKeepsCallersStacksSmall(t *testing.T) {
 	close(release)
 	wg.Wait()
 	grew := int64(during.StackInuse) - int64(before.StackInuse)
-	t.Logf("%d callers waiting on 3 workers 48 KB deep: stacks grew by %d KB", callers, grew>>10)
-	if grew > callers*8<<10+3*128<<10 {
+	t.Logf("%d callers waiting on %d workers 48 KB deep: stacks grew by %d KB", callers, Workers, grew>>10)
+	if grew > callers*8<<10+Workers*128<<10 {
 		t.Errorf("stacks grew by %d KB: the callers' stacks grew with the calls", grew>>10)
-	}
-}
-
-// TestPoolRunsAtMostN: a pool of n runs at most n calls at once, and all of
-// them in the end.
-func TestPoolRunsAtMostN(t *testing.T) {
-	if most, ran := atOnce(NewPool(2).Do, 10, 5*time.Millisecond); most != 2 || ran != 10 {
-		t.Errorf("%d ran, at most %d at once; want 10, 2", ran, most)
-	}
-}
-
-// TestPoolClose: Close ends the workers, and a call made after it still
-// runs (on a goroutine of its own), so a closed pool loses nothing.
-func TestPoolClose(t *testing.T) {
-	g0 := runtime.NumGoroutine()
-	p := NewPool(3)
-	ran := 0
-	p.Do(func() { ran++ })
-	if g := runtime.NumGoroutine(); g < g0+3 {
-		t.Fatalf("goroutines %d -> %d, want the 3 workers", g0, g)
-	}
-	p.Close()
-	p.Close() // twice is fine
-	p.Do(func() { ran++ })
-	if ran != 2 {
-		t.Fatalf("%d calls ran, want 2", ran)
-	}
-	for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > g0; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("goroutines %d -> %d after Close", g0, runtime.NumGoroutine())
-		}
 	}
 }
