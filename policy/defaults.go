@@ -1,7 +1,7 @@
 package policy
 
 // DefaultConfig returns the policy used when no configuration file exists
-// (the README's "Configure" section shows it): root may read everything;
+// (docs/configuration.md shows it): root may read everything;
 // every other caller, including one whose user could not be attested, may
 // read the non-secret metadata but not the instance role credentials, the
 // identity credentials, the user data, or the signatures of the instance

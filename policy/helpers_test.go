@@ -9,7 +9,7 @@ import (
 )
 
 // exampleYAML is an example policy with a rule for each kind of caller: root,
-// a legacy IMDSv1 application (as in the README's "Policy" examples) and
+// a legacy IMDSv1 application (as in docs/policy.md's typical policies) and
 // containers by source address.
 const exampleYAML = `
 policy:

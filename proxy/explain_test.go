@@ -9,7 +9,7 @@ import (
 	"github.com/imdsguard/imdsguard/policy"
 )
 
-// explainYAML is the policy of the README's example configuration.
+// explainYAML is the policy of docs/policy.md's first example.
 const explainYAML = `
 mode: %s
 default: deny

@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// The README's "What callers see" table, against a recording
+// docs/operations.md's "What callers see" table, against a recording
 // tokens-required IMDS, as the test process (a host caller; under the
 // default policy it may read non-secret metadata).
 func TestWhatCallersSee(t *testing.T) {

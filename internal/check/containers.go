@@ -70,7 +70,7 @@ func containers(ctx context.Context, p Probes) Result {
 	case c.Cilium && c.HostRouting == "bpf":
 		r.Detail = "Cilium routes pod traffic with eBPF host routing: it never passes netfilter, so imdsguard never sees it" +
 			"\n" + interfacesLine(c.Interfaces)
-		r.Fix = "set Cilium's bpf.hostLegacyRouting=true so pod traffic passes the kernel's stack, or keep pods without metadata: the instance at http-tokens required, hop limit 1 (README: Cilium)"
+		r.Fix = "set Cilium's bpf.hostLegacyRouting=true so pod traffic passes the kernel's stack, or keep pods without metadata: the instance at http-tokens required, hop limit 1 (docs/containers.md: Cilium)"
 	default:
 		r.Pass = true
 		r.Detail = strings.Join(containerLines(c), "\n")

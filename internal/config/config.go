@@ -1,5 +1,5 @@
-// Package config reads imdsguard's configuration file (YAML; the README's
-// "Configure" section shows it whole) strictly: a version field, unknown
+// Package config reads imdsguard's configuration file (YAML;
+// docs/configuration.md shows it whole) strictly: a version field, unknown
 // fields refused, every value validated by the package that owns its
 // section, and every problem reported as file:line:column, the field, and
 // what is wrong. Every field has a safe default, so an absent file means

@@ -36,31 +36,38 @@ var packageFiles = map[string]string{
 	"./usr/lib/tmpfiles.d/imdsguard.conf":    "-rw-r--r--",
 	"./usr/sbin/imdsguard":                   "-rwxr-xr-x",
 	"./usr/share/doc/imdsguard/README.md":    "-rw-r--r--",
+	// The README's links into docs/ that an operator follows.
+	"./usr/share/doc/imdsguard/docs/configuration.md": "-rw-r--r--",
+	"./usr/share/doc/imdsguard/docs/policy.md":        "-rw-r--r--",
+	"./usr/share/doc/imdsguard/docs/containers.md":    "-rw-r--r--",
+	"./usr/share/doc/imdsguard/docs/operations.md":    "-rw-r--r--",
+	"./usr/share/doc/imdsguard/docs/CACHE.md":         "-rw-r--r--",
 }
 
 // enableLink is what enabling the unit makes (WantedBy=multi-user.target).
 const enableLink = "/etc/systemd/system/multi-user.target.wants/imdsguard.service"
 
 // TestPackageDefaultConfig: the shipped configuration reads as exactly the
-// built-in defaults, every field spelled out; the README's "Configuration"
-// block too, but for the rules' imds_v1 it leaves to its default; and
-// `imdsguard policy check` accepts the shipped file.
+// built-in defaults, every field spelled out; the whole file shown in
+// docs/configuration.md too, but for the rules' imds_v1 it leaves to its
+// default; and `imdsguard policy check` accepts the shipped file.
 func TestPackageDefaultConfig(t *testing.T) {
 	e := testbed.New(t)
 	shipped := filepath.Join(e.Root, "packaging", "imdsguard.yaml")
-	readme, err := os.ReadFile(filepath.Join(e.Root, "README.md"))
+	page, err := os.ReadFile(filepath.Join(e.Root, "docs", "configuration.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	block := regexp.MustCompile("(?s)## Configure\n.*?```yaml\n(.*?)```").FindSubmatch(readme)
+	const heading = "## The whole file, with its defaults"
+	block := regexp.MustCompile("(?s)" + regexp.QuoteMeta(heading) + "\n.*?```yaml\n(.*?)```").FindSubmatch(page)
 	if block == nil {
-		t.Fatal("README.md has no yaml block under ## Configure")
+		t.Fatalf("docs/configuration.md has no yaml block under %q", heading)
 	}
 	want := config.Default()
 	for name, load := range map[string]func() (*config.Config, error){
 		"packaging/imdsguard.yaml": func() (*config.Config, error) { return config.Load(shipped, false) },
-		"README.md Configure": func() (*config.Config, error) {
-			c, err := config.Read(strings.NewReader(string(block[1])), "README.md")
+		"docs/configuration.md": func() (*config.Config, error) {
+			c, err := config.Read(strings.NewReader(string(block[1])), "docs/configuration.md")
 			for i := range c.Policy.Rules {
 				if c.Policy.Rules[i].IMDSv1 == "" {
 					c.Policy.Rules[i].IMDSv1 = "upgrade"

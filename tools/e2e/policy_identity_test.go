@@ -384,9 +384,9 @@ func containerCgroup(t *testing.T) (id, dir string) {
 }
 
 // TestPolicySourcesHostCaller: `sources` is how containers, callers
-// through PREROUTING, are matched (README, "Policy": `users` and `groups`
-// name processes of this host, `sources` and `interfaces` name
-// containers). A host process stays a host caller whatever
+// through PREROUTING, are matched (docs/policy.md, "How a rule applies":
+// `users` and `groups` name processes of this host, `sources` and
+// `interfaces` name containers). A host process stays a host caller whatever
 // local address its socket has. With a containers rule that lets
 // containers read the role credentials (as the issue's example policy
 // may), imdsapp without its group (rule others: credentials denied) binds

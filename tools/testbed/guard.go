@@ -8,7 +8,7 @@ import (
 )
 
 // GuardConfig is what a test sets in imdsguard's YAML configuration (the
-// README's "Configure" section); YAML renders it. Fields left zero get
+// whole file in docs/configuration.md); YAML renders it. Fields left zero get
 // test-friendly values from StartGuard: a free port, redirect off, key and
 // admin socket in the Env's temporary directory.
 type GuardConfig struct {
