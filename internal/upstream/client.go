@@ -56,7 +56,7 @@ type Client struct {
 	// exchangers run the exchanges with IMDS, one per slot, so a slot's
 	// holder never waits for one. Handing an exchange to a goroutine that
 	// is already there costs less than starting one for each: about 5% less
-	// CPU per uncached read (wrk -c16, scripts/bench.sh's setup).
+	// CPU per uncached read (wrk -c16, tools/cmd/bench's setup).
 	exchangers *offstack.Pool
 }
 
