@@ -38,6 +38,9 @@ func newBed(t testbed.TB, o options, tools toolPaths) *bed {
 	b := &bed{e: e, ns: netnstest.New(t, "igbench"), wrk: tools.Wrk, path: o.Path, targets: planTargets(o.GuardB != "")}
 	b.lua = e.WriteFile("report.lua", wrkLua)
 	b.fake = e.StartFakeIMDSIn(b.ns, testbed.HostPort("127.0.0.1", fakePort))
+	for _, tg := range b.targets {
+		tg.ClientNS, tg.Upstream = b.ns, b.fake
+	}
 	direct := b.targets[0]
 	direct.Proc = b.fake.Proc
 	direct.Header = "X-aws-ec2-metadata-token: " + putToken(t, b.ns, direct.Addr(), "fakeimds")
@@ -49,7 +52,7 @@ func newBed(t testbed.TB, o options, tools toolPaths) *bed {
 	for _, tg := range b.targets[1:] {
 		b.start(tg, o, tools)
 	}
-	b.preflight(t, o.Path)
+	b.want = preflight(t, b.targets, o.Path)
 	return b
 }
 
@@ -70,28 +73,31 @@ func (b *bed) start(tg *target, o options, tools toolPaths) {
 	}
 }
 
-// preflight checks that every target answers path with 200 and fakeimds's
-// body (fakeimds requires its own tokens, so a 200 for an imdsguard token
-// can only come through imdsguard).
-func (b *bed) preflight(t testbed.TB, path string) {
+// preflight checks that every target answers path with 200 and the body
+// the first one, fakeimds itself, gives (fakeimds requires its own tokens,
+// so a 200 for an imdsguard token can only come through imdsguard). It
+// returns that body.
+func preflight(t testbed.TB, targets []*target, path string) string {
 	t.Helper()
-	for _, tg := range b.targets {
-		r, err := testbed.RawRequestIn(b.ns, tg.Addr(), "GET", path, []string{tg.Header})
+	var want string
+	for i, tg := range targets {
+		r, err := testbed.RawRequestIn(tg.ClientNS, tg.Addr(), "GET", path, []string{tg.Header})
 		if err != nil {
 			t.Fatalf("pre-flight of %s: %v", tg.Label(), err)
 		}
 		if r.Status != 200 {
 			t.Fatalf("pre-flight of %s: GET %s answered %s: %q", tg.Label(), path, r.StatusLine, tail(string(r.Body), 300))
 		}
-		if tg.Kind == kindDirect {
-			b.want = string(r.Body)
-		} else if string(r.Body) != b.want {
-			t.Fatalf("pre-flight of %s: body %q, fakeimds answers %q", tg.Label(), tail(string(r.Body), 300), b.want)
+		if i == 0 {
+			want = string(r.Body)
+		} else if string(r.Body) != want {
+			t.Fatalf("pre-flight of %s: body %q, %s answers %q", tg.Label(), tail(string(r.Body), 300), targets[0].Label(), want)
 		}
 	}
-	if path == "/latest/meta-data/instance-id" && b.want != fakeimds.InstanceID {
-		t.Fatalf("pre-flight: fakeimds answers %q for the instance id, want %q", b.want, fakeimds.InstanceID)
+	if path == "/latest/meta-data/instance-id" && want != fakeimds.InstanceID {
+		t.Fatalf("pre-flight: fakeimds answers %q for the instance id, want %q", want, fakeimds.InstanceID)
 	}
+	return want
 }
 
 // toolPaths are the programs the bench runs, found before anything starts.
@@ -116,18 +122,19 @@ func findTools(t testbed.TB) toolPaths {
 	return toolPaths{Wrk: find("wrk", "/usr/bin/wrk"), Nginx: find("nginx", "/usr/sbin/nginx")}
 }
 
-// cached reports whether target id answers from a cache.
-func (b *bed) cached(id string) bool {
-	tg, err := byID(b.targets, id)
-	return err == nil && tg.Cached()
-}
-
 // upstream reads fakeimds's counts for the checks, once the runs are over.
 func (b *bed) upstream(t testbed.TB) upstreamCounts {
 	t.Helper()
-	s, err := b.fake.Stats()
+	return readCounts(t, "fakeimds", b.fake, b.putsBefore, b.guards)
+}
+
+// readCounts reads fake's counts; putsBefore are the PUTs that were not
+// an imdsguard's, guards the daemons in front of it.
+func readCounts(t testbed.TB, name string, fake *testbed.FakeIMDS, putsBefore, guards int64) upstreamCounts {
+	t.Helper()
+	s, err := fake.Stats()
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("counts of %s: %v", name, err)
 	}
-	return upstreamCounts{Puts: s.TokenPuts - b.putsBefore, Guards: b.guards, Unauthorized: s.Unauthorized}
+	return upstreamCounts{Name: name, Puts: s.TokenPuts - putsBefore, Guards: guards, Unauthorized: s.Unauthorized}
 }

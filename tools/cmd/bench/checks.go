@@ -13,24 +13,28 @@ type check struct {
 	Detail string
 }
 
-// upstreamCounts are fakeimds's counts that the checks read.
+// upstreamCounts are one fakeimds's counts that the checks read.
 type upstreamCounts struct {
-	Puts         int64 // token PUTs after the bench's own
-	Guards       int64 // imdsguard daemons: each must PUT exactly once
-	Unauthorized int64 // requests fakeimds answered 401
+	Name         string // which fakeimds
+	Puts         int64  // token PUTs after the bench's own
+	Guards       int64  // imdsguard daemons in front of it: each must PUT exactly once
+	Unauthorized int64  // requests it answered 401
 }
 
-// checks judges every run (the warm-up's too) and fakeimds's counts;
+// checks judges every run (the warm-up's too) and every fakeimds's counts;
 // cached says which target IDs answer from a cache.
-func checks(runs []result, cached func(id string) bool, label func(string) string, up upstreamCounts) []check {
-	return []check{
-		failedCheck(runs, label),
-		{What: "one upstream token PUT per imdsguard daemon", OK: up.Puts == up.Guards,
-			Detail: fmt.Sprintf("%d PUTs for %d daemons", up.Puts, up.Guards)},
-		{What: "no upstream 401", OK: up.Unauthorized == 0,
-			Detail: fmt.Sprintf("%d answered 401", up.Unauthorized)},
-		getsCheck(runs, cached, label),
+func checks(runs []result, cached func(id string) bool, label func(string) string, ups []upstreamCounts) []check {
+	puts := check{What: "one upstream token PUT per imdsguard daemon", OK: true}
+	unauthorized := check{What: "no upstream 401", OK: true}
+	var putDetail, unauthorizedDetail []string
+	for _, up := range ups {
+		puts.OK = puts.OK && up.Puts == up.Guards
+		putDetail = append(putDetail, fmt.Sprintf("%s: %d PUTs for %d daemons", up.Name, up.Puts, up.Guards))
+		unauthorized.OK = unauthorized.OK && up.Unauthorized == 0
+		unauthorizedDetail = append(unauthorizedDetail, fmt.Sprintf("%s: %d answered 401", up.Name, up.Unauthorized))
 	}
+	puts.Detail, unauthorized.Detail = strings.Join(putDetail, "; "), strings.Join(unauthorizedDetail, "; ")
+	return []check{failedCheck(runs, label), puts, unauthorized, getsCheck(runs, cached, label)}
 }
 
 // failedCheck: no request failed (an answer of 400 or more, or a socket

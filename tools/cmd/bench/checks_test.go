@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -16,31 +17,33 @@ func TestChecks(t *testing.T) {
 			{Round: 1, Conc: 1, Target: "b", wrkResult: wrkResult{Requests: 500}, UpstreamGets: 501},
 		}
 	}
-	okCounts := upstreamCounts{Puts: 2, Guards: 2}
+	okCounts := []upstreamCounts{{Name: "fakeimds", Puts: 2, Guards: 2}, {Name: "other", Puts: 0, Guards: 0}}
 	for _, tc := range []struct {
 		name   string
-		change func(runs []result, up *upstreamCounts)
+		change func(runs []result, up []upstreamCounts)
 		failed string // the failing check's What, "" for none
 		detail string
 	}{
-		{"all good", func([]result, *upstreamCounts) {}, "", ""},
-		{"a socket error in the warm-up", func(r []result, _ *upstreamCounts) { r[0].Errors.Timeout = 1 },
+		{"all good", func([]result, []upstreamCounts) {}, "", ""},
+		{"a socket error in the warm-up", func(r []result, _ []upstreamCounts) { r[0].Errors.Timeout = 1 },
 			"no failed request", "warm-up c=16 d: connect 0, read 0, write 0, status 0, timeout 1"},
-		{"a status error", func(r []result, _ *upstreamCounts) { r[2].Errors.Status = 3 },
+		{"a status error", func(r []result, _ []upstreamCounts) { r[2].Errors.Status = 3 },
 			"no failed request", "round 1 c=1 e"},
-		{"a second PUT", func(_ []result, up *upstreamCounts) { up.Puts = 3 },
-			"one upstream token PUT", "3 PUTs for 2 daemons"},
-		{"an upstream 401", func(_ []result, up *upstreamCounts) { up.Unauthorized = 1 },
-			"no upstream 401", "1 answered 401"},
-		{"fewer GETs than answers", func(r []result, _ *upstreamCounts) { r[1].UpstreamGets = 99 },
+		{"a second PUT", func(_ []result, up []upstreamCounts) { up[0].Puts = 3 },
+			"one upstream token PUT", "fakeimds: 3 PUTs for 2 daemons"},
+		{"a PUT with no daemon in front", func(_ []result, up []upstreamCounts) { up[1].Puts = 1 },
+			"one upstream token PUT", "other: 1 PUTs for 0 daemons"},
+		{"an upstream 401", func(_ []result, up []upstreamCounts) { up[1].Unauthorized = 1 },
+			"no upstream 401", "other: 1 answered 401"},
+		{"fewer GETs than answers", func(r []result, _ []upstreamCounts) { r[1].UpstreamGets = 99 },
 			"uncached targets", "99 GETs for 100 requests"},
-		{"more GETs than answers and connections", func(r []result, _ *upstreamCounts) { r[3].UpstreamGets = 502 },
+		{"more GETs than answers and connections", func(r []result, _ []upstreamCounts) { r[3].UpstreamGets = 502 },
 			"uncached targets", "502 GETs for 500 requests"},
-		{"a cached target is not held to it", func(r []result, _ *upstreamCounts) { r[2].UpstreamGets = 0 }, "", ""},
+		{"a cached target is not held to it", func(r []result, _ []upstreamCounts) { r[2].UpstreamGets = 0 }, "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			runs, up := good(), okCounts
-			tc.change(runs, &up)
+			runs, up := good(), slices.Clone(okCounts)
+			tc.change(runs, up)
 			bad := failedChecks(checks(runs, cached, id, up))
 			if tc.failed == "" {
 				if len(bad) != 0 {

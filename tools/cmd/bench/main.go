@@ -57,10 +57,21 @@ func run(t testbed.TB, o options) {
 	testbed.RaiseNOFILE(t, uint64(max(16384, 4*slices.Max(o.Conc)+1024)))
 	m := readMachine(tools)
 	b := newBed(t, o, tools)
-	warm, runs := b.rounds(t, o)
-	m.LoadAfter = loadAverage()
+	var rb *redirectBed
+	if o.Redirect {
+		rb = newRedirectBed(t, b.e, o.GuardA, o.Path)
+	}
+	warm, runs := b.rounds(t, b.targets, o.Conc, o)
 	rep := report{Command: o.commandLine(), Opts: o, Machine: m, Binaries: bins, Targets: b.targets, Runs: runs}
-	rep.Checks = checks(append(warm, runs...), b.cached, rep.label, b.upstream(t))
+	ups := []upstreamCounts{b.upstream(t)}
+	if rb != nil {
+		rwarm, rruns := b.rounds(t, rb.targets, redirectConcs(), o)
+		rep.RedirectTargets, rep.RedirectRuns = rb.targets, rruns
+		warm, runs = append(warm, rwarm...), append(runs, rruns...)
+		ups = append(ups, rb.upstream(t)...)
+	}
+	rep.Machine.LoadAfter = loadAverage()
+	rep.Checks = checks(append(warm, runs...), rep.cached, rep.label, ups)
 	writeReport(t, o.Out, rep)
 	for _, c := range failedChecks(rep.Checks) {
 		t.Errorf("%s: %s", c.What, c.Detail)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strings"
 )
 
@@ -15,15 +16,29 @@ type report struct {
 	Binaries []binary
 	Targets  []*target
 	Runs     []result // the rounds' (the warm-up is only checked)
-	Checks   []check
+	// The redirect part's (-redirect), when it ran.
+	RedirectTargets []*target
+	RedirectRuns    []result
+	Checks          []check
+}
+
+// target finds a target of either part.
+func (r report) target(id string) (*target, error) {
+	return byID(append(slices.Clip(r.Targets), r.RedirectTargets...), id)
 }
 
 // label names a target ID as the report does: "(e) imdsguard cached".
 func (r report) label(id string) string {
-	if tg, err := byID(r.Targets, id); err == nil {
+	if tg, err := r.target(id); err == nil {
 		return tg.Label()
 	}
 	return "(" + id + ")"
+}
+
+// cached reports whether target id answers from a cache.
+func (r report) cached(id string) bool {
+	tg, err := r.target(id)
+	return err == nil && tg.Cached()
 }
 
 // render writes the report as Markdown.
@@ -46,7 +61,11 @@ func render(w io.Writer, r report) error {
 		renderAB(p, r)
 	}
 	for _, c := range r.Opts.Conc {
-		renderConc(p, r, c)
+		p("## c=%d\n", c)
+		renderTable(p, r.Targets, r.Runs, c)
+	}
+	if len(r.RedirectTargets) > 0 {
+		renderRedirect(p, r)
 	}
 	renderChecks(p, r.Checks)
 	_, err := io.WriteString(w, b.String())
@@ -115,25 +134,24 @@ func renderAB(p printer, r report) {
 	p("")
 }
 
-func renderConc(p printer, r report, c int) {
-	p("## c=%d", c)
-	p("")
+// renderTable writes the figures of targets at concurrency c.
+func renderTable(p printer, targets []*target, runs []result, c int) {
 	head := "| target | req/s | p50 µs | p99 µs | errors | CPU/req µs | upstream GETs/1,000 |"
 	rule := "|---|--:|--:|--:|--:|--:|--:|"
 	if c >= pssFrom {
 		head, rule = head+" PSS MB | connections |", rule+"--:|--:|"
 	}
 	p("%s\n%s", head, rule)
-	for _, tg := range r.Targets {
-		f := func(m metric, format string) string { return num(figure(r.Runs, tg.ID, c, m).Median, format) }
+	for _, tg := range targets {
+		f := func(m metric, format string) string { return num(figure(runs, tg.ID, c, m).Median, format) }
 		var errs int64
-		for _, run := range cell(r.Runs, tg.ID, c) {
+		for _, run := range cell(runs, tg.ID, c) {
 			errs += run.Errors.Total()
 		}
 		line := fmt.Sprintf("| %s | %s | %s | %s | %d | %s | %s |", tg.Label(), f(reqPerSec, "%.0f"),
 			f(p50, "%.0f"), f(p99, "%.0f"), errs, f(cpuPerReq, "%.1f"), f(getsPer1000, "%.1f"))
 		if c >= pssFrom {
-			line += fmt.Sprintf(" %s | %s |", f(pssMB, "%.1f"), conns(r.Runs, tg.ID, c))
+			line += fmt.Sprintf(" %s | %s |", f(pssMB, "%.1f"), conns(runs, tg.ID, c))
 		}
 		p("%s", line)
 	}
@@ -173,4 +191,28 @@ func num(x float64, format string) string {
 		return "—"
 	}
 	return fmt.Sprintf(format, x)
+}
+
+func renderRedirect(p printer, r report) {
+	p("## Through the redirect")
+	p("")
+	p("With `-redirect`: what the redirect costs a container. Two `testbed.Host`s, each the")
+	p("namespaces imds (fakeimds on 169.254.169.254:80), host and a container c1 behind a veth;")
+	p("in one, imdsguard A runs in host with its nat rules (IPv4, no cache), and c1's reads of")
+	p("`http://169.254.169.254` are redirected to it; in the other nothing runs in host and")
+	p("they are routed to IMDS. wrk runs in c1, at c=1 and c=16, in the same rounds' manner.")
+	p("")
+	p("| compared | measure | value | per-round range |\n|---|---|--:|--:|")
+	for _, m := range []metric{reqPerSec, p50, p99} {
+		for _, c := range redirectConcs() {
+			row := abRow{r.label(idRedirected) + " / " + r.label(idRouted), fmt.Sprintf("%s at c=%d", m, c), "", ""}.
+				with(ratio(r.RedirectRuns, idRedirected, idRouted, c, m))
+			p("| %s | %s | %s | %s |", row.Compared, row.Measure, row.Value, row.Range)
+		}
+	}
+	p("")
+	for _, c := range redirectConcs() {
+		p("### c=%d, through the redirect\n", c)
+		renderTable(p, r.RedirectTargets, r.RedirectRuns, c)
+	}
 }

@@ -118,3 +118,54 @@ func TestRenderWithoutB(t *testing.T) {
 		t.Errorf("c=16: want a row per target (5)")
 	}
 }
+
+func TestRenderRedirect(t *testing.T) {
+	r := testReport()
+	r.RedirectTargets = []*target{{ID: idRouted, Name: "routed"}, {ID: idRedirected, Name: "redirected", Kind: kindGuard}}
+	for _, id := range []string{idRouted, idRedirected} {
+		for _, c := range redirectConcs() {
+			r.RedirectRuns = append(r.RedirectRuns, fig{id: id, round: 1, conc: c, rps: 100, p99us: 10}.result())
+		}
+	}
+	s := sections(renderString(t, r))
+	// The ratios (req/s, p50, p99 at c=1 and 16), then a table per c.
+	ts := tables(s["Through the redirect"])
+	if len(ts) != 3 || len(ts[0]) != 2+6 || len(ts[1]) != 2+2 || len(ts[2]) != 2+2 {
+		t.Fatalf("redirect section: want a ratio table of 6 and two of 2 targets, got %v", ts)
+	}
+	if got := ts[0][2]; strings.TrimSpace(got[2]) != "1.00" || !strings.Contains(got[0], "(g) redirected / (f) routed") {
+		t.Errorf("first ratio row %q, want (g)/(f) at 1.00", got)
+	}
+	if _, ok := sections(renderString(t, testReport()))["Through the redirect"]; ok {
+		t.Error("a redirect section without -redirect")
+	}
+}
+
+func renderString(t *testing.T, r report) string {
+	t.Helper()
+	var b strings.Builder
+	if err := render(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+func TestPlanTargets(t *testing.T) {
+	for _, withB := range []bool{false, true} {
+		ts := planTargets(withB)
+		ids, ports := map[string]bool{}, map[int]bool{}
+		for _, tg := range ts {
+			if ids[tg.ID] || ports[tg.Port] || tg.Port == 0 {
+				t.Errorf("B %v: %s on port %d: ID or port taken or none", withB, tg.ID, tg.Port)
+			}
+			ids[tg.ID], ports[tg.Port] = true, true
+		}
+		want := 5
+		if withB {
+			want = 7
+		}
+		if len(ts) != want || ts[0].Port != fakePort {
+			t.Errorf("B %v: %d targets, the first on %d; want %d, the first fakeimds's", withB, len(ts), ts[0].Port, want)
+		}
+	}
+}

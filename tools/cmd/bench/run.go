@@ -15,7 +15,7 @@ import (
 func (b *bed) measure(t testbed.TB, tg *target, round, conc int, d time.Duration) result {
 	t.Helper()
 	res := result{Round: round, Conc: conc, Target: tg.ID}
-	gets0 := b.settledGets(t)
+	gets0 := settledGets(t, tg.Upstream)
 	cpu0, err := treeCPU(tg.Proc.Pid())
 	if err != nil {
 		t.Fatalf("run of %s c=%d: %v", tg.Label(), conc, err)
@@ -40,7 +40,7 @@ func (b *bed) measure(t testbed.TB, tg *target, round, conc int, d time.Duration
 	if err != nil {
 		t.Fatalf("run of %s c=%d: %v", tg.Label(), conc, err)
 	}
-	res.CPU, res.UpstreamGets = cpu1-cpu0, b.settledGets(t)-gets0
+	res.CPU, res.UpstreamGets = cpu1-cpu0, settledGets(t, tg.Upstream)-gets0
 	return res
 }
 
@@ -48,7 +48,7 @@ func (b *bed) measure(t testbed.TB, tg *target, round, conc int, d time.Duration
 func (b *bed) runWrk(t testbed.TB, tg *target, conc int, d time.Duration) wrkResult {
 	t.Helper()
 	url := "http://" + tg.Addr() + b.path
-	p := testbed.StartProc(t, testbed.ProcSpec{Name: "wrk", Path: b.wrk, NS: b.ns,
+	p := testbed.StartProc(t, testbed.ProcSpec{Name: "wrk", Path: b.wrk, NS: tg.ClientNS,
 		Args: wrkArgs(conc, d, b.lua, tg.Header, url)})
 	select {
 	case <-p.Done():
@@ -68,10 +68,10 @@ func (b *bed) runWrk(t testbed.TB, tg *target, conc int, d time.Duration) wrkRes
 	return r
 }
 
-// alive fails the program when fakeimds or tg's server exited.
+// alive fails the program when tg's server or its fakeimds exited.
 func (b *bed) alive(t testbed.TB, tg *target, conc int) {
 	t.Helper()
-	for _, p := range []*testbed.Proc{b.fake.Proc, tg.Proc} {
+	for _, p := range []*testbed.Proc{tg.Upstream.Proc, tg.Proc} {
 		if done, err := p.Exited(); done {
 			t.Fatalf("%s exited during the run of %s c=%d: %v\n%s", p.Name, tg.Label(), conc, err, p.Logs())
 		}
@@ -81,11 +81,11 @@ func (b *bed) alive(t testbed.TB, tg *target, conc int) {
 // settledGets is fakeimds's GET count once it has stopped moving: requests
 // a proxy still had in flight when wrk stopped land in the run that sent
 // them. It gives up waiting after 5 s.
-func (b *bed) settledGets(t testbed.TB) int64 {
+func settledGets(t testbed.TB, fake *testbed.FakeIMDS) int64 {
 	t.Helper()
 	last := int64(-1)
 	for range 50 {
-		s, err := b.fake.Stats()
+		s, err := fake.Stats()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -99,18 +99,18 @@ func (b *bed) settledGets(t testbed.TB) int64 {
 }
 
 // rounds runs the warm-up (every target at c=16), then every round: every
-// target at the first concurrency, then at the next, and so on. It prints
-// a line per run and returns the warm-up's results and the rounds'.
-func (b *bed) rounds(t testbed.TB, o options) (warm, runs []result) {
+// target at the first of concs, then at the next, and so on. It prints a
+// line per run and returns the warm-up's results and the rounds'.
+func (b *bed) rounds(t testbed.TB, targets []*target, concs []int, o options) (warm, runs []result) {
 	t.Helper()
 	if o.Warmup > 0 {
-		for _, tg := range b.targets {
+		for _, tg := range targets {
 			warm = append(warm, b.measure(t, tg, 0, 16, o.Warmup))
 		}
 	}
 	for round := 1; round <= o.Rounds; round++ {
-		for _, c := range o.Conc {
-			for _, tg := range b.targets {
+		for _, c := range concs {
+			for _, tg := range targets {
 				r := b.measure(t, tg, round, c, o.Duration)
 				fmt.Println(progressLine(tg, r))
 				runs = append(runs, r)

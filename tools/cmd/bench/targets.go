@@ -18,23 +18,31 @@ const (
 )
 
 // target is one server the load is measured against. The plan fills ID to
-// Port; the bed, once the server runs, Header and Proc.
+// Port; the bed, once the server runs, the rest.
 type target struct {
-	ID     string // (a) to (e), (d') and (e') for imdsguard B
-	Name   string // as the report names it
-	Kind   kind
-	Build  string // "A" or "B" for imdsguard, "" for the others
-	Port   int    // on 127.0.0.1 of the bench namespace
-	Header string // the token header wrk sends
-	Proc   *testbed.Proc
+	ID       string // (a) to (e), (d') and (e') for imdsguard B
+	Name     string // as the report names it
+	Kind     kind
+	Build    string // "A" or "B" for imdsguard, "" for the others
+	Host     string // the address clients ask; "" is 127.0.0.1
+	Port     int
+	ClientNS string            // the network namespace wrk runs in
+	Header   string            // the token header wrk sends
+	Proc     *testbed.Proc     // the server (nginx: its master)
+	Upstream *testbed.FakeIMDS // the fakeimds behind it (or it itself)
 }
 
 // Cached reports whether the target answers repeated reads from a cache
 // (its upstream GETs are then not one per request).
 func (tg *target) Cached() bool { return tg.Kind == kindNginxCache || tg.Kind == kindGuardCache }
 
-// Addr is where the target listens.
-func (tg *target) Addr() string { return testbed.HostPort("127.0.0.1", tg.Port) }
+// Addr is where clients of the target connect.
+func (tg *target) Addr() string {
+	if tg.Host == "" {
+		return testbed.HostPort("127.0.0.1", tg.Port)
+	}
+	return testbed.HostPort(tg.Host, tg.Port)
+}
 
 // Label is the ID and the name: "(e) imdsguard cached".
 func (tg *target) Label() string { return "(" + tg.ID + ") " + tg.Name }
