@@ -51,6 +51,13 @@ func nginxConf(dir string, port int, upstream string, cache, asRoot bool) string
 	if cache {
 		w("    proxy_cache_path %s/cache levels=1:2 keys_zone=imds:1m max_size=16m inactive=10m use_temp_path=off;", dir)
 	}
+	nginxServer(w, port, upstream, cache)
+	w("}")
+	return b.String()
+}
+
+// nginxServer writes the upstream and server blocks.
+func nginxServer(w func(string, ...any), port int, upstream string, cache bool) {
 	w("    # Upstream keep-alive: HTTP/1.1, an empty Connection header, and no")
 	w("    # close every 1,000 requests.")
 	w("    upstream imds {")
@@ -70,8 +77,6 @@ func nginxConf(dir string, port int, upstream string, cache, asRoot bool) string
 	}
 	w("        }")
 	w("    }")
-	w("}")
-	return b.String()
 }
 
 // nginxCacheConf writes the cached instance's location directives.

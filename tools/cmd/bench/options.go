@@ -26,6 +26,12 @@ type options struct {
 	Args     []string      // the command line as given, for the report
 }
 
+// The defaults of -rounds and -duration: a report made with less says so.
+const (
+	defaultRounds   = 3
+	defaultDuration = 4 * time.Second
+)
+
 // maxConc bounds -concurrency: what the open-files limit is raised for.
 const maxConc = 5000
 
@@ -35,8 +41,8 @@ func parseOptions(args []string, root string, stderr io.Writer) (options, error)
 	o := options{Args: args}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.IntVar(&o.Rounds, "rounds", 3, "rounds; each figure is the median over them")
-	fs.DurationVar(&o.Duration, "duration", 4*time.Second, "length of each measured run (whole seconds: wrk's -d)")
+	fs.IntVar(&o.Rounds, "rounds", defaultRounds, "rounds; each figure is the median over them")
+	fs.DurationVar(&o.Duration, "duration", defaultDuration, "length of each measured run (whole seconds: wrk's -d)")
 	fs.DurationVar(&o.Warmup, "warmup", 2*time.Second, "warm-up of each target at c=16 before the rounds (whole seconds; 0: none)")
 	conc := fs.String("concurrency", "1,16,256,1000", "wrk connections, comma-separated: one run each per target and round")
 	fs.StringVar(&o.Path, "path", "/latest/meta-data/instance-id", "metadata path requested")
@@ -92,6 +98,10 @@ func (o options) check() error {
 	}
 	return errors.Join(errs...)
 }
+
+// reduced reports whether the run had fewer rounds or shorter runs than
+// the defaults.
+func (o options) reduced() bool { return o.Rounds < defaultRounds || o.Duration < defaultDuration }
 
 // commandLine is the command as run, for the report.
 func (o options) commandLine() string {

@@ -55,6 +55,11 @@ func render(w io.Writer, r report) error {
 	p("")
 	p("```sh\n%s\n```", r.Command)
 	p("")
+	if r.Opts.reduced() {
+		p("**A reduced run** (%d round(s) of %v; `make bench` runs %d of %v): its figures say that the", r.Opts.Rounds, r.Opts.Duration, defaultRounds, defaultDuration)
+		p("command works, not how fast anything is.")
+		p("")
+	}
 	renderMachine(p, r)
 	renderEnvelope(p, r)
 	if len(r.Binaries) > 1 {

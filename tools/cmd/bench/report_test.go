@@ -3,6 +3,7 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // testReport has both builds, runs at c=16 and 1000 and one failed check.
@@ -60,6 +61,14 @@ func TestRender(t *testing.T) {
 	}
 	doc := b.String()
 	s := sections(doc)
+	if !strings.Contains(s[""], "**A reduced run** (1 round(s) of 0s;") {
+		t.Errorf("a run of 1 round is not said to be reduced:\n%s", s[""])
+	}
+	full := testReport()
+	full.Opts.Rounds, full.Opts.Duration = 3, 4*time.Second
+	if strings.Contains(renderString(t, full), "reduced") {
+		t.Error("a run with the default rounds and duration is said to be reduced")
+	}
 	if !strings.HasPrefix(doc, "# Benchmarks\n") || !strings.Contains(s[""], "```sh\nbin/bench -rounds 1 -concurrency 16,1000 -imdsguard-b /tmp/old\n```") {
 		t.Errorf("no title or no command:\n%s", s[""])
 	}
