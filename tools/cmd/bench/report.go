@@ -97,7 +97,7 @@ func renderMachine(p printer, r report) {
 	}
 	p("| nginx | %s; configuration in `tools/cmd/bench/nginx.go`, cache valid `%s` |", m.Nginx, nginxValid)
 	p("| wrk | %s; c=1 is `-t1 -c1`, more is `-t2 -cN`; keep-alive; `--timeout %v` |", m.Wrk, wrkTimeout)
-	p("| runs | %d round(s) of %v per target and concurrency, interleaved (every target at one c, then the next c, then the next round), after %v of warm-up per target at c=16; each figure is the median over the rounds |",
+	p("| runs | %d round(s) of %v per target and concurrency, interleaved (every target at one c, then the next c, then the next round; even rounds take the targets in reverse order), after %v of warm-up per target at c=16; each figure is the median over the rounds |",
 		o.Rounds, o.Duration, o.Warmup)
 	p("| request | `GET %s` with an IMDSv2 token: fakeimds's for (a) to (c) (nginx passes it on), the daemon's own for imdsguard |", o.Path)
 	p("| measured | req/s, p50 and p99 by wrk; CPU per request of the server (nginx: master and workers) from /proc/PID/stat; upstream GETs counted by fakeimds; at c=%d the server's PSS (/proc/PID/smaps_rollup) sampled during the run, its peak, with the connections it held |", pssFrom)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/imdsguard/imdsguard/tools/testbed"
@@ -99,8 +100,9 @@ func settledGets(t testbed.TB, fake *testbed.FakeIMDS) int64 {
 }
 
 // rounds runs the warm-up (every target at c=16), then every round: every
-// target at the first of concs, then at the next, and so on. It prints a
-// line per run and returns the warm-up's results and the rounds'.
+// target at the first of concs, then at the next, and so on (roundOrder).
+// It prints a line per run and returns the warm-up's results and the
+// rounds'.
 func (b *bed) rounds(t testbed.TB, targets []*target, concs []int, o options) (warm, runs []result) {
 	t.Helper()
 	if o.Warmup > 0 {
@@ -110,7 +112,7 @@ func (b *bed) rounds(t testbed.TB, targets []*target, concs []int, o options) (w
 	}
 	for round := 1; round <= o.Rounds; round++ {
 		for _, c := range concs {
-			for _, tg := range targets {
+			for _, tg := range roundOrder(targets, round) {
 				r := b.measure(t, tg, round, c, o.Duration)
 				fmt.Println(progressLine(tg, r))
 				runs = append(runs, r)
@@ -118,6 +120,19 @@ func (b *bed) rounds(t testbed.TB, targets []*target, concs []int, o options) (w
 		}
 	}
 	return warm, runs
+}
+
+// roundOrder is the order of the targets in a round: as planned in odd
+// rounds, reversed in even ones, so that a drift of the machine during a
+// round (or a target slowed by the one before it) does not always favour
+// the same side of a ratio, B after A above all.
+func roundOrder(targets []*target, round int) []*target {
+	if round%2 == 1 {
+		return targets
+	}
+	out := slices.Clone(targets)
+	slices.Reverse(out)
+	return out
 }
 
 // progressLine is one run, as printed while the rounds go.
