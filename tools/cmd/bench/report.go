@@ -161,6 +161,11 @@ func renderTable(p printer, targets []*target, runs []result, c int) {
 		p("%s", line)
 	}
 	p("")
+	if c >= pssFrom {
+		p("PSS is the peak of the server's processes during the run; connections, the most established")
+		p("connections on its port at a sample (fakeimds's include the proxies' kept upstream ones).")
+		p("")
+	}
 }
 
 // conns is the fewest connections a target held at its peak over the rounds.
