@@ -21,7 +21,6 @@ type bed struct {
 	fake    *testbed.FakeIMDS
 	targets []*target
 	path    string // what every request asks
-	want    string // fakeimds's answer to it
 	// putsBefore is fakeimds's token PUT count once the direct token was
 	// made: every later PUT is an imdsguard's.
 	putsBefore int64
@@ -44,15 +43,11 @@ func newBed(t testbed.TB, o options, tools toolPaths) *bed {
 	direct := b.targets[0]
 	direct.Proc = b.fake.Proc
 	direct.Header = "X-aws-ec2-metadata-token: " + putToken(t, b.ns, direct.Addr(), "fakeimds")
-	s, err := b.fake.Stats()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.putsBefore = s.TokenPuts
+	b.putsBefore = readCounts(t, "fakeimds", b.fake, 0, 0).Puts
 	for _, tg := range b.targets[1:] {
 		b.start(tg, o, tools)
 	}
-	b.want = preflight(t, b.targets, o.Path)
+	preflight(t, b.targets, o.Path)
 	return b
 }
 
@@ -75,9 +70,8 @@ func (b *bed) start(tg *target, o options, tools toolPaths) {
 
 // preflight checks that every target answers path with 200 and the body
 // the first one, fakeimds itself, gives (fakeimds requires its own tokens,
-// so a 200 for an imdsguard token can only come through imdsguard). It
-// returns that body.
-func preflight(t testbed.TB, targets []*target, path string) string {
+// so a 200 for an imdsguard token can only come through imdsguard).
+func preflight(t testbed.TB, targets []*target, path string) {
 	t.Helper()
 	var want string
 	for i, tg := range targets {
@@ -97,7 +91,6 @@ func preflight(t testbed.TB, targets []*target, path string) string {
 	if path == "/latest/meta-data/instance-id" && want != fakeimds.InstanceID {
 		t.Fatalf("pre-flight: fakeimds answers %q for the instance id, want %q", want, fakeimds.InstanceID)
 	}
-	return want
 }
 
 // toolPaths are the programs the bench runs, found before anything starts.

@@ -42,7 +42,7 @@ func newRedirectBed(t testbed.TB, e *testbed.Env, bin, path string) *redirectBed
 	for _, tg := range []*target{routed, redirected} {
 		tg.Header = "X-aws-ec2-metadata-token: " + putToken(t, tg.ClientNS, tg.Addr(), tg.Label())
 	}
-	rb.routedPuts = readCounts(t, "", plain.Fake4, 0, 0).Puts
+	rb.routedPuts = readCounts(t, "fakeimds of the routed host", plain.Fake4, 0, 0).Puts
 	rb.targets = []*target{routed, redirected}
 	preflight(t, rb.targets, path)
 	return rb
