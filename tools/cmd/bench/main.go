@@ -91,7 +91,9 @@ func readBinaries(t testbed.TB, o options) []binary {
 		if _, err := os.Stat(p[1]); err != nil {
 			t.Fatalf("imdsguard %s: %v (make build makes bin/imdsguard)", p[0], err)
 		}
-		out = append(out, readBinary(p[0], p[1]))
+		b := readBinary(p[0], p[1])
+		b.Path = o.shown(p[1])
+		out = append(out, b)
 	}
 	return out
 }

@@ -24,6 +24,7 @@ type options struct {
 	GuardB   string        // imdsguard binary B; "": no A/B
 	Redirect bool          // also measure imdsguard through its nat rules
 	Args     []string      // the command line as given, for the report
+	Root     string        // the repository
 }
 
 // The defaults of -rounds and -duration: a report made with less says so.
@@ -38,7 +39,7 @@ const maxConc = 5000
 // parseOptions reads args (without the program name); root is the
 // repository, which the default paths are in.
 func parseOptions(args []string, root string, stderr io.Writer) (options, error) {
-	o := options{Args: args}
+	o := options{Args: args, Root: root}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.IntVar(&o.Rounds, "rounds", defaultRounds, "rounds; each figure is the median over them")
@@ -102,6 +103,16 @@ func (o options) check() error {
 // reduced reports whether the run had fewer rounds or shorter runs than
 // the defaults.
 func (o options) reduced() bool { return o.Rounds < defaultRounds || o.Duration < defaultDuration }
+
+// shown is path as the report shows it: relative to the repository when
+// inside it.
+func (o options) shown(path string) string {
+	rel, err := filepath.Rel(o.Root, path)
+	if err != nil || !filepath.IsLocal(rel) {
+		return path
+	}
+	return rel
+}
 
 // commandLine is the command as run, for the report.
 func (o options) commandLine() string {

@@ -56,3 +56,16 @@ func TestCommandLine(t *testing.T) {
 		t.Errorf("no arguments: %s", got)
 	}
 }
+
+func TestShown(t *testing.T) {
+	o := options{Root: "/repo"}
+	for path, want := range map[string]string{
+		"/repo/bin/imdsguard": "bin/imdsguard",
+		"/tmp/old/imdsguard":  "/tmp/old/imdsguard",
+		"/repository/bin/x":   "/repository/bin/x",
+	} {
+		if got := o.shown(path); got != want {
+			t.Errorf("shown(%s) = %s, want %s", path, got, want)
+		}
+	}
+}
