@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the test tools into bin/ of the repository: aemm (the IMDS mock,
-# from the tools module's `tool` directive), imdsclient, fakeimds,
-# bareproxy, gofloor. A binary newer than all of its sources is left alone, so
-# running this on every `make test` costs next to nothing.
+# from the tools module's `tool` directive), imdsclient, fakeimds and bench
+# (the benchmarks, `make bench`). A binary newer than all of its sources is
+# left alone, so running this on every `make test` costs next to nothing.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -38,8 +38,7 @@ build() {
 build aemm github.com/aws/amazon-ec2-metadata-mock/cmd go.mod go.sum
 build imdsclient ./cmd/imdsclient go.mod go.sum cmd/imdsclient
 build fakeimds ./cmd/fakeimds go.mod go.sum cmd/fakeimds fakeimds
-build bareproxy ./cmd/bareproxy go.mod go.sum cmd/bareproxy
-build gofloor ./cmd/gofloor go.mod go.sum cmd/gofloor
+build bench ./cmd/bench go.mod go.sum cmd/bench testbed fakeimds ../internal/netnstest ../internal/testenv
 # A static copy for the client images of the container runtime tests
 # (a busybox root has no libc).
 CGO_ENABLED=0 build imdsclient-static ./cmd/imdsclient go.mod go.sum cmd/imdsclient

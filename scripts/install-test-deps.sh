@@ -10,7 +10,7 @@ packages=(
 	iproute2         # ip netns: network namespaces as test hosts
 	iptables         # the redirect rules
 	wrk hey          # load generators
-	nginx-light      # the reference reverse proxy of the benchmarks (scripts/bench.sh)
+	nginx-light      # the reference reverse proxy of the benchmarks (tools/cmd/bench)
 	python3-boto     # legacy IMDSv1-only client
 	python3-botocore # IMDSv2 client
 	awscli           # aws configure export-credentials

@@ -8,21 +8,21 @@ import (
 	"github.com/imdsguard/imdsguard/tools/testbed"
 )
 
-// TestFakeIMDSBehindBareProxy runs the benchmark pair: real clients through
-// the baseline reverse proxy to the fake upstream, whose counters and record
-// show what arrived (including the X-Forwarded-For that a plain
+// TestFakeIMDSBehindReverseProxy: real clients, directly and through a
+// plain reverse proxy, to the fake upstream, whose counters and record show
+// what arrived (including the X-Forwarded-For that a plain
 // httputil.ReverseProxy adds, which imdsguard must never send).
-func TestFakeIMDSBehindBareProxy(t *testing.T) {
+func TestFakeIMDSBehindReverseProxy(t *testing.T) {
 	e := testbed.New(t)
-	e.RequireBins("fakeimds", "bareproxy", "imdsclient")
+	e.RequireBins("fakeimds", "imdsclient")
 	f := e.StartFakeIMDS(true)
-	_, proxyURL := e.StartBareProxy(f.URL)
+	proxyURL := e.StartReverseProxy(f.URL)
 	runClients(t, e, []clientCase{
 		{"sdk v2 direct", e.IMDSClient("v2", f.URL, "-no-fallback", "-get", "instance-id"), true, fakeimds.InstanceID},
-		{"sdk v2 via bareproxy", e.IMDSClient("v2", proxyURL, "-no-fallback", "-get", "placement/availability-zone"), true, fakeimds.AvailabilityZone},
-		{"sdk v2 creds via bareproxy", e.IMDSClient("v2", proxyURL, "-creds"), true, fakeimds.AccessKeyID},
-		{"sdk v1 via bareproxy fails 401", e.IMDSClient("v1", proxyURL, "-get", "instance-id"), false, "HTTP 401"},
-		{"botocore via bareproxy", e.Botocore(proxyURL), true, fakeimds.AccessKeyID},
+		{"sdk v2 via reverse proxy", e.IMDSClient("v2", proxyURL, "-no-fallback", "-get", "placement/availability-zone"), true, fakeimds.AvailabilityZone},
+		{"sdk v2 creds via reverse proxy", e.IMDSClient("v2", proxyURL, "-creds"), true, fakeimds.AccessKeyID},
+		{"sdk v1 via reverse proxy fails 401", e.IMDSClient("v1", proxyURL, "-get", "instance-id"), false, "HTTP 401"},
+		{"botocore via reverse proxy", e.Botocore(proxyURL), true, fakeimds.AccessKeyID},
 	})
 	checkFakeStats(t, f)
 	checkForwardedRecorded(t, f)
@@ -61,7 +61,7 @@ func checkForwardedRecorded(t *testing.T, f *testbed.FakeIMDS) {
 		}
 	}
 	if direct == 0 || relayed == 0 {
-		t.Errorf("records: %d without X-Forwarded-For, %d with; want both (direct and via bareproxy)", direct, relayed)
+		t.Errorf("records: %d without X-Forwarded-For, %d with; want both (direct and via the reverse proxy)", direct, relayed)
 	}
 }
 

@@ -1,6 +1,6 @@
 // Package testbed is the harness of the end-to-end tests: it finds the
 // repository and its binaries, starts amazon-ec2-metadata-mock (AEMM), the
-// fake upstream, the baseline proxy and imdsguard itself as child processes
+// fake upstream and imdsguard itself as child processes
 // (in this network namespace or in one a test made), always waits for them,
 // runs the real IMDS clients against an endpoint, and speaks raw HTTP/1.1
 // over a socket for requests that client libraries would clean up. For the

@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"time"
 
@@ -75,14 +78,18 @@ func (f *FakeIMDS) Records() ([]fakeimds.Record, error) {
 	return recs, sc.Err()
 }
 
-// StartBareProxy starts bin/bareproxy from a free loopback port to upstream
-// and returns its base URL.
-func (e *Env) StartBareProxy(upstream string) (*Proc, string) {
+// StartReverseProxy serves a plain httputil.ReverseProxy to upstream (a
+// base URL) on a free loopback port, in this process, until the test ends,
+// and returns its base URL: the reverse proxy a user would put in front of
+// IMDS without thinking (it adds X-Forwarded-For, which imdsguard must
+// never send).
+func (e *Env) StartReverseProxy(upstream string) string {
 	e.T.Helper()
-	e.RequireBins("bareproxy")
-	addr := HostPort("127.0.0.1", FreePort(e.T))
-	p := StartProc(e.T, ProcSpec{Name: "bareproxy", Path: e.Bin("bareproxy"),
-		Args: []string{"-listen", addr, "-upstream", upstream}})
-	WaitListening(e.T, p, "", addr)
-	return p, "http://" + addr
+	u, err := url.Parse(upstream)
+	if err != nil || u.Host == "" {
+		e.T.Fatalf("reverse proxy to %q: want a base URL (%v)", upstream, err)
+	}
+	srv := httptest.NewServer(httputil.NewSingleHostReverseProxy(u))
+	e.T.Cleanup(srv.Close)
+	return srv.URL
 }

@@ -56,6 +56,9 @@ func orZero(d string) string {
 type GuardOptions struct {
 	NS   string   // network namespace to run in; "" = this one
 	Args []string // more arguments after `run --config FILE`
+	// Bin is the imdsguard executable; "" = bin/imdsguard of the
+	// repository. The benchmarks run a second build beside it (an A/B).
+	Bin string
 }
 
 // Guard is a running imdsguard.
@@ -68,16 +71,20 @@ type Guard struct {
 }
 
 // StartGuard writes cfg to a file, starts `bin/imdsguard run --config FILE`
-// and waits until its port accepts connections. It is stopped with SIGTERM
+// (or o.Bin's) and waits until its port accepts connections. It is stopped with SIGTERM
 // (and reaped) when the test ends; its stderr (JSON log lines) is shown if
 // the test failed.
 func (e *Env) StartGuard(cfg GuardConfig, o GuardOptions) *Guard {
 	e.T.Helper()
-	e.RequireBins("imdsguard")
+	bin := o.Bin
+	if bin == "" {
+		e.RequireBins("imdsguard")
+		bin = e.Bin("imdsguard")
+	}
 	cfg = e.guardDefaults(cfg)
 	path := e.WriteFile(fmt.Sprintf("imdsguard-%d.yaml", cfg.Port), cfg.YAML())
 	p := StartProc(e.T, ProcSpec{
-		Name: "imdsguard", Path: e.Bin("imdsguard"), NS: o.NS,
+		Name: "imdsguard", Path: bin, NS: o.NS,
 		Args: append([]string{"run", "--config", path}, o.Args...),
 	})
 	g := &Guard{Proc: p, Config: cfg, ConfigPath: path, Addr: HostPort("127.0.0.1", cfg.Port)}

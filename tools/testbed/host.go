@@ -56,6 +56,10 @@ type HostOptions struct {
 	// AllowIMDSv1 runs AEMM without -I: an instance still set to
 	// http-tokens optional.
 	AllowIMDSv1 bool
+	// FakeIMDS serves both metadata addresses with fakeimds instead of
+	// AEMM: a fast upstream for load (AEMM crashes under concurrent token
+	// PUTs). Fake4 and Fake6 are then set, AEMM4 and AEMM6 nil.
+	FakeIMDS bool
 }
 
 // Host is the three-namespace model of an instance (TESTBED.md):
@@ -75,23 +79,29 @@ type Host struct {
 	IMDSNS string // the namespaces' names
 	HostNS string
 	C1NS   string
-	C2NS   string // "" without HostOptions.SecondContainer
-	AEMM4  *AEMM  // AEMM on 169.254.169.254:80
-	AEMM6  *AEMM  // AEMM on [fd00:ec2::254]:80
+	C2NS   string    // "" without HostOptions.SecondContainer
+	AEMM4  *AEMM     // AEMM on 169.254.169.254:80
+	AEMM6  *AEMM     // AEMM on [fd00:ec2::254]:80
+	Fake4  *FakeIMDS // with HostOptions.FakeIMDS: fakeimds on 169.254.169.254:80
+	Fake6  *FakeIMDS // and on [fd00:ec2::254]:80
 
 	keyFile   string // tokens.key_file: the same across restarts
 	socketDir string // admin.socket's directory (short path)
 	pods      int    // pods added (AddPod, pods.go)
 }
 
-// NewHost builds the namespaces, starts AEMM on both IMDS addresses and
+// NewHost builds the namespaces, starts AEMM (or fakeimds) on both IMDS addresses and
 // waits until the host and every container can reach both directly (no
 // rules yet): the baseline, and proof that IPv6 addresses left the
 // tentative state.
 func (e *Env) NewHost(o HostOptions) *Host {
 	e.T.Helper()
 	netnstest.RequireRoot(e.T)
-	e.RequireBins("aemm")
+	if o.FakeIMDS {
+		e.RequireBins("fakeimds")
+	} else {
+		e.RequireBins("aemm")
+	}
 	h := &Host{
 		e:         e,
 		IMDSNS:    netnstest.New(e.T, "imds"),
@@ -113,8 +123,7 @@ func (e *Env) NewHost(o HostOptions) *Host {
 	}
 	netnstest.Run(t, "ip", "netns", "exec", h.HostNS, "sysctl", "-q", "-w",
 		"net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
-	h.AEMM4 = e.StartAEMM(AEMMOptions{Host: IMDSv4, Port: 80, NS: h.IMDSNS, AllowIMDSv1: o.AllowIMDSv1})
-	h.AEMM6 = e.StartAEMM(AEMMOptions{Host: IMDSv6, Port: 80, NS: h.IMDSNS, AllowIMDSv1: o.AllowIMDSv1})
+	h.startIMDS(o)
 	for _, ns := range h.Namespaces() {
 		waitNotTentative(t, ns)
 	}
@@ -124,6 +133,18 @@ func (e *Env) NewHost(o HostOptions) *Host {
 		}
 	}
 	return h
+}
+
+// startIMDS starts the metadata service on both addresses of the imds
+// namespace: AEMM, or fakeimds with o.FakeIMDS.
+func (h *Host) startIMDS(o HostOptions) {
+	if o.FakeIMDS {
+		h.Fake4 = h.e.StartFakeIMDSIn(h.IMDSNS, IMDSAddr(4))
+		h.Fake6 = h.e.StartFakeIMDSIn(h.IMDSNS, IMDSAddr(6))
+		return
+	}
+	h.AEMM4 = h.e.StartAEMM(AEMMOptions{Host: IMDSv4, Port: 80, NS: h.IMDSNS, AllowIMDSv1: o.AllowIMDSv1})
+	h.AEMM6 = h.e.StartAEMM(AEMMOptions{Host: IMDSv6, Port: 80, NS: h.IMDSNS, AllowIMDSv1: o.AllowIMDSv1})
 }
 
 // link joins the host namespace (uplink0, or a container's host-side
@@ -275,7 +296,15 @@ func (h *Host) guardConfig(c HostGuardConfig) GuardConfig {
 // the namespace goes.
 func (h *Host) StartGuard(c HostGuardConfig, args ...string) *Guard {
 	h.e.T.Helper()
-	return h.e.StartGuard(h.guardConfig(c), GuardOptions{NS: h.HostNS, Args: args})
+	return h.StartGuardWith(c, GuardOptions{Args: args})
+}
+
+// StartGuardWith is StartGuard with options (another binary: o.Bin); the
+// daemon runs in the host namespace whatever o.NS says.
+func (h *Host) StartGuardWith(c HostGuardConfig, o GuardOptions) *Guard {
+	h.e.T.Helper()
+	o.NS = h.HostNS
+	return h.e.StartGuard(h.guardConfig(c), o)
 }
 
 // ReloadGuard rewrites g's configuration file from c and sends SIGHUP (the
