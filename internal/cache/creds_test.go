@@ -68,7 +68,7 @@ func TestCredentialsRefreshAhead(t *testing.T) {
 		if n := f.count(rolePath); n != 4 {
 			t.Fatalf("after the back-off: %d upstream reads, want 4", n)
 		}
-		time.Sleep(credRetry / 4) // the second back-off is at least credRetry
+		time.Sleep(credRetry - time.Second) // the second back-off is at least credRetry
 		read(Hit)
 		if n := f.count(rolePath); n != 4 {
 			t.Fatalf("inside the second back-off: %d upstream reads, want 4", n)
@@ -87,12 +87,15 @@ func TestCredentialsRefreshAhead(t *testing.T) {
 }
 
 // Past Expiration - CredMargin credentials are no longer a hit; when IMDS
-// fails they are served stale, but never past their Expiration.
+// fails they are served stale, but never past their Expiration, however
+// long the grace.
 func TestCredentialsNeverServedExpired(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		expires := time.Now().Add(20 * time.Minute)
 		f := newFake(map[string]fakeAnswer{rolePath: {status: 200, body: credsBody("ASIA1", expires)}})
-		cache := newTestCache(t, f, testConfig())
+		cfg := testConfig()
+		cfg.StaleGrace.Duration = time.Hour // longer than CredMargin: Expiration ends them, not the grace
+		cache := newTestCache(t, f, cfg)
 		get(t, cache, rolePath)
 		synctest.Wait()
 		time.Sleep(20*time.Minute - CredMargin + time.Second)

@@ -130,7 +130,11 @@ func TestCloseStopsUpstreamRequests(t *testing.T) {
 		if _, _, o := get(t, cache, p); o != Stale {
 			t.Fatalf("IMDS hanging: %s, want stale", o)
 		}
-		cache.Close() // returns: the hanging request was cancelled
+		start := time.Now()
+		cache.Close()
+		if d := time.Since(start); d != 0 {
+			t.Fatalf("Close waited %v for the hanging request instead of cancelling it", d)
+		}
 		close(gate)
 		if _, _, o := get(t, cache, p); o != Bypass {
 			t.Fatalf("after Close: %s, want bypass", o)
