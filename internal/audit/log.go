@@ -106,16 +106,13 @@ func (a *Log) Run(ctx context.Context) {
 		case <-tick:
 			a.flush(a.take())
 		case <-ctx.Done():
-			for {
-				select {
-				case ev := <-a.queue:
-					ev.Log(a.l)
-				case t := <-a.tables:
-					a.flush(t)
-				default:
-					a.flush(a.take())
-					return
-				}
+			// From now on this case is ready on every turn, and select
+			// picks among ready cases at random: the loop goes on writing
+			// what is queued until nothing is (a Record waiting on a full
+			// channel leaves it full, so it is written too).
+			if len(a.queue) == 0 && len(a.tables) == 0 {
+				a.flush(a.take())
+				return
 			}
 		}
 	}
