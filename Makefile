@@ -65,13 +65,11 @@ deb:
 image:
 	scripts/build-image.sh $(if $(DOCKER_HOST),--docker-host $(DOCKER_HOST))
 
-# A longer fuzz of the parser and the pipeline than `make test` does.
+# A longer fuzz than `make test` does: every fuzz target of the main module,
+# found by scripts/fuzz.sh (go test -list), FUZZTIME each.
 FUZZTIME ?= 60s
 fuzz:
-	$(GO) test ./internal/canon -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME)
-	$(GO) test ./proxy -run='^$$' -fuzz=FuzzPipeline -fuzztime=$(FUZZTIME)
-	$(GO) test ./policy -run='^$$' -fuzz=FuzzMatch -fuzztime=$(FUZZTIME)
-	$(GO) test ./proxy/h1 -run='^$$' -fuzz=FuzzSameAsNetHTTP -fuzztime=$(FUZZTIME)
+	GO="$(GO)" FUZZTIME="$(FUZZTIME)" scripts/fuzz.sh
 
 clean:
 	rm -rf bin dist
