@@ -13,7 +13,7 @@ build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/imdsguard ./cmd/imdsguard
 
 # Debian packages the tests use, and the test tools in bin/ (AEMM, the real
-# SDK clients, the fake upstream and the benchmark command).
+# SDK clients, the fake upstream and the bare reverse proxy for benchmarks).
 deps:
 	scripts/install-test-deps.sh
 
@@ -48,13 +48,10 @@ e2e: deps build
 demo: deps build
 	scripts/demo.sh
 
-# As root. Writes docs/BENCHMARKS.md (bin/bench, tools/cmd/bench: imdsguard
-# against nginx in a network namespace it makes) and docs/IDENTITY_BENCH.md
-# (the caller identity lookup). BENCH_FLAGS are bin/bench's flags, e.g.
-# BENCH_FLAGS='-imdsguard-b /tmp/old/imdsguard' for an A/B of two builds.
-BENCH_FLAGS ?=
+# Writes docs/BENCHMARKS.md (proxied vs direct, loopback and through the
+# redirect rules) and docs/IDENTITY_BENCH.md (the caller identity lookup).
 bench: deps build
-	bin/bench $(BENCH_FLAGS)
+	scripts/bench.sh
 	scripts/bench-identity.sh
 
 # dist/imdsguard_<version>_amd64.deb (the script derives a Debian-valid
@@ -68,12 +65,11 @@ deb:
 image:
 	scripts/build-image.sh $(if $(DOCKER_HOST),--docker-host $(DOCKER_HOST))
 
-# A longer fuzz of the parser and the pipeline than `make test` does.
+# A longer fuzz than `make test` does: every fuzz target of the main module,
+# found by scripts/fuzz.sh (go test -list), FUZZTIME each.
 FUZZTIME ?= 60s
 fuzz:
-	$(GO) test ./internal/canon -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME)
-	$(GO) test ./proxy -run='^$$' -fuzz=FuzzPipeline -fuzztime=$(FUZZTIME)
-	$(GO) test ./policy -run='^$$' -fuzz=FuzzMatch -fuzztime=$(FUZZTIME)
+	GO="$(GO)" FUZZTIME="$(FUZZTIME)" scripts/fuzz.sh
 
 clean:
 	rm -rf bin dist

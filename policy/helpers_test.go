@@ -3,32 +3,21 @@ package policy
 import (
 	"errors"
 	"net/netip"
+	"os"
 	"testing"
 
 	"github.com/goccy/go-yaml"
 )
 
-// exampleYAML is an example policy with a rule for each kind of caller: root,
-// a legacy IMDSv1 application (as in docs/policy.md's typical policies) and
-// containers by source address.
-const exampleYAML = `
-policy:
-  mode: enforce
-  default: deny
-  rules:
-    - name: root
-      match: {users: [root]}
-      allow: ["/**"]
-    - name: legacy-app
-      match: {users: [app], groups: [legacy]}
-      allow: ["/meta-data/**", "/dynamic/instance-identity/document"]
-      deny:  ["/meta-data/iam/**", "/meta-data/identity-credentials/**"]
-      imds_v1: upgrade
-    - name: containers
-      match: {sources: ["172.17.0.0/16"]}
-      allow: ["/meta-data/placement/**", "/meta-data/instance-id"]
-      imds_v1: reject
-`
+// exampleYAML is the example policy with a rule for each kind of caller
+// (testdata/example-policy.yaml, which proxy's explain tests read too).
+var exampleYAML = func() string {
+	b, err := os.ReadFile("testdata/example-policy.yaml")
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}()
 
 // decodeConfig decodes the policy section of a configuration file the way
 // the loader does: strictly.

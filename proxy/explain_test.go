@@ -9,25 +9,6 @@ import (
 	"github.com/imdsguard/imdsguard/policy"
 )
 
-// explainYAML is the policy of docs/policy.md's first example.
-const explainYAML = `
-mode: %s
-default: deny
-rules:
-  - name: root
-    match: {users: [root]}
-    allow: ["/**"]
-  - name: legacy-app
-    match: {users: [app], groups: [legacy]}
-    allow: ["/meta-data/**", "/dynamic/instance-identity/document"]
-    deny:  ["/meta-data/iam/**", "/meta-data/identity-credentials/**"]
-    imds_v1: upgrade
-  - name: containers
-    match: {sources: ["172.17.0.0/16"]}
-    allow: ["/meta-data/placement/**", "/meta-data/instance-id"]
-    imds_v1: reject
-`
-
 // testNames is the passwd/group database of the explain tests.
 type testNames struct{}
 
@@ -47,7 +28,9 @@ func (testNames) LookupGroup(name string) (uint32, error) {
 
 func explainPolicy(t *testing.T, mode string) *policy.Policy {
 	t.Helper()
-	pol, _, err := policy.Compile(parsePolicyYAML(t, strings.Replace(explainYAML, "%s", mode, 1)), testNames{})
+	c := examplePolicy(t)
+	c.Mode = mode
+	pol, _, err := policy.Compile(c, testNames{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,7 +29,6 @@ type Log struct {
 	every  time.Duration // summary interval; 0: every event on its own line
 	queue  chan Event    // events written on their own line
 	tables chan map[sumKey]*sum
-	now    func() time.Time
 
 	mu   sync.Mutex
 	sums map[sumKey]*sum // the summary rows being counted
@@ -46,7 +45,7 @@ const (
 // Record to make progress.
 func NewLog(l *slog.Logger, every time.Duration) *Log {
 	return &Log{l: l, every: every, queue: make(chan Event, queueLen), tables: make(chan map[sumKey]*sum, 1),
-		now: time.Now, sums: map[sumKey]*sum{}}
+		sums: map[sumKey]*sum{}}
 }
 
 // Record logs ev: counted in its summary row when it is routine, else
@@ -57,7 +56,7 @@ func (a *Log) Record(ev *Event) {
 		return
 	}
 	k := sumKeyOf(ev)
-	now := a.now()
+	now := time.Now()
 	a.mu.Lock()
 	s := a.sums[k]
 	if s == nil {
@@ -106,16 +105,13 @@ func (a *Log) Run(ctx context.Context) {
 		case <-tick:
 			a.flush(a.take())
 		case <-ctx.Done():
-			for {
-				select {
-				case ev := <-a.queue:
-					ev.Log(a.l)
-				case t := <-a.tables:
-					a.flush(t)
-				default:
-					a.flush(a.take())
-					return
-				}
+			// From now on this case is ready on every turn, and select
+			// picks among ready cases at random: the loop goes on writing
+			// what is queued until nothing is (a Record waiting on a full
+			// channel leaves it full, so it is written too).
+			if len(a.queue) == 0 && len(a.tables) == 0 {
+				a.flush(a.take())
+				return
 			}
 		}
 	}

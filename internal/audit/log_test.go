@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/netip"
+	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/imdsguard/imdsguard/internal/identity"
@@ -134,4 +136,61 @@ func TestLogEveryEventAndBound(t *testing.T) {
 	if int(total) != len(evs) {
 		t.Errorf("summaries count %v events, want %d", total, len(evs))
 	}
+}
+
+// Routine events are summarized once per interval while the log runs, and
+// what is queued when it stops is still written.
+func TestLogSummaryEachInterval(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var buf lockedBuffer
+		a := NewLog(slog.New(slog.NewJSONHandler(&buf, nil)), time.Minute)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { a.Run(ctx); close(done) }()
+		stop := sync.OnceFunc(func() { cancel(); <-done })
+		defer stop()
+		c := &identity.Caller{UIDKnown: true, Remote: netip.MustParseAddrPort("127.0.0.1:1")}
+		routine := Event{Caller: c, Method: "GET", Path: "/latest/meta-data/instance-id", Version: V2, Decision: Allow, Status: 200}
+		for range 3 {
+			a.Record(&routine)
+		}
+		time.Sleep(time.Minute - time.Nanosecond)
+		synctest.Wait()
+		if n := buf.lines(); n != 0 {
+			t.Fatalf("before the interval: %d lines, want none", n)
+		}
+		time.Sleep(time.Nanosecond)
+		synctest.Wait()
+		if n := buf.lines(); n != 1 {
+			t.Fatalf("at the interval: %d lines, want the one summary", n)
+		}
+		v1 := routine
+		v1.Version = V1 // matters: a line of its own
+		for range 100 {
+			a.Record(&v1)
+		}
+		a.Record(&routine)
+		stop()
+		if n := buf.lines(); n != 1+100+1 {
+			t.Fatalf("after Run returned: %d lines, want 102 (the summary, 100 v1 reads, the last summary)", n)
+		}
+	})
+}
+
+// lockedBuffer is a log's output that a test reads while the log writes.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) lines() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return bytes.Count(b.buf.Bytes(), []byte("\n"))
 }

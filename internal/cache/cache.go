@@ -210,8 +210,8 @@ func (c *Cache) Close() error {
 // fails or is slow.
 func (c *Cache) miss(ctx context.Context, path string, head bool, now time.Duration) (*http.Response, Outcome, error) {
 	deadline := now + c.budget
-	expired, stop := c.clock.Timer(c.budget)
-	defer stop()
+	expired := time.NewTimer(c.budget)
+	defer expired.Stop()
 	for {
 		c.mu.Lock()
 		s := c.slotFor(path, now)
@@ -244,7 +244,7 @@ func (c *Cache) miss(ctx context.Context, path string, head bool, now time.Durat
 		}
 		held := s.staleAt(now) != nil
 		c.mu.Unlock()
-		return c.wait(ctx, s, f, head, outcome, expired, held, deadline-c.budget/2-now)
+		return c.wait(ctx, s, f, head, outcome, expired.C, held, deadline-c.budget/2-now)
 	}
 }
 
@@ -275,9 +275,9 @@ func (c *Cache) fromMemory(s *slot, now time.Duration) (*answer, Outcome) {
 func (c *Cache) wait(ctx context.Context, s *slot, f *flight, head bool, o Outcome, expired <-chan time.Time, held bool, patience time.Duration) (*http.Response, Outcome, error) {
 	var hurry <-chan time.Time
 	if held {
-		t, stop := c.clock.Timer(max(patience, 0))
-		defer stop()
-		hurry = t
+		t := time.NewTimer(max(patience, 0))
+		defer t.Stop()
+		hurry = t.C
 	}
 	select {
 	case <-f.done:
@@ -436,10 +436,10 @@ func (c *Cache) count(o Outcome) {
 
 // sleep waits d, or until ctx ends.
 func (c *Cache) sleep(ctx context.Context, d time.Duration) error {
-	t, stop := c.clock.Timer(d)
-	defer stop()
+	t := time.NewTimer(d)
+	defer t.Stop()
 	select {
-	case <-t:
+	case <-t.C:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -14,7 +15,8 @@ const ms = time.Millisecond
 
 // Each class and status is held exactly as long as docs/CACHE.md says:
 // a hit until the background refresh is due (refreshing classes), and a
-// miss once the answer's lifetime is over.
+// miss once the answer's lifetime is over. Time is the bubble's: it passes
+// only in the test's sleeps, so lifetimes are exact.
 func TestLifetimes(t *testing.T) {
 	for _, c := range []struct {
 		path    string
@@ -38,42 +40,42 @@ func TestLifetimes(t *testing.T) {
 		{"/latest/meta-data/iam/security-credentials/odd", 200, MinTTL, 0}, // not a credentials document
 	} {
 		t.Run(c.path+"/"+http.StatusText(c.status), func(t *testing.T) {
-			f := newFake(map[string]fakeAnswer{c.path: {status: c.status, body: "v1"}})
-			clk := newFrozenClock()
-			cache := New(f, Options{Config: testConfig(), Clock: clk})
-			defer cache.Close()
-			if _, _, o := get(t, cache, c.path); o != Miss {
-				t.Fatalf("first read: %s, want miss", o)
-			}
-			first := c.fresh
-			if c.refresh != 0 {
-				first = c.refresh
-			}
-			clk.Advance(first - ms)
-			if code, _, o := get(t, cache, c.path); o != Hit || code != c.status {
-				t.Fatalf("at %v: %d %s, want %d hit", first-ms, code, o, c.status)
-			}
-			if c.refresh != 0 {
-				clk.Advance(ms) // at the refresh point: still a hit, refreshed behind it
-				if _, _, o := get(t, cache, c.path); o != Hit {
-					t.Fatalf("past the refresh point: %s, want hit", o)
+			synctest.Test(t, func(t *testing.T) {
+				f := newFake(map[string]fakeAnswer{c.path: {status: c.status, body: "v1"}})
+				cache := newTestCache(t, f, testConfig())
+				if _, _, o := get(t, cache, c.path); o != Miss {
+					t.Fatalf("first read: %s, want miss", o)
 				}
-				idle(t, cache)
-				if n := f.count(c.path); n != 2 {
-					t.Fatalf("background refresh: %d upstream reads, want 2", n)
+				first := c.fresh
+				if c.refresh != 0 {
+					first = c.refresh
 				}
-				if s := cache.Stats(); s.Refreshes != 1 {
-					t.Fatalf("Stats.Refreshes = %d, want 1", s.Refreshes)
+				time.Sleep(first - ms)
+				if code, _, o := get(t, cache, c.path); o != Hit || code != c.status {
+					t.Fatalf("at %v: %d %s, want %d hit", first-ms, code, o, c.status)
 				}
-			}
-			if c.refresh != 0 {
-				clk.Advance(c.fresh) // the refreshed answer's lifetime, from the refresh
-			} else {
-				clk.Advance(ms) // exactly the lifetime
-			}
-			if _, _, o := get(t, cache, c.path); o != Miss {
-				t.Fatalf("after %v: %s, want miss", c.fresh, o)
-			}
+				if c.refresh != 0 {
+					time.Sleep(ms) // at the refresh point: still a hit, refreshed behind it
+					if _, _, o := get(t, cache, c.path); o != Hit {
+						t.Fatalf("past the refresh point: %s, want hit", o)
+					}
+					synctest.Wait()
+					if n := f.count(c.path); n != 2 {
+						t.Fatalf("background refresh: %d upstream reads, want 2", n)
+					}
+					if s := cache.Stats(); s.Refreshes != 1 {
+						t.Fatalf("Stats.Refreshes = %d, want 1", s.Refreshes)
+					}
+				}
+				if c.refresh != 0 {
+					time.Sleep(c.fresh) // the refreshed answer's lifetime, from the refresh
+				} else {
+					time.Sleep(ms) // exactly the lifetime
+				}
+				if _, _, o := get(t, cache, c.path); o != Miss {
+					t.Fatalf("after %v: %s, want miss", c.fresh, o)
+				}
+			})
 		})
 	}
 }
@@ -84,20 +86,22 @@ func TestLifetimes(t *testing.T) {
 func TestErrorsNotCached(t *testing.T) {
 	for _, status := range []int{401, 403, 400, 429, 500, 502, 503, 504} {
 		t.Run(http.StatusText(status), func(t *testing.T) {
-			const p = "/latest/meta-data/instance-id"
-			f := newFake(map[string]fakeAnswer{p: {status: status, body: "err"}})
-			cache, _ := newTestCache(t, f, testConfig())
-			for i := 1; i <= 3; i++ {
-				if code, _, o := get(t, cache, p); code != status || o != Miss {
-					t.Fatalf("read %d: %d %s, want %d miss", i, code, o, status)
+			synctest.Test(t, func(t *testing.T) {
+				const p = "/latest/meta-data/instance-id"
+				f := newFake(map[string]fakeAnswer{p: {status: status, body: "err"}})
+				cache := newTestCache(t, f, testConfig())
+				for i := 1; i <= 3; i++ {
+					if code, _, o := get(t, cache, p); code != status || o != Miss {
+						t.Fatalf("read %d: %d %s, want %d miss", i, code, o, status)
+					}
+					if n := f.count(p); n != i {
+						t.Fatalf("read %d: %d upstream reads, want %d", i, n, i)
+					}
 				}
-				if n := f.count(p); n != i {
-					t.Fatalf("read %d: %d upstream reads, want %d", i, n, i)
+				if s := cache.Stats(); s.Bytes > slotOverhead+int64(len(p)) {
+					t.Fatalf("an error answer is held: %d bytes", s.Bytes)
 				}
-			}
-			if s := cache.Stats(); s.Bytes > slotOverhead+int64(len(p)) {
-				t.Fatalf("an error answer is held: %d bytes", s.Bytes)
-			}
+			})
 		})
 	}
 }
@@ -105,18 +109,20 @@ func TestErrorsNotCached(t *testing.T) {
 // An answer that IMDS replaces with one that is not kept (here 403) is no
 // longer served.
 func TestReplacedByUncacheable(t *testing.T) {
-	const p = "/latest/meta-data/public-ipv4"
-	f := newFake(map[string]fakeAnswer{p: {status: 200, body: "192.0.2.1"}})
-	cache, clk := newTestCache(t, f, testConfig())
-	get(t, cache, p)
-	f.set(p, fakeAnswer{status: 403, body: "forbidden"})
-	clk.Advance(DynamicTTL + ms)
-	if code, _, _ := get(t, cache, p); code != 403 {
-		t.Fatalf("got %d, want 403", code)
-	}
-	if code, _, o := get(t, cache, p); code != 403 || o != Miss {
-		t.Fatalf("after the 403: %d %s, want 403 miss", code, o)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		const p = "/latest/meta-data/public-ipv4"
+		f := newFake(map[string]fakeAnswer{p: {status: 200, body: "192.0.2.1"}})
+		cache := newTestCache(t, f, testConfig())
+		get(t, cache, p)
+		f.set(p, fakeAnswer{status: 403, body: "forbidden"})
+		time.Sleep(DynamicTTL + ms)
+		if code, _, _ := get(t, cache, p); code != 403 {
+			t.Fatalf("got %d, want 403", code)
+		}
+		if code, _, o := get(t, cache, p); code != 403 || o != Miss {
+			t.Fatalf("after the 403: %d %s, want 403 miss", code, o)
+		}
+	})
 }
 
 // Callers see only the headers IMDS answers with that are theirs to see;
@@ -131,7 +137,7 @@ func TestResponses(t *testing.T) {
 		"Etag": {`"abc"`}, "Connection": {"close"}, "Date": {"Mon, 01 Jan 2024 00:00:00 GMT"},
 		"X-Aws-Ec2-Metadata-Token-Ttl-Seconds": {"21600"}, "Content-Length": {"999"}, "Set-Cookie": {"a=b"},
 	}}})
-	cache, _ := newTestCache(t, f, testConfig())
+	cache := newTestCache(t, f, testConfig())
 	want := http.Header{
 		"Server": {"EC2ws"}, "Content-Type": {"text/plain"}, "Location": {"/latest/meta-data/placement/"},
 		"Last-Modified": {"Mon, 01 Jan 2024 00:00:00 GMT"}, "Etag": {`"abc"`}, "Content-Length": {"18"},
@@ -168,7 +174,7 @@ func TestResponses(t *testing.T) {
 func TestHitsAreIndependent(t *testing.T) {
 	const p = "/latest/meta-data/instance-id"
 	f := newFake(map[string]fakeAnswer{p: {status: 200, body: "i-0123456789abcdef0"}})
-	cache, _ := newTestCache(t, f, testConfig())
+	cache := newTestCache(t, f, testConfig())
 	get(t, cache, p)
 	ctx := context.Background()
 	resp, _, _ := cache.FetchOutcome(ctx, "GET", p)
@@ -190,7 +196,7 @@ func TestConcurrentBodies(t *testing.T) {
 	const p = "/latest/user-data"
 	body := strings.Repeat("0123456789", 1600)
 	f := newFake(map[string]fakeAnswer{p: {status: 200, body: body}})
-	cache, _ := newTestCache(t, f, testConfig())
+	cache := newTestCache(t, f, testConfig())
 	var wg sync.WaitGroup
 	for range 50 {
 		wg.Add(1)
@@ -214,10 +220,10 @@ func TestConcurrentBodies(t *testing.T) {
 // Other methods, the token path and a disabled cache pass straight through.
 func TestBypass(t *testing.T) {
 	f := newFake(map[string]fakeAnswer{"/latest/api/token": {status: 200, body: "t"}, "/latest/meta-data/instance-id": {status: 200, body: "i"}})
-	cache, _ := newTestCache(t, f, testConfig())
+	cache := newTestCache(t, f, testConfig())
 	off := testConfig()
 	off.Enabled = false
-	disabled, _ := newTestCache(t, f, off)
+	disabled := newTestCache(t, f, off)
 	for _, c := range []struct {
 		c      *Cache
 		method string

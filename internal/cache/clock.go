@@ -4,15 +4,16 @@ import (
 	"time"
 )
 
-// Clock tells two times: the wall clock, in which credentials' Expiration
-// is written, and the monotonic clock, on which every lifetime in the cache
-// is measured. Resuming from hibernation (or a stepped clock) moves the
-// first and not the second; the cache then drops everything it holds.
+// Clock reads two clocks at once: the wall clock, in which credentials'
+// Expiration is written, and the monotonic clock, on which every lifetime
+// in the cache is measured. Resuming from hibernation (or a stepped clock)
+// moves the first and not the second; the cache then drops everything it
+// holds. It is an interface only for that: a test moves the wall reading
+// alone, which no other clock does (a synctest bubble moves both). Timers
+// are the time package's.
 type Clock interface {
 	// Now returns the wall clock and the monotonic clock's reading.
 	Now() (wall time.Time, mono time.Duration)
-	// Timer fires once after d; stop releases it early.
-	Timer(d time.Duration) (c <-chan time.Time, stop func() bool)
 }
 
 // JumpThreshold is how far the wall clock may move against the monotonic
@@ -25,14 +26,11 @@ func SystemClock() Clock { return systemClock{origin: time.Now()} }
 
 type systemClock struct{ origin time.Time }
 
+// Now reads time.Now once for both. In a synctest bubble time.Now has no
+// monotonic reading, and the two move together on the bubble's clock.
 func (c systemClock) Now() (time.Time, time.Duration) {
 	t := time.Now()
 	return t, t.Sub(c.origin) // both carry the monotonic reading: Sub uses it
-}
-
-func (systemClock) Timer(d time.Duration) (<-chan time.Time, func() bool) {
-	t := time.NewTimer(d)
-	return t.C, t.Stop
 }
 
 // drift is how far the wall clock is ahead of the monotonic one, in

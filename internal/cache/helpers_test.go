@@ -15,34 +15,20 @@ import (
 	"time"
 )
 
-// testClock is the system clock moved by a test: Advance moves both the
-// wall and the monotonic reading (time passing), Jump only the wall
-// (a resume from hibernation). Timers are real, so budgets and back-offs
-// still run.
+// testClock is the clock of the machine, or of the synctest bubble, with
+// what a test adds: Jump moves the wall reading alone (a resume from
+// hibernation), which no bubble does; Advance moves both, to age what is
+// held in the tests on real sockets, which cannot run in a bubble.
 type testClock struct {
 	origin     time.Time
-	frozen     bool // only Advance and Jump move it
 	mono, wall atomic.Int64
 }
 
 func newTestClock() *testClock { return &testClock{origin: time.Now()} }
 
-// newFrozenClock is a test clock that real time does not move, for exact
-// lifetimes; only for tests without back-offs, which wait on real timers
-// for the clock to pass a point.
-func newFrozenClock() *testClock { return &testClock{origin: time.Now(), frozen: true} }
-
 func (c *testClock) Now() (time.Time, time.Duration) {
 	t := time.Now()
-	if c.frozen {
-		t = c.origin
-	}
 	return t.Round(0).Add(time.Duration(c.wall.Load())), t.Sub(c.origin) + time.Duration(c.mono.Load())
-}
-
-func (c *testClock) Timer(d time.Duration) (<-chan time.Time, func() bool) {
-	t := time.NewTimer(d)
-	return t.C, t.Stop
 }
 
 func (c *testClock) Advance(d time.Duration) { c.mono.Add(int64(d)); c.wall.Add(int64(d)) }
@@ -62,6 +48,7 @@ type fakeUpstream struct {
 	err     error         // returned for every request when set
 	status  int           // when set, every answer has this status
 	gate    chan struct{} // when set, requests wait for it to close
+	delay   time.Duration // requests answer after it
 	calls   map[string]int
 	methods []string
 	total   atomic.Int64
@@ -77,11 +64,18 @@ func (f *fakeUpstream) Fetch(ctx context.Context, method, path string) (*http.Re
 	f.calls[path]++
 	f.methods = append(f.methods, method)
 	a, ok := f.answers[path]
-	err, status, gate := f.err, f.status, f.gate
+	err, status, gate, delay := f.err, f.status, f.gate, f.delay
 	f.mu.Unlock()
 	if gate != nil {
 		select {
 		case <-gate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	if delay > 0 {
+		select {
+		case <-time.After(delay):
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
@@ -126,14 +120,31 @@ func (f *fakeUpstream) fail(err error, status int) {
 	f.mu.Unlock()
 }
 
+// hold makes requests wait until the returned channel is closed, or for
+// ever.
+func (f *fakeUpstream) hold() chan struct{} {
+	gate := make(chan struct{})
+	f.mu.Lock()
+	f.gate = gate
+	f.mu.Unlock()
+	return gate
+}
+
+func (f *fakeUpstream) slow(d time.Duration) {
+	f.mu.Lock()
+	f.delay = d
+	f.mu.Unlock()
+}
+
 func testConfig() Config { return DefaultConfig() }
 
-func newTestCache(t *testing.T, inner Upstream, cfg Config) (*Cache, *testClock) {
+// newTestCache is a cache on the clock of the machine, or of the synctest
+// bubble it is made in, closed at the end of the test.
+func newTestCache(t *testing.T, inner Upstream, cfg Config) *Cache {
 	t.Helper()
-	clk := newTestClock()
-	c := New(inner, Options{Config: cfg, Clock: clk})
+	c := New(inner, Options{Config: cfg})
 	t.Cleanup(func() { c.Close() })
-	return c, clk
+	return c
 }
 
 // get fetches path and returns status, body and outcome.
@@ -151,7 +162,8 @@ func get(t *testing.T, c *Cache, path string) (int, string, Outcome) {
 	return resp.StatusCode, string(b), o
 }
 
-// idle waits until no upstream request of c runs.
+// idle waits until no upstream request of c runs, on the wall clock: for
+// the tests on real sockets; in a synctest bubble, synctest.Wait does it.
 func idle(t *testing.T, c *Cache) {
 	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
@@ -169,7 +181,9 @@ func idle(t *testing.T, c *Cache) {
 }
 
 // noLeaks records the goroutines and open files now and checks, at the end
-// of the test, that both came back to that.
+// of the test, that both came back to that: for the tests on real sockets.
+// A test in a synctest bubble needs none: the bubble fails the test when
+// one of its goroutines is left blocked at the end.
 func noLeaks(t *testing.T) {
 	t.Helper()
 	g0, f0 := runtime.NumGoroutine(), openFiles()
@@ -194,4 +208,10 @@ func openFiles() int {
 	return len(ents)
 }
 
-var errDown = errors.New("connect: connection refused")
+var (
+	errDown  = errors.New("connect: connection refused")
+	errReset = errors.New("read: connection reset by peer")
+)
+
+// valueOf is what the fake IMDSs answer for a path in the storms.
+func valueOf(path string) string { return "value of " + path }

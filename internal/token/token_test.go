@@ -7,48 +7,50 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
-func fixedMinter(t *testing.T, key string, now time.Time) *Minter {
-	t.Helper()
-	m := NewMinter([]byte(strings.Repeat(key, KeyLen)[:KeyLen]))
-	m.now = func() time.Time { return now }
-	return m
-}
+func minter(key string) *Minter { return NewMinter([]byte(strings.Repeat(key, KeyLen)[:KeyLen])) }
 
+// Each case is verified at its time after the token was minted, in order,
+// on the bubble's clock.
 func TestVerify(t *testing.T) {
-	now := time.Unix(1_800_000_000, 0)
-	m := fixedMinter(t, "k", now)
-	tok := m.Mint("uid:1000", 60*time.Second)
-	if len(tok) != Len {
-		t.Fatalf("token %q has length %d, want %d", tok, len(tok), Len)
-	}
-	later := fixedMinter(t, "k", now.Add(60*time.Second))
-	otherKey := fixedMinter(t, "x", now)
-	flipped := []byte(tok)
-	flipped[Len/2] ^= 1
-	for _, c := range []struct {
-		name    string
-		m       *Minter
-		tok     string
-		binding string
-		want    error
-	}{
-		{"valid", m, tok, "uid:1000", nil},
-		{"other caller", m, tok, "uid:1001", ErrForged},
-		{"expired", later, tok, "uid:1000", ErrExpired},
-		{"other key (restart with a new key)", otherKey, tok, "uid:1000", ErrForged},
-		{"flipped bit", m, string(flipped), "uid:1000", ErrForged},
-		{"empty", m, "", "uid:1000", ErrMalformed},
-		{"too long", m, tok + "A", "uid:1000", ErrMalformed},
-		{"not base64", m, strings.Repeat("*", Len), "uid:1000", ErrMalformed},
-		{"upstream-looking token", m, "AQAEAGZ8Kxj3ZPLx0mIW1rDjqWK4gbh6PbmiTiJ7W9O1oH7I3Tb8Ew==", "uid:1000", ErrMalformed},
-	} {
-		if got := c.m.Verify(c.tok, c.binding); !errors.Is(got, c.want) {
-			t.Errorf("%s: Verify = %v, want %v", c.name, got, c.want)
+	synctest.Test(t, func(t *testing.T) {
+		m, otherKey := minter("k"), minter("x")
+		tok := m.Mint("uid:1000", 60*time.Second)
+		if len(tok) != Len {
+			t.Fatalf("token %q has length %d, want %d", tok, len(tok), Len)
 		}
-	}
+		raw, _ := enc.DecodeString(tok)
+		raw[len(raw)/2] ^= 1 // a bit of the token, not of its text: every flip still decodes
+		flipped := enc.EncodeToString(raw)
+		minted := time.Now()
+		for _, c := range []struct {
+			name    string
+			at      time.Duration // after minting
+			m       *Minter
+			tok     string
+			binding string
+			want    error
+		}{
+			{"valid", 0, m, tok, "uid:1000", nil},
+			{"other caller", 0, m, tok, "uid:1001", ErrForged},
+			{"other key (restart with a new key)", 0, otherKey, tok, "uid:1000", ErrForged},
+			{"flipped bit", 0, m, flipped, "uid:1000", ErrForged},
+			{"empty", 0, m, "", "uid:1000", ErrMalformed},
+			{"too long", 0, m, tok + "A", "uid:1000", ErrMalformed},
+			{"not base64", 0, m, strings.Repeat("*", Len), "uid:1000", ErrMalformed},
+			{"upstream-looking token", 0, m, "AQAEAGZ8Kxj3ZPLx0mIW1rDjqWK4gbh6PbmiTiJ7W9O1oH7I3Tb8Ew==", "uid:1000", ErrMalformed},
+			{"last second", 59 * time.Second, m, tok, "uid:1000", nil},
+			{"expired", 60 * time.Second, m, tok, "uid:1000", ErrExpired},
+		} {
+			time.Sleep(c.at - time.Since(minted))
+			if got := c.m.Verify(c.tok, c.binding); !errors.Is(got, c.want) {
+				t.Errorf("%s: Verify = %v, want %v", c.name, got, c.want)
+			}
+		}
+	})
 }
 
 func TestLoadKeyCreatesAndReuses(t *testing.T) {

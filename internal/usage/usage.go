@@ -52,12 +52,11 @@ type Table struct {
 	mu    sync.Mutex
 	rows  map[Key]*Row
 	since time.Time
-	now   func() time.Time
 }
 
 // New returns an empty table.
 func New() *Table {
-	return &Table{rows: map[Key]*Row{}, since: time.Now(), now: time.Now}
+	return &Table{rows: map[Key]*Row{}, since: time.Now()}
 }
 
 // Record counts ev when it is a metadata read (v1 or v2) or a token PUT
@@ -68,7 +67,7 @@ func (t *Table) Record(ev *audit.Event) {
 		return
 	}
 	k := keyOf(ev)
-	now := t.now()
+	now := time.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	r := t.rows[k]

@@ -3,6 +3,7 @@ package usage
 import (
 	"net/netip"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/imdsguard/imdsguard/internal/audit"
@@ -15,47 +16,48 @@ func event(c *identity.Caller, method string, version audit.Version, token bool)
 }
 
 func TestRecord(t *testing.T) {
-	tab := New()
-	now := time.Unix(1_800_000_000, 0)
-	tab.now = func() time.Time { return now }
-	app := &identity.Caller{UIDKnown: true, UID: 1000, User: "app", Comm: "python3", Exe: "/usr/bin/python3", PID: 10, Remote: netip.MustParseAddrPort("127.0.0.1:1")}
-	agent := &identity.Caller{UIDKnown: true, UID: 1001, User: "agent", Comm: "agent", Exe: "/opt/agent", PID: 20}
-	cont := &identity.Caller{Class: identity.Container, UIDKnown: true, UID: 0, Comm: "curl", Container: "abc123", Remote: netip.MustParseAddrPort("198.51.100.2:5")}
-	unknown := &identity.Caller{Remote: netip.MustParseAddrPort("127.0.0.1:9"), Unknown: "gone"}
-	tab.Record(event(app, "GET", audit.V1, false))
-	tab.Record(event(app, "GET", audit.V1, false))
-	now = now.Add(time.Minute)
-	app2 := *app
-	app2.PID = 11 // the same program, restarted
-	tab.Record(event(&app2, "HEAD", audit.V1, false))
-	tab.Record(event(agent, "PUT", audit.NoVersion, true))
-	tab.Record(event(agent, "GET", audit.V2, false))
-	tab.Record(event(cont, "GET", audit.V1, false))
-	tab.Record(event(unknown, "GET", audit.V2, false))
-	tab.Record(event(agent, "OPTIONS", audit.NoVersion, true)) // not a metadata request
-	tab.Record(event(agent, "POST", audit.NoVersion, false))   // refused before the token check
+	synctest.Test(t, func(t *testing.T) {
+		tab := New()
+		app := &identity.Caller{UIDKnown: true, UID: 1000, User: "app", Comm: "python3", Exe: "/usr/bin/python3", PID: 10, Remote: netip.MustParseAddrPort("127.0.0.1:1")}
+		agent := &identity.Caller{UIDKnown: true, UID: 1001, User: "agent", Comm: "agent", Exe: "/opt/agent", PID: 20}
+		cont := &identity.Caller{Class: identity.Container, UIDKnown: true, UID: 0, Comm: "curl", Container: "abc123", Remote: netip.MustParseAddrPort("198.51.100.2:5")}
+		unknown := &identity.Caller{Remote: netip.MustParseAddrPort("127.0.0.1:9"), Unknown: "gone"}
+		tab.Record(event(app, "GET", audit.V1, false))
+		tab.Record(event(app, "GET", audit.V1, false))
+		time.Sleep(time.Minute)
+		now := time.Now()
+		app2 := *app
+		app2.PID = 11 // the same program, restarted
+		tab.Record(event(&app2, "HEAD", audit.V1, false))
+		tab.Record(event(agent, "PUT", audit.NoVersion, true))
+		tab.Record(event(agent, "GET", audit.V2, false))
+		tab.Record(event(cont, "GET", audit.V1, false))
+		tab.Record(event(unknown, "GET", audit.V2, false))
+		tab.Record(event(agent, "OPTIONS", audit.NoVersion, true)) // not a metadata request
+		tab.Record(event(agent, "POST", audit.NoVersion, false))   // refused before the token check
 
-	s := tab.Snapshot()
-	if len(s.Callers) != 4 {
-		t.Fatalf("%d callers: %+v", len(s.Callers), s.Callers)
-	}
-	first := s.Callers[0]
-	if first.User != "app" || first.V1 != 3 || first.V2 != 0 || first.PID != 11 || !first.LastV1.Equal(now) {
-		t.Fatalf("first row %+v, want app with 3 v1 requests, pid 11", first)
-	}
-	byUser := map[string]Row{}
-	for _, r := range s.Callers {
-		byUser[r.Comm] = r
-	}
-	if r := byUser["agent"]; r.V1 != 0 || r.V2 != 2 || !r.LastV1.IsZero() {
-		t.Errorf("agent %+v, want 2 v2 (token PUT + GET)", r)
-	}
-	if r := byUser["curl"]; r.Container != "abc123" || r.Source.String() != "198.51.100.2" || r.V1 != 1 {
-		t.Errorf("container %+v", r)
-	}
-	if r := byUser[""]; r.UIDKnown || r.Source.String() != "127.0.0.1" || r.V2 != 1 {
-		t.Errorf("unknown caller %+v", r)
-	}
+		s := tab.Snapshot()
+		if len(s.Callers) != 4 {
+			t.Fatalf("%d callers: %+v", len(s.Callers), s.Callers)
+		}
+		first := s.Callers[0]
+		if first.User != "app" || first.V1 != 3 || first.V2 != 0 || first.PID != 11 || !first.LastV1.Equal(now) {
+			t.Fatalf("first row %+v, want app with 3 v1 requests, pid 11", first)
+		}
+		byUser := map[string]Row{}
+		for _, r := range s.Callers {
+			byUser[r.Comm] = r
+		}
+		if r := byUser["agent"]; r.V1 != 0 || r.V2 != 2 || !r.LastV1.IsZero() {
+			t.Errorf("agent %+v, want 2 v2 (token PUT + GET)", r)
+		}
+		if r := byUser["curl"]; r.Container != "abc123" || r.Source.String() != "198.51.100.2" || r.V1 != 1 {
+			t.Errorf("container %+v", r)
+		}
+		if r := byUser[""]; r.UIDKnown || r.Source.String() != "127.0.0.1" || r.V2 != 1 {
+			t.Errorf("unknown caller %+v", r)
+		}
+	})
 }
 
 func TestBounded(t *testing.T) {

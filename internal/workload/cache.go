@@ -43,7 +43,6 @@ type Options struct {
 	MissTTL    time.Duration
 	MaxEntries int
 	Log        *slog.Logger
-	Now        func() time.Time // nil: time.Now
 }
 
 // Result is what a caller's connection gets: the workload, or why not.
@@ -93,9 +92,6 @@ func New(o Options) *Cache {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
 	c := &Cache{o: o, runtimes: map[string]*follower{}, entries: map[string]*entry{}}
 	for _, rt := range o.Runtimes {
 		c.runtimes[rt.Name()] = &follower{rt: rt}
@@ -141,7 +137,7 @@ func (c *Cache) Find(ctx context.Context, id, cgroup string) Result {
 
 // entry returns the fresh entry of id, starting its lookup if there is none.
 func (c *Cache) entry(id, cgroup string) *entry {
-	now := c.o.Now()
+	now := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e := c.entries[id]; e != nil && !e.expired(now) {
@@ -228,7 +224,7 @@ func (c *Cache) keep(following bool) time.Duration {
 
 func (c *Cache) finish(e *entry, res Result, owner string, keep time.Duration) {
 	c.mu.Lock()
-	e.res, e.owner, e.expires = res, owner, c.o.Now().Add(keep)
+	e.res, e.owner, e.expires = res, owner, time.Now().Add(keep)
 	close(e.done)
 	c.mu.Unlock()
 }
