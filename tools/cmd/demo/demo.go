@@ -54,10 +54,14 @@ func newDemo(t testbed.TB, p *printer) *demo {
 
 // run shows c running cl, runs it and shows its output and, when it
 // failed, how. A client failing is part of the story, not an error. After
-// Ctrl-C (the harness then reports Failed) the demo stops here.
+// Ctrl-C (the harness then reports Failed), or once the output cannot be
+// written, the demo stops here.
 func (d *demo) run(c caller, cl client) testbed.Result {
 	if d.t.Failed() {
 		d.t.Fatal("stopped before: " + cl.label)
+	}
+	if d.p.err != nil {
+		d.t.Fatalf("write the demo's output: %v", d.p.err)
 	}
 	cmd := c.in(cl.cmd)
 	if cmd.NS == "" { // the metadata addresses exist only in the namespaces made here

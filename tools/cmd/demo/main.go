@@ -14,11 +14,17 @@ package main
 
 import (
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/imdsguard/imdsguard/tools/testbed"
 )
 
 func main() {
+	// Output into a reader that quits early (make demo | head): with SIGPIPE
+	// notified, writes to stdout fail with EPIPE, and the demo stops at its
+	// next command and cleans up, instead of being killed before it can.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	p := newPrinter(os.Stdout)
 	os.Exit(testbed.Main(func(t testbed.TB) { tell(t, p) }))
 }

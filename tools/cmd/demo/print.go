@@ -25,6 +25,7 @@ const (
 type printer struct {
 	w     io.Writer
 	color bool
+	err   error // the first write that failed
 }
 
 // newPrinter writes to f, in colour when f is a terminal and NO_COLOR is
@@ -43,7 +44,12 @@ func (p *printer) paint(style, s string) string {
 	return style + s + reset
 }
 
-func (p *printer) line(s string) { fmt.Fprintln(p.w, s) }
+// line writes s and a newline; the first failure is kept in err.
+func (p *printer) line(s string) {
+	if _, err := fmt.Fprintln(p.w, s); err != nil && p.err == nil {
+		p.err = err
+	}
+}
 
 // step starts a step: "== N. title ==" (n 0: "== title ==").
 func (p *printer) step(n int, title string) {
