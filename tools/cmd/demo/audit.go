@@ -12,7 +12,9 @@ const maxRequest = 62
 
 // auditHeader names the columns of an audit table; decisionCol is the
 // index of "decision".
-var auditHeader = []string{"caller", "comm", "request", "version", "decision", "status", "rule"}
+func auditHeader() []string {
+	return []string{"caller", "comm", "request", "version", "decision", "status", "rule"}
+}
 
 const decisionCol = 4
 

@@ -10,7 +10,7 @@ const tokenTTL = "600"
 // killed: the user takes a token, imdsguard is killed with SIGKILL, and
 // every caller is refused at once while nothing reaches IMDS.
 func (d *demo) killed() {
-	r := d.run(d.hostUser, d.curl(testbed.IMDSURL(4)+"/latest/api/token",
+	r := d.run(d.hostUser, d.curl(imdsURL+"/latest/api/token",
 		"-X", "PUT", "-H", "X-aws-ec2-metadata-token-ttl-seconds: "+tokenTTL).with("a token, for step 7"))
 	d.token, _ = testbed.CurlStatus(r)
 	d.showAudit()

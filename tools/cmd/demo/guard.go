@@ -56,7 +56,7 @@ func (d *demo) showAudit() {
 	for i, ev := range fresh {
 		rows[i] = auditRow(ev)
 	}
-	d.p.table(auditHeader, rows, d.p.paintDecision)
+	d.p.table(auditHeader(), rows, d.p.paintDecision)
 	for _, why := range refusals(fresh) {
 		d.p.say("    %s", why)
 	}

@@ -7,10 +7,11 @@ import (
 )
 
 // The URLs the clients ask for: the metadata service's own addresses.
-var (
-	metaURL       = testbed.IMDSURL(4) + "/latest/meta-data"
+const (
+	imdsURL       = "http://" + testbed.IMDSv4
+	metaURL       = imdsURL + "/latest/meta-data"
 	instanceIDURL = metaURL + "/instance-id"
-	instanceIDv6  = testbed.IMDSURL(6) + "/latest/meta-data/instance-id"
+	instanceIDv6  = "http://[" + testbed.IMDSv6 + "]/latest/meta-data/instance-id"
 )
 
 // tell runs the demo: the instance, then the steps in order.
@@ -101,7 +102,7 @@ func (d *demo) credentials() {
 
 func (d *demo) bypass() {
 	d.run(d.hostUser, d.curl(metaURL+"/placement/..%2fiam/security-credentials/", "--path-as-is"))
-	d.run(d.hostUser, d.curl(testbed.IMDSURL(4)+"//latest/meta-data/%69am/security-credentials/", "--path-as-is"))
+	d.run(d.hostUser, d.curl(imdsURL+"//latest/meta-data/%69am/security-credentials/", "--path-as-is"))
 	d.run(d.hostRoot, d.curl(instanceIDURL, "-H", "X-Forwarded-For: 203.0.113.9").with("an SSRF relay"))
 	d.showAudit()
 }
