@@ -5,17 +5,23 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all build deps tools tidy-check test unit e2e demo bench deb fuzz clean
+.PHONY: all build deps demo-deps tools tidy-check test unit e2e demo bench deb fuzz clean
 
 all: build
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/imdsguard ./cmd/imdsguard
 
-# Debian packages the tests use, and the test tools in bin/ (AEMM, the real
-# SDK clients, the fake upstream and the bare reverse proxy for benchmarks).
+# Debian packages the tests use, the test tools in bin/ (AEMM, the real
+# SDK clients, the fake upstream and the bare reverse proxy for benchmarks,
+# the demo) and the cached base of the DaemonSet image (debootstrap).
 deps:
 	scripts/install-test-deps.sh
+
+# Only what the demo runs: its Debian packages (iptables, the clients),
+# bin/aemm, bin/imdsclient and bin/demo; no container runtimes, no image base.
+demo-deps:
+	scripts/install-test-deps.sh --demo
 
 tools:
 	scripts/build-tools.sh
@@ -45,8 +51,10 @@ e2e: export IMDSGUARD_NO_SKIP = 1
 e2e: deps build
 	cd tools && $(GO) test -count=1 -v ./e2e/
 
-demo: deps build
-	scripts/demo.sh
+# tools/cmd/demo: an instance in network namespaces (tools/testbed), IMDS
+# requiring tokens, imdsguard and real clients; needs root.
+demo: demo-deps build
+	bin/demo
 
 # Writes docs/BENCHMARKS.md (proxied vs direct, loopback and through the
 # redirect rules) and docs/IDENTITY_BENCH.md (the caller identity lookup).

@@ -1,24 +1,43 @@
 #!/usr/bin/env bash
 # Installs everything the tests need on Debian (CI runs it as root on a clean
-# machine), then builds the test tools. Idempotent: when every package is
-# present it touches nothing and only runs build-tools.sh.
+# machine), then builds the test tools and the cached base of the DaemonSet
+# image. Idempotent: when every package is present it touches nothing and
+# only runs build-tools.sh (and finds the cached base).
+#
+#   scripts/install-test-deps.sh          everything: make test, make e2e, make bench
+#   scripts/install-test-deps.sh --demo   only what make demo runs: its packages,
+#                                         bin/aemm, bin/imdsclient, bin/demo; no
+#                                         container runtimes, no image base (debootstrap)
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
-packages=(
+demo=false
+case ${1:-} in
+'') ;;
+--demo) demo=true ;;
+*) echo "install-test-deps: unknown argument $1 (only --demo)" >&2; exit 2 ;;
+esac
+
+# What the demo (tools/cmd/demo) runs; the tests run all of it too.
+demo_packages=(
 	iproute2         # ip netns: network namespaces as test hosts
 	iptables         # the redirect rules
-	wrk hey          # load generators
-	nginx-light      # the reference reverse proxy of the benchmarks (tools/cmd/bench)
+	procps           # sysctl: forwarding in the test host's namespace
 	python3-boto     # legacy IMDSv1-only client
 	python3-botocore # IMDSv2 client
 	awscli           # aws configure export-credentials
 	amazon-ec2-utils # ec2-metadata
 	cloud-utils      # ec2metadata
-	shellcheck       # lint of scripts/
 	curl             # the plain v1 client in the e2e tests and the demo
 	util-linux       # setpriv, unshare: clients as other users, the unit boot test
+)
+
+# What only the tests and benchmarks need.
+test_packages=(
+	wrk hey          # load generators
+	nginx-light      # the reference reverse proxy of the benchmarks (tools/cmd/bench)
+	shellcheck       # lint of scripts/
 	binutils         # objdump: the .deb's glibc dependency check
 	systemd          # systemd-analyze verify/security, the unit boot test
 	docker.io        # real runtimes in the tests: dockerd inside a test namespace
@@ -27,6 +46,11 @@ packages=(
 	busybox-static   # the shell and wget of the test containers' images
 	debootstrap      # scripts/build-image.sh: the DaemonSet image without a registry
 )
+
+packages=("${demo_packages[@]}")
+if ! $demo; then
+	packages+=("${test_packages[@]}")
+fi
 
 missing=()
 for pkg in "${packages[@]}"; do
@@ -55,6 +79,10 @@ if ((${#missing[@]} > 0)); then
 	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
+if $demo; then
+	"$root/scripts/build-tools.sh" aemm imdsclient demo
+	exit 0
+fi
 "$root/scripts/build-tools.sh"
 # The cached Debian root of the DaemonSet image (debootstrap from the apt
 # mirror, about two minutes once); the image tests add the binary to it.

@@ -10,6 +10,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/imdsguard/imdsguard/tools/manifest"
 	"github.com/imdsguard/imdsguard/tools/testbed"
 )
 
@@ -38,13 +39,13 @@ func buildImage(t *testing.T, e *testbed.Env, d *testbed.Dockerd) {
 // the node's hostPaths stand in as files of the test (an empty key
 // directory, an xtables lock of its own; the machine's passwd and group,
 // read-only), the ConfigMap as files.
-func podRun(t *testing.T, e *testbed.Env, m *testbed.Manifest, c corev1.Container, name string) []string {
+func podRun(t *testing.T, e *testbed.Env, m *manifest.Manifest, c corev1.Container, name string) []string {
 	t.Helper()
 	keyDir := e.Path("node/var/lib/imdsguard")
 	if err := os.MkdirAll(keyDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	run := testbed.PodRun{
+	run := manifest.PodRun{
 		Name: name, Image: guardImage,
 		HostPaths: map[string]string{
 			"/var/lib/imdsguard": keyDir,
@@ -52,13 +53,24 @@ func podRun(t *testing.T, e *testbed.Env, m *testbed.Manifest, c corev1.Containe
 			"/etc/passwd":        "/etc/passwd",
 			"/etc/group":         "/etc/group",
 		},
-		ConfigMaps: map[string]string{m.ConfigMap.Name: e.ConfigMapDir(perRequestAudit(t, m.ConfigMap))},
+		ConfigMaps: map[string]string{m.ConfigMap.Name: configMapDir(e, perRequestAudit(t, m.ConfigMap))},
 	}
-	args, err := testbed.DockerRunArgs(m.DaemonSet.Spec.Template.Spec, c, run)
+	args, err := manifest.DockerRunArgs(m.DaemonSet.Spec.Template.Spec, c, run)
 	if err != nil {
 		t.Fatalf("%s as docker run: %v", manifestPath, err)
 	}
 	return args
+}
+
+// configMapDir writes a ConfigMap's data as files into a new directory of
+// the Env and returns it.
+func configMapDir(e *testbed.Env, cm *corev1.ConfigMap) string {
+	e.T.Helper()
+	dir := e.Path("configmap-" + cm.Name)
+	for name, data := range cm.Data {
+		e.WriteFile(filepath.Join("configmap-"+cm.Name, name), data)
+	}
+	return dir
 }
 
 // perRequestAudit is cm with one line added to its imdsguard.yaml:

@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/imdsguard/imdsguard/internal/config"
+	"github.com/imdsguard/imdsguard/tools/manifest"
 	"github.com/imdsguard/imdsguard/tools/testbed"
 )
 
@@ -18,9 +19,9 @@ import (
 const manifestPath = "packaging/kubernetes/daemonset.yaml"
 
 // loadManifest decodes the manifest strictly, failing t on any error.
-func loadManifest(t *testing.T, e *testbed.Env) *testbed.Manifest {
+func loadManifest(t *testing.T, e *testbed.Env) *manifest.Manifest {
 	t.Helper()
-	m, err := testbed.LoadManifest(filepath.Join(e.Root, manifestPath))
+	m, err := manifest.LoadManifest(filepath.Join(e.Root, manifestPath))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +32,7 @@ func loadManifest(t *testing.T, e *testbed.Env) *testbed.Manifest {
 }
 
 // guardContainer is the DaemonSet's imdsguard container.
-func guardContainer(t *testing.T, m *testbed.Manifest) corev1.Container {
+func guardContainer(t *testing.T, m *manifest.Manifest) corev1.Container {
 	t.Helper()
 	cs := m.DaemonSet.Spec.Template.Spec.Containers
 	if len(cs) != 1 || cs[0].Name != "imdsguard" {
@@ -188,7 +189,7 @@ func checkProbe(t *testing.T, name string, p *corev1.Probe) {
 // checkConfigMap loads the ConfigMap's imdsguard.yaml with the daemon's
 // own loader (strict, validated) and wants the container to read it from
 // the ConfigMap's mount.
-func checkConfigMap(t *testing.T, e *testbed.Env, m *testbed.Manifest, c corev1.Container) *config.Config {
+func checkConfigMap(t *testing.T, e *testbed.Env, m *manifest.Manifest, c corev1.Container) *config.Config {
 	t.Helper()
 	data, ok := m.ConfigMap.Data["imdsguard.yaml"]
 	if !ok {

@@ -68,3 +68,9 @@ func aemmArgs(o AEMMOptions) []string {
 	}
 	return append(args, o.ExtraArgs...)
 }
+
+// Requests counts the requests AEMM logged so far ("Received request"
+// lines): what reached the metadata service.
+func (a *AEMM) Requests() int {
+	return strings.Count(a.Stdout()+a.Stderr(), "Received request")
+}

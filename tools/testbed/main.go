@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/imdsguard/imdsguard/internal/testenv"
 )
@@ -15,14 +16,24 @@ import (
 // the runner of Main in the programs built on it (the demo, the benchmarks).
 type TB = testenv.TB
 
+// bodyGrace bounds how long Main waits, after a signal, for the body to
+// stop before it cleans up under the body's feet.
+const bodyGrace = 10 * time.Second
+
 // Main runs body as a program, not a test, on the same harness the tests
 // use: Fatal ends body, Cleanup functions run in reverse order once body
-// has ended, also after a failure or on SIGINT/SIGTERM (then the exit
-// status is 130 or 143). It returns the exit status: 0, or 1 when body
-// failed. Harness messages (Logf, Error) go to stderr.
+// has ended, also after a failure or on SIGINT/SIGTERM. It returns the exit
+// status: 0, 1 when body failed, 130 or 143 after a signal. Harness
+// messages (Logf, Error) go to stderr.
+//
+// After a signal, Failed reports true and Logf prints nothing (the output
+// of children stopped on purpose is no news): a body that checks Failed
+// between its steps stops at the next one, and the cleanups run once it
+// has ended, so that nothing it starts meanwhile is left behind. Main
+// waits for that at most bodyGrace, or until a second signal.
 func Main(body func(t TB)) int {
 	p := &program{}
-	sigs := make(chan os.Signal, 1)
+	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 	done := make(chan struct{})
@@ -30,26 +41,42 @@ func Main(body func(t TB)) int {
 		defer close(done)
 		body(p)
 	}()
+	status := 0
 	select {
 	case <-done:
 	case s := <-sigs:
-		fmt.Fprintf(os.Stderr, "%v: stopping, and removing what was made\n", s)
-		p.cleanup()
-		return 128 + int(s.(syscall.Signal))
+		status = p.interrupt(s, done, sigs)
 	}
 	p.cleanup()
-	if p.Failed() {
-		return 1
+	if status == 0 && p.Failed() {
+		status = 1
 	}
-	return 0
+	return status
+}
+
+// interrupt marks the program interrupted by s and waits for the body to
+// end (done), at most bodyGrace or until another signal. It returns the
+// exit status for s.
+func (p *program) interrupt(s os.Signal, done <-chan struct{}, sigs <-chan os.Signal) int {
+	fmt.Fprintf(os.Stderr, "%v: stopping, and removing what was made\n", s)
+	p.mu.Lock()
+	p.interrupted = true
+	p.mu.Unlock()
+	select {
+	case <-done:
+	case <-sigs:
+	case <-time.After(bodyGrace):
+	}
+	return 128 + int(s.(syscall.Signal))
 }
 
 // program is Main's TB.
 type program struct {
-	mu       sync.Mutex
-	failed   bool
-	cleanups []func()
-	once     sync.Once
+	mu          sync.Mutex
+	failed      bool
+	interrupted bool // by a signal: Failed, and Logf is silent
+	cleanups    []func()
+	once        sync.Once
 }
 
 func (p *program) Helper() {}
@@ -89,7 +116,12 @@ func (p *program) runCleanup(f func()) {
 }
 
 func (p *program) Logf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, format+"\n", args...)
+	p.mu.Lock()
+	quiet := p.interrupted
+	p.mu.Unlock()
+	if !quiet {
+		fmt.Fprintf(os.Stderr, format+"\n", args...)
+	}
 }
 
 func (p *program) Error(args ...any) { p.fail(fmt.Sprintln(args...)) }
@@ -106,7 +138,7 @@ func (p *program) fail(msg string) {
 func (p *program) Failed() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.failed
+	return p.failed || p.interrupted
 }
 
 // Fatal, Fatalf and Skip end the body's goroutine: like a test, a program

@@ -1,8 +1,12 @@
 package testbed
 
 import (
+	"fmt"
+	"os"
 	"slices"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func TestProgram(t *testing.T) {
@@ -43,5 +47,25 @@ func TestProgram(t *testing.T) {
 				t.Errorf("ran %q, want %q", ran, tc.ran)
 			}
 		})
+	}
+}
+
+// TestProgramSignal: after a SIGINT the body sees Failed, ends, and only
+// then do the cleanups run; the status is 130.
+func TestProgramSignal(t *testing.T) {
+	var ran []string
+	status := Main(func(p TB) {
+		p.Cleanup(func() { ran = append(ran, "cleanup") })
+		if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
+			p.Fatalf("kill -INT self: %v", err)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for !p.Failed() && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		ran = append(ran, fmt.Sprintf("body saw Failed: %t", p.Failed()))
+	})
+	if want := []string{"body saw Failed: true", "cleanup"}; status != 130 || !slices.Equal(ran, want) {
+		t.Errorf("status %d, ran %q; want 130, %q", status, ran, want)
 	}
 }

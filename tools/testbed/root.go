@@ -13,19 +13,33 @@ import (
 const Module = "github.com/imdsguard/imdsguard"
 
 // RepoRoot walks up from the working directory to the directory whose go.mod
-// declares Module.
+// declares Module; failing that, from the executable's directory (a program
+// built into bin/, such as the demo, run from elsewhere).
 func RepoRoot() (string, error) {
-	dir, err := os.Getwd()
+	wd, err := os.Getwd()
 	if err != nil {
 		return "", fmt.Errorf("find repo root: %w", err)
 	}
+	if dir, ok := rootAbove(wd); ok {
+		return dir, nil
+	}
+	if exe, err := os.Executable(); err == nil {
+		if dir, ok := rootAbove(filepath.Dir(exe)); ok {
+			return dir, nil
+		}
+	}
+	return "", errors.New("find repo root: no go.mod declaring " + Module + " above the working directory or the executable")
+}
+
+// rootAbove returns dir or its nearest parent that is the repository root.
+func rootAbove(dir string) (string, bool) {
 	for {
 		if isRoot(dir) {
-			return dir, nil
+			return dir, true
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			return "", errors.New("find repo root: no go.mod declaring " + Module + " above the working directory")
+			return "", false
 		}
 		dir = parent
 	}

@@ -40,14 +40,39 @@ var userMu sync.Mutex
 // does not exist (needs root; the test is skipped otherwise).
 func EnsureUser(t TB, name string) User {
 	t.Helper()
+	u, _ := ensureUser(t, name)
+	return u
+}
+
+// TempUser is EnsureUser for a program that must leave nothing behind (the
+// demo): a user this call created (made) is removed (userdel, which also
+// removes its group) when t ends; one that existed before is left alone.
+func TempUser(t TB, name string) (u User, made bool) {
+	t.Helper()
+	u, made = ensureUser(t, name)
+	if made {
+		t.Cleanup(func() {
+			if out, err := exec.Command("userdel", name).CombinedOutput(); err != nil {
+				t.Errorf("userdel %s: %v: %s", name, err, out)
+			}
+		})
+	}
+	return u, made
+}
+
+// ensureUser returns the user name, and whether this call created it.
+func ensureUser(t TB, name string) (User, bool) {
+	t.Helper()
 	userMu.Lock()
 	defer userMu.Unlock()
+	made := false
 	u, err := user.Lookup(name)
 	if err != nil {
 		if os.Geteuid() != 0 {
 			testenv.Skipf(t, "needs root to create user %s", name)
 		}
 		out, aerr := exec.Command("useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name).CombinedOutput()
+		made = aerr == nil
 		if u, err = user.Lookup(name); err != nil { // another process may have made it meanwhile
 			t.Fatalf("useradd %s: %v: %s (lookup: %v)", name, aerr, out, err)
 		}
@@ -57,7 +82,7 @@ func EnsureUser(t TB, name string) User {
 	if err1 != nil || err2 != nil {
 		t.Fatalf("user %s: uid %q gid %q", name, u.Uid, u.Gid)
 	}
-	return User{Name: name, UID: uint32(uid), GID: uint32(gid)}
+	return User{Name: name, UID: uint32(uid), GID: uint32(gid)}, made
 }
 
 // userHomes maps an Env and user to the home made for it.

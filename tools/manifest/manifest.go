@@ -1,10 +1,14 @@
-package testbed
+// Package manifest reads packaging/kubernetes/daemonset.yaml into the
+// Kubernetes API types and translates its pod into `docker run` arguments,
+// for the end-to-end tests of the DaemonSet. It is apart from testbed so
+// that what builds on testbed alone (the demo) does not compile the
+// Kubernetes API.
+package manifest
 
 import (
 	"bytes"
 	"fmt"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 
@@ -206,15 +210,4 @@ func volumeArgs(vols []corev1.Volume, mounts []corev1.VolumeMount, r PodRun) ([]
 		args = append(args, "-v", spec)
 	}
 	return args, nil
-}
-
-// ConfigMapDir writes a ConfigMap's data as files into a new directory of
-// the Env and returns it.
-func (e *Env) ConfigMapDir(cm *corev1.ConfigMap) string {
-	e.T.Helper()
-	dir := e.Path("configmap-" + cm.Name)
-	for name, data := range cm.Data {
-		e.WriteFile(filepath.Join("configmap-"+cm.Name, name), data)
-	}
-	return dir
 }
