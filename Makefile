@@ -13,8 +13,8 @@ build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/imdsguard ./cmd/imdsguard
 
 # Debian packages the tests use, the test tools in bin/ (AEMM, the real
-# SDK clients, the fake upstream and the bare reverse proxy for benchmarks,
-# the demo) and the cached base of the DaemonSet image (debootstrap).
+# SDK clients, the fake upstream, the benchmark command, the demo) and the
+# cached base of the DaemonSet image (debootstrap).
 deps:
 	scripts/install-test-deps.sh
 
@@ -56,10 +56,13 @@ e2e: deps build
 demo: demo-deps build
 	bin/demo
 
-# Writes docs/BENCHMARKS.md (proxied vs direct, loopback and through the
-# redirect rules) and docs/IDENTITY_BENCH.md (the caller identity lookup).
+# As root. Writes docs/BENCHMARKS.md (bin/bench, tools/cmd/bench: imdsguard
+# against nginx in a network namespace it makes) and docs/IDENTITY_BENCH.md
+# (the caller identity lookup). BENCH_FLAGS are bin/bench's flags, e.g.
+# BENCH_FLAGS='-imdsguard-b /tmp/old/imdsguard' for an A/B of two builds.
+BENCH_FLAGS ?=
 bench: deps build
-	scripts/bench.sh
+	bin/bench $(BENCH_FLAGS)
 	scripts/bench-identity.sh
 
 # dist/imdsguard_<version>_amd64.deb (the script derives a Debian-valid
