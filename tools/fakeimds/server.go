@@ -23,7 +23,6 @@ type Server struct {
 	tokens *minter
 	count  counters
 	rec    *recorder
-	now    func() time.Time
 }
 
 // New returns a Server; when record is not nil every request except those
@@ -33,7 +32,7 @@ func New(record io.Writer) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new fakeimds: %w", err)
 	}
-	s := &Server{tokens: m, now: time.Now}
+	s := &Server{tokens: m}
 	if record != nil {
 		s.rec = newRecorder(record)
 	}
@@ -82,12 +81,12 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	}
 	h := w.Header()
 	h.Set("X-aws-ec2-metadata-token-ttl-seconds", strconv.Itoa(ttl))
-	writeText(w, s.tokens.mint(s.now(), ttl))
+	writeText(w, s.tokens.mint(time.Now(), ttl))
 }
 
 func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request) {
 	s.count.gets.Add(1)
-	if !s.tokens.valid(s.now(), r.Header.Get("X-aws-ec2-metadata-token")) {
+	if !s.tokens.valid(time.Now(), r.Header.Get("X-aws-ec2-metadata-token")) {
 		s.count.unauthorized.Add(1)
 		writeError(w, http.StatusUnauthorized)
 		return

@@ -42,6 +42,23 @@ func parseOptions(args []string, root string, stderr io.Writer) (options, error)
 	o := options{Args: args, Root: root}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `usage: bin/bench [flags]   (as root; sudo make bench runs it)
+
+Measures imdsguard against nginx, plain and with proxy_cache, in front of
+fakeimds, all on the loopback of one network namespace made for the run,
+with wrk at each concurrency, in interleaved rounds; writes the report
+(the tables, and the issue's envelope as ratios within the run) to -out.
+Performance is reported, never asserted: it exits 1 only when a request
+failed or a correctness check did not hold, after writing the report.
+
+  bin/bench -rounds 1 -duration 2s -out /tmp/quick.md        a quick look
+  bin/bench -imdsguard-b /tmp/old/imdsguard                  an A/B of two builds
+
+flags:
+`)
+		fs.PrintDefaults()
+	}
 	fs.IntVar(&o.Rounds, "rounds", defaultRounds, "rounds; each figure is the median over them")
 	fs.DurationVar(&o.Duration, "duration", defaultDuration, "length of each measured run (whole seconds: wrk's -d)")
 	fs.DurationVar(&o.Warmup, "warmup", 2*time.Second, "warm-up of each target at c=16 before the rounds (whole seconds; 0: none)")
