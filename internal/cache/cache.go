@@ -231,7 +231,7 @@ func (c *Cache) miss(ctx context.Context, path string, head bool, now time.Durat
 			wait, err := s.retryAt-now, s.backingOff(now)
 			c.mu.Unlock()
 			if now+wait < deadline {
-				if err = c.sleep(ctx, wait); err == nil {
+				if err = sleep(ctx, wait); err == nil {
 					_, now = c.clock.Now()
 					continue
 				}
@@ -435,7 +435,7 @@ func (c *Cache) count(o Outcome) {
 }
 
 // sleep waits d, or until ctx ends.
-func (c *Cache) sleep(ctx context.Context, d time.Duration) error {
+func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
