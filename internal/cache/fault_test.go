@@ -97,17 +97,20 @@ func TestColdFaults(t *testing.T) {
 func coldRound(t *testing.T, c *Cache, fault string, callers int) time.Duration {
 	t.Helper()
 	start := time.Now()
-	resps := make(chan *http.Response, callers)
-	errs := make(chan error, callers)
+	type result struct {
+		resp *http.Response
+		err  error
+	}
+	results := make(chan result, callers)
 	for i := range callers {
 		go func() {
 			resp, err := c.Fetch(context.Background(), http.MethodGet, tenPaths[i%10])
-			resps <- resp
-			errs <- err
+			results <- result{resp, err}
 		}()
 	}
 	for range callers {
-		resp, err := <-resps, <-errs
+		r := <-results
+		resp, err := r.resp, r.err
 		switch {
 		case err != nil:
 			if (fault == "timeout" || fault == "slow 2s") && !upstream.IsTimeout(err) {
