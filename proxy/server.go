@@ -47,7 +47,19 @@ func Serve(ctx context.Context, p *Proxy, lns []net.Listener) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	err := srv.Shutdown(sctx)
+	// Shutdown can find no connection and return while a Serve loop still
+	// holds one it accepted just before its listener closed (net/http
+	// tracks a connection only after ConnContext, the identity lookup): the
+	// process would then exit under it, an empty reply. Once every loop has
+	// returned, every accepted connection is tracked; wait for those too.
+	for range lns {
+		<-errc
+	}
+	if err == nil {
+		err = srv.Shutdown(sctx)
+	}
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil

@@ -297,8 +297,12 @@ func (d *daemon) listen() (*listeners, error) {
 		d.log.Info("took the listeners over", "from_pid", pid, "listeners", len(got))
 	}
 	if len(got) == 0 {
-		for _, ln := range sdListeners(d.log) {
+		sds := sdListeners(d.log)
+		for _, ln := range sds {
 			inherited[proxyName(ln.Addr().String())] = ln
+		}
+		if len(sds) > 0 {
+			d.log.Info("using the listening sockets systemd holds (imdsguard.socket)", "sockets", len(sds))
 		}
 	}
 	var l listeners
