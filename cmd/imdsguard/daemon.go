@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -427,10 +428,32 @@ func (d *daemon) rulesState() string {
 	return "installed (iptables " + d.rules.Backend() + ")"
 }
 
-// reloads re-reads the policy on every SIGHUP. An invalid file is refused
-// and logged; the policy in force stays.
+// reloads re-reads the policy on every SIGHUP and whenever the file's
+// content changes (looked at every configPoll): a Kubernetes ConfigMap
+// volume is updated by the kubelet swapping a symlink, with no signal to
+// anyone. An invalid file is refused and logged; the policy in force
+// stays, and the file is tried again once it changes again.
 func (d *daemon) reloads(ctx context.Context) {
-	for range hangups(ctx) {
+	path := d.configPath()
+	last := fileDigest(path)
+	hup := hangups(ctx)
+	tick := time.NewTicker(configPoll)
+	defer tick.Stop()
+	for {
+		select {
+		case _, ok := <-hup:
+			if !ok {
+				return
+			}
+			last = fileDigest(path)
+		case <-tick.C:
+			now := fileDigest(path)
+			if now == last {
+				continue
+			}
+			last = now
+			d.log.Info("configuration file changed; reloading", "config", path)
+		}
 		err := d.reload()
 		d.metrics.Reloaded(err == nil)
 		if err != nil {
@@ -439,12 +462,29 @@ func (d *daemon) reloads(ctx context.Context) {
 	}
 }
 
-func (d *daemon) reload() error {
-	path := d.cfg.File
-	if path == "" {
-		path = config.DefaultPath
+// configPoll is how often reloads looks at the configuration file.
+const configPoll = 2 * time.Second
+
+// fileDigest is a digest of the file's content, "" when it cannot be read
+// (absent: the built-in defaults).
+func fileDigest(path string) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return ""
 	}
-	cfg, err := config.Load(path, d.cfg.File == "")
+	sum := sha256.Sum256(data)
+	return string(sum[:])
+}
+
+func (d *daemon) configPath() string {
+	if d.cfg.File == "" {
+		return config.DefaultPath
+	}
+	return d.cfg.File
+}
+
+func (d *daemon) reload() error {
+	cfg, err := config.Load(d.configPath(), d.cfg.File == "")
 	if err != nil {
 		return err
 	}
