@@ -84,6 +84,8 @@ if $demo; then
 	exit 0
 fi
 "$root/scripts/build-tools.sh"
+# helm from the module proxy (tools/helm), for the chart tests.
+"$root/scripts/build-helm.sh"
 # The cached Debian root of the DaemonSet image (debootstrap from the apt
 # mirror, about two minutes once); the image tests add the binary to it.
 base=("$root/scripts/build-image.sh" --base-only)
