@@ -131,7 +131,7 @@ func TestRuntimes(t *testing.T) {
 		{"containerd answers", []Runtime{docker, ctrd, crio}, calico, true, []string{
 			"PASS  container runtimes answer",
 			"docker at /run/docker.sock: not on this node (no socket; in a pod: or not mounted from the node)",
-			"containerd at /run/containerd/containerd.sock: answers (containerd 1.6.20)",
+			"containerd at /run/containerd/containerd.sock: answers: containerd 1.6.20",
 			"cri-o at /run/crio/crio.sock: not on this node"}},
 		{"a runtime down", []Runtime{docker, down}, calico, false, []string{
 			"FAIL  container runtimes answer", "containerd at /run/containerd/containerd.sock: does NOT answer: dial /run/containerd/containerd.sock: connection refused",

@@ -25,7 +25,7 @@ func (rt Runtime) line() string {
 	case rt.Err != nil:
 		return at + "does NOT answer: " + rt.Err.Error()
 	}
-	return at + "answers (" + rt.Answer + ")"
+	return at + "answers: " + rt.Answer
 }
 
 const runtimesName = "container runtimes answer (containers and pods are named for the policy)"
