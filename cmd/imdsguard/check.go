@@ -100,7 +100,7 @@ func runReady(ctx context.Context, out io.Writer, p check.Probes) error {
 	start := time.Now()
 	report := check.Ready(ctx, p)
 	if report.OK() {
-		fmt.Fprintf(out, "%s (%s)\n", report.Line(), time.Since(start).Round(time.Millisecond))
+		fmt.Fprintf(out, "ready (checked in %s): %s\n", time.Since(start).Round(time.Millisecond), report.Line())
 		return nil
 	}
 	fmt.Fprint(out, report)

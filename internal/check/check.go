@@ -64,8 +64,8 @@ func (r Report) String() string {
 	return b.String()
 }
 
-// Line is the report on one line: "ready: " and each check's Short (or
-// Name), for a probe that passes.
+// Line is the report on one line, each check's Short (or Name), for a
+// probe that passes.
 func (r Report) Line() string {
 	parts := make([]string, len(r))
 	for i, c := range r {
@@ -74,7 +74,7 @@ func (r Report) Line() string {
 			parts[i] = c.Name
 		}
 	}
-	return "ready: " + strings.Join(parts, "; ")
+	return strings.Join(parts, "; ")
 }
 
 // Probes are the ways a check looks at the instance.
@@ -106,11 +106,12 @@ const instanceIDPath = "/latest/meta-data/instance-id"
 
 // Run runs every check.
 func Run(ctx context.Context, p Probes) Report {
+	ru := rules(ctx, p)
 	c, cerr := p.Containers(ctx)
 	redirected := redirectedV1(ctx, p)
 	return Report{
-		rules(ctx, p), landing(ctx, p), containers(c, cerr), runtimes(ctx, p, c, cerr),
-		proxyAnswers(ctx, p), served(ctx, p), tokensRequired(ctx, p, redirected.instanceID), redirected.Result,
+		ru, landing(ctx, p), containers(c, cerr), runtimes(ctx, p, c, cerr),
+		proxyAnswers(ctx, p), served(ctx, p, ru.Pass), tokensRequired(ctx, p, redirected.instanceID), redirected.Result,
 	}
 }
 
@@ -126,5 +127,6 @@ const ReadyTimeout = 3 * time.Second
 func Ready(ctx context.Context, p Probes) Report {
 	ctx, cancel := context.WithTimeout(ctx, ReadyTimeout)
 	defer cancel()
-	return Report{rules(ctx, p), landing(ctx, p), served(ctx, p)}
+	ru := rules(ctx, p)
+	return Report{ru, landing(ctx, p), served(ctx, p, ru.Pass)}
 }

@@ -25,9 +25,10 @@ const servedName = "imdsguard answers metadata requests through the redirect (to
 
 // served: a token OPTIONS to each redirected family's metadata address,
 // sent as any process sends it, is answered 200. imdsguard answers OPTIONS
-// itself, so this needs no IMDS; with the rules complete (the rules
-// check), a 200 can only come from imdsguard.
-func served(ctx context.Context, p Probes) Result {
+// itself, so this needs no IMDS; with the rules complete (rulesOK: the
+// rules check passed), a 200 can only come from imdsguard. Without them it
+// may be IMDS's own answer, and does not count.
+func served(ctx context.Context, p Probes, rulesOK bool) Result {
 	r := Result{Name: servedName, Pass: true}
 	as := p.Served(ctx)
 	if len(as) == 0 {
@@ -45,6 +46,10 @@ func served(ctx context.Context, p Probes) Result {
 		} else if a.Err == nil {
 			short = append(short, fmt.Sprintf("%s in %s", a.Family, roundTook(a.Took)))
 		}
+	}
+	if !rulesOK && len(short) > 0 {
+		r.Pass = false
+		lines = append(lines, "the rules are not complete: an answer may be IMDS's own, past imdsguard, not imdsguard's")
 	}
 	r.Detail = strings.Join(lines, "\n")
 	r.Short = "token OPTIONS through the redirect answered (" + strings.Join(short, ", ") + ")"
