@@ -132,7 +132,8 @@ func TestRuntimeImageDaemonSet(t *testing.T) {
 	}
 
 	probe := d.Docker(append([]string{"run", "--rm"}, podRun(t, e, m, probeContainer(c), "imdsguard-probe")...)...)
-	if r := e.Run(probe); r.Err == nil || !strings.Contains(r.Stderr, "rules not (fully) installed") {
+	if r := e.Run(probe); r.Err == nil || !strings.Contains(r.Stdout, "FAIL  redirect rules installed") ||
+		!strings.Contains(r.Stdout, "FAIL  imdsguard answers metadata requests through the redirect") {
 		t.Fatalf("readiness probe before the daemon runs: want a failure naming the missing rules: %v", r)
 	}
 
@@ -146,6 +147,11 @@ func TestRuntimeImageDaemonSet(t *testing.T) {
 	ready := d.Exec("imdsguard", c.ReadinessProbe.Exec.Command...)
 	testbed.WaitFor(t, "readiness probe passes", func() bool { return e.Run(ready).Err == nil })
 	t.Logf("pod listening after %v, ready after %v", listening.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	if r := e.Run(ready); r.Err != nil || strings.Count(r.Stdout, "\n") != 1 || !strings.HasPrefix(r.Stdout, "ready (checked in ") {
+		t.Errorf("readiness probe in the pod: want one line \"ready (checked in ...): ...\": %v", r)
+	} else {
+		t.Logf("readiness probe in the pod (docker exec): %s", strings.TrimSpace(r.Stdout))
+	}
 
 	t.Run("container", func(t *testing.T) {
 		id := d.RunDetached("--name", "app", clientImage, "sleep", "3600")
