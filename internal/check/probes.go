@@ -26,8 +26,8 @@ const Timeout = 2 * time.Second
 // answers it from memory, in well under a millisecond.
 const ServedTimeout = time.Second
 
-// RuntimeTimeout bounds a runtime's answer: the daemon itself waits at
-// most a fraction of that for a lookup.
+// RuntimeTimeout bounds a runtime's answer: the daemon waits at most a
+// tenth of that (workload.DefaultWait) before serving a caller unnamed.
 const RuntimeTimeout = time.Second
 
 // System probes the instance for real.
@@ -43,7 +43,7 @@ type System struct {
 	CiliumConfig string
 	// Families are the metadata addresses of the families the
 	// configuration redirects, as a process dials them (imds.Host,
-	// imds.HostIPv6), keyed by "IPv4" and "IPv6".
+	// imds.HostIPv6).
 	Families []Family
 	// RuntimeClients are the configured runtimes (runtimes:), each with
 	// the client the daemon looks containers up with.
