@@ -219,14 +219,18 @@ func TestReady(t *testing.T) {
 		{"daemon stopped, rules kept", with(healthy, func(f *fake) {
 			f.served = []Answer{{Family: "IPv4", Addr: "169.254.169.254:80", Err: errors.New("connection refused"), Refused: true}}
 		}), []string{"FAIL  imdsguard answers metadata requests through the redirect"}},
-		// IMDS itself answers the OPTIONS: it does not count.
+		// The OPTIONS would reach IMDS itself: it is not sent.
 		{"rules removed", with(healthy, func(f *fake) {
 			f.rulesOK, f.landing = false, []Landing{{Family: "ipv4", Addr: "169.254.254.169/32"}}
+			f.asked = map[string]int{}
 		}),
 			[]string{"FAIL  redirect rules installed", "FAIL  landing addresses on lo", "FAIL  imdsguard answers metadata requests through the redirect",
-				"the rules are not complete: an answer may be IMDS's own, past imdsguard, not imdsguard's"}},
+				"not sent: the redirect rules are not complete, so it could reach IMDS itself rather than imdsguard", "fix: see the rules check"}},
 	} {
 		r := Ready(context.Background(), c.f)
+		if c.f.asked != nil && c.f.asked["served"] != 0 {
+			t.Errorf("%s: the OPTIONS was sent", c.name)
+		}
 		out := r.String()
 		if r.OK() {
 			t.Errorf("%s: ready:\n%s", c.name, out)

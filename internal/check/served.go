@@ -26,10 +26,17 @@ const servedName = "imdsguard answers metadata requests through the redirect (to
 // served: a token OPTIONS to each redirected family's metadata address,
 // sent as any process sends it, is answered 200. imdsguard answers OPTIONS
 // itself, so this needs no IMDS; with the rules complete (rulesOK: the
-// rules check passed), a 200 can only come from imdsguard. Without them it
-// may be IMDS's own answer, and does not count.
+// rules check passed), a 200 can only come from imdsguard. Without them
+// the request is not sent: it could reach IMDS itself (a probe before the
+// daemon starts would), and IMDS's answer would prove nothing.
 func served(ctx context.Context, p Probes, rulesOK bool) Result {
 	r := Result{Name: servedName, Pass: true}
+	if !rulesOK {
+		r.Pass = false
+		r.Detail = "not sent: the redirect rules are not complete, so it could reach IMDS itself rather than imdsguard"
+		r.Fix = "see the rules check"
+		return r
+	}
 	as := p.Served(ctx)
 	if len(as) == 0 {
 		r.Pass = false
@@ -46,10 +53,6 @@ func served(ctx context.Context, p Probes, rulesOK bool) Result {
 		} else if a.Err == nil {
 			short = append(short, fmt.Sprintf("%s in %s", a.Family, roundTook(a.Took)))
 		}
-	}
-	if !rulesOK && len(short) > 0 {
-		r.Pass = false
-		lines = append(lines, "the rules are not complete: an answer may be IMDS's own, past imdsguard, not imdsguard's")
 	}
 	r.Detail = strings.Join(lines, "\n")
 	r.Short = "token OPTIONS through the redirect answered (" + strings.Join(short, ", ") + ")"

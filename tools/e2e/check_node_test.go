@@ -31,7 +31,7 @@ import (
 //     redirect answered (connection refused), its rules and landing
 //     addresses passing; check fails the same, IMDS still refusing IMDSv1.
 //   - rules removed: --ready fails on the rules and the landing addresses,
-//     and the OPTIONS that IMDS (AEMM) now answers itself does not count.
+//     and sends no OPTIONS (it would reach IMDS itself).
 func TestCheckNode(t *testing.T) {
 	e := testbed.New(t)
 	e.RequireBins("aemm", "imdsguard", "imdsclient")
@@ -104,7 +104,14 @@ func TestCheckNode(t *testing.T) {
 	}
 	wantLines(t, "check --ready", r.Stdout, "FAIL  redirect rules installed", "FAIL  landing addresses on lo",
 		"ipv4 169.254.254.169/32: MISSING", "FAIL  imdsguard answers metadata requests through the redirect",
-		"the rules are not complete: an answer may be IMDS's own")
+		"not sent: the redirect rules are not complete")
+
+	// Every OPTIONS was imdsguard's to answer: IMDS saw none.
+	for _, req := range bothAEMM(h) {
+		if req.Method == "OPTIONS" {
+			t.Errorf("IMDS (AEMM) saw %+v", req)
+		}
+	}
 }
 
 // wantLines wants out (of what) to hold each of want.
