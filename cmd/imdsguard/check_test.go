@@ -77,7 +77,7 @@ func TestCheckCommand(t *testing.T) {
 		"docker at " + filepath.Join(dir, "docker.sock") + ": not on this node",
 		"cri-o at " + crio + ": answers: cri-o 1.30.4 (CRI v1)",
 		"FAIL  imdsguard answers on its port",
-		"FAIL  imdsguard answers metadata requests through the redirect", "no family is redirected",
+		"FAIL  imdsguard answers metadata requests through the redirect", "not sent: the redirect rules are not complete",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("check output lacks %q:\n%s", want, out)
@@ -102,7 +102,7 @@ func TestCheckReadyFlag(t *testing.T) {
 			t.Errorf("check --ready output lacks %q:\n%s", want, out)
 		}
 	}
-	for _, not := range []string{"IMDS itself", "runtimes", "IMDSv1 request", "on its port"} {
+	for _, not := range []string{"IMDS itself rejects", "runtimes answer", "IMDSv1 request", "on its port"} {
 		if strings.Contains(out, not) {
 			t.Errorf("check --ready output has %q:\n%s", not, out)
 		}
