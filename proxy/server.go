@@ -47,7 +47,19 @@ func Serve(ctx context.Context, p *Proxy, lns []net.Listener) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	err := srv.Shutdown(sctx)
+	// Shutdown can find no connection and return while a Serve loop still
+	// holds one it accepted just before its listener closed (net/http
+	// tracks a connection only after ConnContext, the identity lookup): the
+	// process would then exit under it, an empty reply. Once every loop has
+	// returned, every accepted connection is tracked; wait for those too.
+	for range lns {
+		<-errc
+	}
+	if err == nil {
+		err = srv.Shutdown(sctx)
+	}
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
@@ -58,24 +70,36 @@ func Serve(ctx context.Context, p *Proxy, lns []net.Listener) error {
 func Listen(addrs []string, logger *slog.Logger) ([]net.Listener, error) {
 	var lns []net.Listener
 	for _, a := range addrs {
-		network := "tcp4"
-		if strings.HasPrefix(a, "[") {
-			network = "tcp6"
-		}
-		ln, err := net.Listen(network, a)
-		if err != nil && network == "tcp6" && noIPv6(err) {
-			logger.Warn("no IPv6 listener", "addr", a, "err", err)
-			continue
-		}
+		ln, err := ListenOne(a, logger)
 		if err != nil {
 			for _, l := range lns {
 				l.Close()
 			}
-			return nil, fmt.Errorf("listen on %s: %w", a, err)
+			return nil, err
 		}
-		lns = append(lns, ln)
+		if ln != nil {
+			lns = append(lns, ln)
+		}
 	}
 	return lns, nil
+}
+
+// ListenOne opens a TCP listener on addr; (nil, nil) for an IPv6 address
+// on a host without IPv6 (logged).
+func ListenOne(addr string, logger *slog.Logger) (net.Listener, error) {
+	network := "tcp4"
+	if strings.HasPrefix(addr, "[") {
+		network = "tcp6"
+	}
+	ln, err := net.Listen(network, addr)
+	if err != nil && network == "tcp6" && noIPv6(err) {
+		logger.Warn("no IPv6 listener", "addr", addr, "err", err)
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return ln, nil
 }
 
 // slogWriter turns the log.Logger output of net/http and goproxy into

@@ -16,8 +16,8 @@ Install (one of):
   PACKAGE.deb         the package to install (apt-get, so iptables comes
                       along); default: the newest dist/imdsguard_*.deb
   --binary [PATH]     no package: install PATH (default bin/imdsguard) as
-                      /usr/sbin/imdsguard, the unit as
-                      /etc/systemd/system/imdsguard.service, its tmpfiles.d
+                      /usr/sbin/imdsguard, the units as
+                      /etc/systemd/system/imdsguard.{service,socket}, its tmpfiles.d
                       entry, and the default /etc/imdsguard/imdsguard.yaml
                       (an existing configuration is kept); needs iptables
 
@@ -57,6 +57,7 @@ EOF
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 unit=imdsguard.service
+socket=imdsguard.socket # the proxy's sockets, held across restarts
 proxy=http://127.0.0.1:8989
 imds=http://169.254.169.254
 
@@ -163,6 +164,7 @@ install_binary() {
 	fi
 	run install -D -m 0755 "$binary" /usr/sbin/imdsguard
 	run install -D -m 0644 "$root/systemd/imdsguard.service" /etc/systemd/system/$unit
+	run install -D -m 0644 "$root/systemd/imdsguard.socket" /etc/systemd/system/$socket
 	run install -D -m 0644 "$root/systemd/imdsguard.tmpfiles" /etc/tmpfiles.d/imdsguard.conf
 	if [[ -e /etc/imdsguard/imdsguard.yaml ]]; then
 		echo "bake-ami: keeping the existing /etc/imdsguard/imdsguard.yaml" >&2
@@ -178,10 +180,10 @@ enable_service() {
 		run systemctl daemon-reload
 		run systemd-tmpfiles --create imdsguard.conf
 	fi
-	run systemctl enable $unit
+	run systemctl enable $socket $unit
 	if $start; then
 		systemd_running || $dry_run || die "--start: systemd is not running here"
-		run systemctl start $unit
+		run systemctl start $socket $unit
 	fi
 }
 

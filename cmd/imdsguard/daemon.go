@@ -2,19 +2,25 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
 	"os"
+	"os/signal"
+	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
+	"time"
 
 	"github.com/imdsguard/imdsguard/internal/admin"
 	"github.com/imdsguard/imdsguard/internal/audit"
 	"github.com/imdsguard/imdsguard/internal/cache"
 	"github.com/imdsguard/imdsguard/internal/config"
+	"github.com/imdsguard/imdsguard/internal/handover"
 	"github.com/imdsguard/imdsguard/internal/identity"
 	"github.com/imdsguard/imdsguard/internal/metrics"
 	"github.com/imdsguard/imdsguard/internal/redirect"
@@ -81,6 +87,10 @@ func newDaemon(cfg *config.Config, log *slog.Logger) (*daemon, error) {
 	})
 	return d, nil
 }
+
+// lockPoll is how often a successor tries the rules lock while its
+// predecessor finishes.
+const lockPoll = 20 * time.Millisecond
 
 func redirecting(cfg *config.Config) bool { return cfg.Redirect.IPv4 || cfg.Redirect.IPv6 }
 
@@ -163,11 +173,23 @@ func (d *daemon) listenAddrs() []string {
 	return out
 }
 
+// runDir is where the daemon's sockets and the rules lock live: the admin
+// socket's directory (/run/imdsguard by default). Two daemons of one node
+// meet there to hand over.
+func (d *daemon) runDir() string { return filepath.Dir(d.cfg.Admin.Socket) }
+
 // serve runs until ctx ends. Order matters: the rules go in first (so
 // metadata traffic is refused rather than sent to IMDS while the daemon
 // starts), then every listener opens (so a port conflict fails the start,
 // loudly), then systemd hears READY. On the way out the rules stay
 // (redirect.keep_on_exit): callers get "connection refused", never IMDS.
+//
+// When another imdsguard already runs here (the old pod of a surge
+// rollout), it keeps the rules lock: this daemon takes its listening
+// sockets over instead of binding its own (package handover), and keeps
+// the rules once the other lets the lock go. When a successor takes this
+// daemon's sockets, it stops accepting, finishes what it holds, leaves the
+// rules to the successor and waits to be stopped.
 func (d *daemon) serve(ctx context.Context) error {
 	defer d.who.Close()
 	defer d.rts.Close()
@@ -176,63 +198,170 @@ func (d *daemon) serve(ctx context.Context) error {
 	}
 	defer d.up.Close() // after the cache (deferred: runs last)
 	defer d.cache.Close()
+	lockPath := filepath.Join(d.runDir(), handover.LockName)
+	var lock *handover.Lock
 	if d.rules != nil {
-		// Installed here, not only by Keep (whose own Install then finds
-		// everything in place and writes nothing): a start that cannot put
-		// the rules in must fail before a listener opens or systemd hears
-		// READY, not be retried in the background.
-		if err := d.rules.Install(ctx); err != nil {
+		var err error
+		if lock, err = handover.TryLock(lockPath); err != nil {
+			return err
+		}
+		if lock == nil {
+			d.log.Info("another imdsguard keeps the rules; taking over from it", "holder_pid", handover.Holder(lockPath))
+		} else if err := d.rules.Install(ctx); err != nil {
+			// Installed here, not only by Keep (whose own Install then
+			// finds everything in place and writes nothing): a start that
+			// cannot put the rules in must fail before a listener opens or
+			// systemd hears READY, not be retried in the background.
+			lock.Release()
 			return fmt.Errorf("install redirect rules (needs root or CAP_NET_ADMIN): %w", err)
 		}
 	}
 	l, err := d.listen()
 	if err != nil {
+		lock.Release()
 		return err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	hs, err := handover.Listen(filepath.Join(d.runDir(), handover.SocketName), d.log)
+	if err != nil {
+		lock.Release()
+		return errors.Join(err, l.close())
+	}
+	// serving ends with ctx or when a successor has taken the listeners.
+	serving, stopServing := context.WithCancel(ctx)
+	defer stopServing()
+	successor := 0
 	var bg sync.WaitGroup
-	d.background(ctx, &bg, l)
+	d.background(serving, &bg, l, lock, lockPath)
+	bg.Add(1)
+	go func() {
+		defer bg.Done()
+		hs.Serve(serving, l.passable, func(pid int) {
+			successor = pid
+			if d.rules != nil {
+				d.rules.HandedOver()
+			}
+			d.log.Info("handed the listeners over; no longer accepting", "successor_pid", pid)
+			stopServing()
+		})
+	}()
 	// The audit log outlives the proxy: requests still finishing during the
 	// graceful shutdown are written, then the pending summaries.
 	auditCtx, stopAudit := context.WithCancel(context.WithoutCancel(ctx))
 	audited := make(chan struct{})
 	go func() { d.audit.Run(auditCtx); close(audited) }()
 	d.ready(l.proxy)
-	err = proxy.Serve(ctx, d.proxy, l.proxy)
-	cancel()
-	bg.Wait()
+	err = proxy.Serve(serving, d.proxy, l.proxy)
+	stopServing()
+	bg.Wait() // hs.Serve's write of successor happens before this returns
 	stopAudit()
 	<-audited
+	if successor != 0 && err == nil {
+		// A DaemonSet would restart a pod that exits: the old pod waits for
+		// the controller to delete it.
+		d.log.Info("imdsguard handed over; waiting to be stopped", "successor_pid", successor)
+		signal.Ignore(syscall.SIGHUP) // no reloads any more, and no death by SIGHUP
+		<-ctx.Done()
+		d.log.Info("imdsguard stopped", "handed_over_to", successor)
+		return nil
+	}
 	d.log.Info("imdsguard stopped", "err", err, "rules", d.rulesOnExit())
 	return err
 }
 
 // listeners are every socket the daemon serves on.
 type listeners struct {
-	proxy   []net.Listener
+	proxy   []net.Listener // each behind proxy.Admit
 	admin   net.Listener
 	metrics net.Listener // nil when metrics.listen is ""
+	// raw are the TCP listeners as opened, named for a handover.
+	raw []handover.Listener
 }
 
+// passable are the listeners a successor takes over: the proxy's and the
+// metrics'. (The admin socket is a path: the successor makes its own.)
+func (l *listeners) passable() []handover.Listener { return l.raw }
+
+// listen opens every listener. A TCP listener comes, in this order, from
+// the imdsguard running here (a handover), from systemd (socket
+// activation: imdsguard.socket holds the proxy's sockets across restarts),
+// or is bound here.
 func (d *daemon) listen() (*listeners, error) {
-	var l listeners
-	var err error
-	if l.proxy, err = proxy.Listen(d.listenAddrs(), d.log); err != nil {
-		return nil, err
+	inherited := map[string]net.Listener{}
+	got, pid, err := handover.Take(filepath.Join(d.runDir(), handover.SocketName))
+	if err != nil {
+		d.log.Warn("no handover; binding", "err", err)
 	}
-	for i := range l.proxy {
-		l.proxy[i] = proxy.Admit(l.proxy[i], d.log)
+	for _, h := range got {
+		inherited[h.Name] = h.Listener
+	}
+	if len(got) > 0 {
+		d.log.Info("took the listeners over", "from_pid", pid, "listeners", len(got))
+	}
+	if len(got) == 0 {
+		sds := sdListeners(d.log)
+		for _, ln := range sds {
+			inherited[proxyName(ln.Addr().String())] = ln
+		}
+		if len(sds) > 0 {
+			d.log.Info("using the listening sockets systemd holds (imdsguard.socket)", "sockets", len(sds))
+		}
+	}
+	var l listeners
+	take := func(name string, open func() (net.Listener, error)) (net.Listener, error) {
+		ln, ok := inherited[name]
+		delete(inherited, name)
+		if !ok {
+			var err error
+			if ln, err = open(); ln == nil || err != nil {
+				return nil, err
+			}
+		}
+		l.raw = append(l.raw, handover.Listener{Name: name, Listener: ln})
+		return ln, nil
+	}
+	fail := func(err error) (*listeners, error) {
+		for _, ln := range inherited {
+			ln.Close()
+		}
+		return nil, errors.Join(err, l.close())
+	}
+	for _, a := range d.listenAddrs() {
+		ln, err := take(proxyName(a), func() (net.Listener, error) { return proxy.ListenOne(a, d.log) })
+		if err != nil {
+			return fail(err)
+		}
+		if ln != nil {
+			l.proxy = append(l.proxy, proxy.Admit(ln, d.log))
+		}
+	}
+	if d.cfg.Metrics.Listen != "" {
+		if l.metrics, err = take("metrics "+d.cfg.Metrics.Listen, func() (net.Listener, error) {
+			ln, err := net.Listen("tcp", d.cfg.Metrics.Listen)
+			if err != nil {
+				return nil, fmt.Errorf("metrics.listen %s: %w", d.cfg.Metrics.Listen, err)
+			}
+			return ln, nil
+		}); err != nil {
+			return fail(err)
+		}
+	}
+	for name, ln := range inherited {
+		d.log.Warn("an inherited listener this configuration does not use; closed", "listener", name)
+		ln.Close()
 	}
 	if l.admin, err = admin.Listen(d.cfg.Admin.Socket); err != nil {
 		return nil, errors.Join(err, l.close())
 	}
-	if d.cfg.Metrics.Listen != "" {
-		if l.metrics, err = net.Listen("tcp", d.cfg.Metrics.Listen); err != nil {
-			return nil, errors.Join(fmt.Errorf("metrics.listen %s: %w", d.cfg.Metrics.Listen, err), l.close())
-		}
-	}
 	return &l, nil
+}
+
+// proxyName names a proxy listener on addr (host:port) for a handover and
+// for systemd's sockets: "proxy 127.0.0.1:8989", "proxy [::1]:8989".
+func proxyName(addr string) string {
+	if ap, err := netip.ParseAddrPort(addr); err == nil {
+		addr = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()).String()
+	}
+	return "proxy " + addr
 }
 
 func (l *listeners) close() error {
@@ -247,7 +376,10 @@ func (l *listeners) close() error {
 
 // background starts what runs beside the proxy until ctx ends: keeping the
 // rules, the admin socket, metrics, reloads and the watchdog.
-func (d *daemon) background(ctx context.Context, wg *sync.WaitGroup, l *listeners) {
+//
+// The rules are kept only while this daemon holds the rules lock: lock is
+// nil when another daemon held it at the start, and Keep waits for it.
+func (d *daemon) background(ctx context.Context, wg *sync.WaitGroup, l *listeners, lock *handover.Lock, lockPath string) {
 	run := func(name string, f func() error) {
 		wg.Add(1)
 		go func() {
@@ -258,7 +390,17 @@ func (d *daemon) background(ctx context.Context, wg *sync.WaitGroup, l *listener
 		}()
 	}
 	if d.rules != nil {
-		run("redirect rules", func() error { return d.rules.Keep(ctx) })
+		run("redirect rules", func() error {
+			if lock == nil {
+				var err error
+				if lock, err = handover.WaitLock(ctx, lockPath, lockPoll); err != nil {
+					return nil // stopped (or handed over) before the lock came
+				}
+				d.log.Info("took the rules over")
+			}
+			defer lock.Release()
+			return d.rules.Keep(ctx)
+		})
 	}
 	run("admin socket", func() error { return admin.Serve(ctx, l.admin, d.usage, d.log) })
 	run("runtime events", func() error { d.work.Run(ctx); return nil })
@@ -286,10 +428,32 @@ func (d *daemon) rulesState() string {
 	return "installed (iptables " + d.rules.Backend() + ")"
 }
 
-// reloads re-reads the policy on every SIGHUP. An invalid file is refused
-// and logged; the policy in force stays.
+// reloads re-reads the policy on every SIGHUP and whenever the file's
+// content changes (looked at every configPoll): a Kubernetes ConfigMap
+// volume is updated by the kubelet swapping a symlink, with no signal to
+// anyone. An invalid file is refused and logged; the policy in force
+// stays, and the file is tried again once it changes again.
 func (d *daemon) reloads(ctx context.Context) {
-	for range hangups(ctx) {
+	path := d.configPath()
+	last := fileDigest(path)
+	hup := hangups(ctx)
+	tick := time.NewTicker(configPoll)
+	defer tick.Stop()
+	for {
+		select {
+		case _, ok := <-hup:
+			if !ok {
+				return
+			}
+			last = fileDigest(path)
+		case <-tick.C:
+			now := fileDigest(path)
+			if now == last {
+				continue
+			}
+			last = now
+			d.log.Info("configuration file changed; reloading", "config", path)
+		}
 		err := d.reload()
 		d.metrics.Reloaded(err == nil)
 		if err != nil {
@@ -298,12 +462,29 @@ func (d *daemon) reloads(ctx context.Context) {
 	}
 }
 
-func (d *daemon) reload() error {
-	path := d.cfg.File
-	if path == "" {
-		path = config.DefaultPath
+// configPoll is how often reloads looks at the configuration file.
+const configPoll = 2 * time.Second
+
+// fileDigest is a digest of the file's content, "" when it cannot be read
+// (absent: the built-in defaults).
+func fileDigest(path string) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return ""
 	}
-	cfg, err := config.Load(path, d.cfg.File == "")
+	sum := sha256.Sum256(data)
+	return string(sum[:])
+}
+
+func (d *daemon) configPath() string {
+	if d.cfg.File == "" {
+		return config.DefaultPath
+	}
+	return d.cfg.File
+}
+
+func (d *daemon) reload() error {
+	cfg, err := config.Load(d.configPath(), d.cfg.File == "")
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/imdsguard/imdsguard/internal/config"
+	"github.com/imdsguard/imdsguard/internal/handover"
 	"github.com/imdsguard/imdsguard/internal/redirect"
 )
 
@@ -42,7 +43,19 @@ With the rules installed and no daemon running, metadata requests are refused
 			Short: "Install the rules; idempotent (twice is the same as once)",
 			Args:  args(cobra.NoArgs),
 			RunE: func(c *cobra.Command, _ []string) error {
-				return withRules(c, path, explicit(c), func(ctx context.Context, r *redirect.Rules) error {
+				return withRules(c, path, explicit(c), func(ctx context.Context, cfg *config.Config, r *redirect.Rules) error {
+					// A running daemon keeps the rules (and restores them):
+					// installing beside it could only fight it.
+					lockPath := filepath.Join(filepath.Dir(cfg.Admin.Socket), handover.LockName)
+					lock, err := handover.TryLock(lockPath)
+					if err != nil {
+						return err
+					}
+					if lock == nil {
+						fmt.Fprintf(c.OutOrStdout(), "imdsguard rules are kept by the running imdsguard (pid %d): nothing to do\n", handover.Holder(lockPath))
+						return nil
+					}
+					defer lock.Release()
 					if err := r.Install(ctx); err != nil {
 						return err
 					}
@@ -56,7 +69,7 @@ With the rules installed and no daemon running, metadata requests are refused
 			Short: "Remove exactly what install made, for both address families; leaves no trace",
 			Args:  args(cobra.NoArgs),
 			RunE: func(c *cobra.Command, _ []string) error {
-				return withRules(c, path, explicit(c), func(ctx context.Context, r *redirect.Rules) error {
+				return withRules(c, path, explicit(c), func(ctx context.Context, _ *config.Config, r *redirect.Rules) error {
 					if err := r.Remove(ctx); err != nil {
 						return err
 					}
@@ -70,7 +83,7 @@ With the rules installed and no daemon running, metadata requests are refused
 			Short: "Show what is installed and what is missing; exit 1 if anything is missing",
 			Args:  args(cobra.NoArgs),
 			RunE: func(c *cobra.Command, _ []string) error {
-				return withRules(c, path, explicit(c), func(ctx context.Context, r *redirect.Rules) error {
+				return withRules(c, path, explicit(c), func(ctx context.Context, _ *config.Config, r *redirect.Rules) error {
 					st, err := r.Status(ctx)
 					if err != nil {
 						return err
@@ -87,7 +100,7 @@ With the rules installed and no daemon running, metadata requests are refused
 	return cmd
 }
 
-func withRules(c *cobra.Command, path string, explicit bool, f func(context.Context, *redirect.Rules) error) error {
+func withRules(c *cobra.Command, path string, explicit bool, f func(context.Context, *config.Config, *redirect.Rules) error) error {
 	cfg, err := config.Load(path, !explicit)
 	if err != nil {
 		return err
@@ -96,7 +109,7 @@ func withRules(c *cobra.Command, path string, explicit bool, f func(context.Cont
 	if err != nil {
 		return err
 	}
-	return f(c.Context(), r)
+	return f(c.Context(), cfg, r)
 }
 
 // newRules makes the Rules of cfg. Their state file (the last fully

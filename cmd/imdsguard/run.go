@@ -33,9 +33,19 @@ proxy for 169.254.169.254. It answers IMDSv1 requests through one IMDSv2
 session with the real IMDS, mints caller-bound IMDSv2 tokens itself, and
 decides every request with the policy.
 
-Signals: SIGHUP reloads the configuration's policy (an invalid file is
-refused, logged, and the policy in force stays); SIGTERM and SIGINT stop
-gracefully. Logs and audit events are JSON lines on stderr.`,
+Reloads: SIGHUP, or a change of the configuration file's content (looked
+at every 2 s, so that an edited Kubernetes ConfigMap applies by itself),
+reloads the policy; an invalid file is refused, logged, and the policy in
+force stays. Other sections need a restart.
+
+Restarts refuse nothing: a second "imdsguard run" started beside this one
+takes its listening sockets over (the handover socket in the admin
+socket's directory) and, once this one lets go, the rules; this one stops
+accepting, finishes what it holds and waits to be stopped. Under systemd,
+imdsguard.socket holds the sockets across restarts.
+
+Signals: SIGTERM and SIGINT stop gracefully (the rules stay: fail closed).
+Logs and audit events are JSON lines on stderr.`,
 		Example: `  imdsguard run
   imdsguard run --config /etc/imdsguard/imdsguard.yaml --log-level debug`,
 		Args: args(cobra.NoArgs),

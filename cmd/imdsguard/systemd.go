@@ -8,8 +8,27 @@ import (
 	"strings"
 	"time"
 
+	"github.com/coreos/go-systemd/v22/activation"
 	sd "github.com/coreos/go-systemd/v22/daemon"
 )
+
+// sdListeners are the listening sockets systemd passed (imdsguard.socket,
+// LISTEN_FDS), none when it passed none. Keeping the proxy's sockets in
+// systemd means a restart or an upgrade refuses no connection: they wait
+// in the socket's queue while the daemon is away.
+func sdListeners(log interface{ Warn(string, ...any) }) []net.Listener {
+	lns, err := activation.Listeners()
+	if err != nil {
+		log.Warn("systemd passed sockets that are not listeners", "err", err)
+	}
+	var out []net.Listener
+	for _, ln := range lns {
+		if ln != nil {
+			out = append(out, ln)
+		}
+	}
+	return out
+}
 
 // ready tells systemd (Type=notify) that the rules are in place and the
 // proxy listens, and logs the same.

@@ -12,10 +12,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"time"
 
+	"github.com/imdsguard/imdsguard/internal/sockfile"
 	"github.com/imdsguard/imdsguard/internal/usage"
 )
 
@@ -23,27 +22,17 @@ import (
 const UsagePath = "/v1/usage"
 
 // Listen makes the socket at path: its directory 0700, a stale socket
-// replaced, the socket itself 0600.
+// (or a predecessor's, during a handover) replaced, the socket itself 0600.
 func Listen(path string) (net.Listener, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("admin socket directory: %w", err)
-	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("remove stale admin socket: %w", err)
-	}
-	ln, err := net.Listen("unix", path)
+	ln, err := sockfile.Listen(path, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("admin socket: %w", err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		ln.Close()
 		return nil, fmt.Errorf("admin socket: %w", err)
 	}
 	return ln, nil
 }
 
 // Serve serves the admin API on ln (from Listen) until ctx ends, then
-// removes the socket.
+// closes it (the socket file goes unless a successor has made its own).
 func Serve(ctx context.Context, ln net.Listener, table *usage.Table, log *slog.Logger) error {
 	path := ln.Addr().String()
 	mux := http.NewServeMux()
@@ -54,8 +43,7 @@ func Serve(ctx context.Context, ln net.Listener, table *usage.Table, log *slog.L
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()
-		srv.Close()
-		os.Remove(path)
+		srv.Close() // closes ln, which removes the socket while it is ours
 	}()
 	log.Info("admin socket serving", "path", path)
 	if err := srv.Serve(&rootOnly{Listener: ln, log: log}); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -106,8 +106,16 @@ func (r *Rules) restore(fr familyRunner) {
 	}
 }
 
+// HandedOver says that another daemon keeps the rules from now on (a
+// handover): when Keep ends they stay, whatever keep_on_exit says.
+func (r *Rules) HandedOver() { r.handed.Store(true) }
+
 // exit leaves the rules in place (fail closed) or removes them.
 func (r *Rules) exit(ctx context.Context) error {
+	if r.handed.Load() {
+		r.log.Info("leaving rules in place: the daemon that took over keeps them")
+		return nil
+	}
 	if r.cfg.KeepOnExit {
 		r.log.Info("leaving rules in place: metadata traffic is refused while the proxy is down (keep_on_exit)")
 		return nil

@@ -36,6 +36,7 @@ type Rules struct {
 	mu       sync.Mutex          // one install/remove/check at a time
 	snap     map[string][]string // family → ourLines after the last install
 	restores atomic.Uint64
+	handed   atomic.Bool // HandedOver: Keep's end leaves the rules to a successor
 	// statePath is Options.StateFile: the verified references (snap)
 	// kept across restarts.
 	statePath string

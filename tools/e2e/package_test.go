@@ -33,6 +33,7 @@ import (
 var packageFiles = map[string]string{
 	"./etc/imdsguard/imdsguard.yaml":         "-rw-r--r--",
 	"./lib/systemd/system/imdsguard.service": "-rw-r--r--",
+	"./lib/systemd/system/imdsguard.socket":  "-rw-r--r--",
 	"./usr/lib/tmpfiles.d/imdsguard.conf":    "-rw-r--r--",
 	"./usr/sbin/imdsguard":                   "-rwxr-xr-x",
 	"./usr/share/doc/imdsguard/README.md":    "-rw-r--r--",
@@ -44,8 +45,12 @@ var packageFiles = map[string]string{
 	"./usr/share/doc/imdsguard/docs/CACHE.md":         "-rw-r--r--",
 }
 
-// enableLink is what enabling the unit makes (WantedBy=multi-user.target).
-const enableLink = "/etc/systemd/system/multi-user.target.wants/imdsguard.service"
+// enableLink is what enabling the unit makes (WantedBy=multi-user.target),
+// socketLink what enabling the socket unit makes (WantedBy=sockets.target).
+const (
+	enableLink = "/etc/systemd/system/multi-user.target.wants/imdsguard.service"
+	socketLink = "/etc/systemd/system/sockets.target.wants/imdsguard.socket"
+)
 
 // TestPackageDefaultConfig: the shipped configuration reads as exactly the
 // built-in defaults, every field spelled out; the whole file shown in
@@ -129,7 +134,7 @@ func TestBakeAMIDryRun(t *testing.T) {
 	deb := e.WriteFile("imdsguard_1.2.3_amd64.deb", "") // only its name is used
 	bin := e.WriteFile("imdsguard", "")
 	aptInstall := "env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends " + deb
-	enable := "systemctl enable imdsguard.service"
+	enable := "systemctl enable imdsguard.socket imdsguard.service"
 	cases := []struct {
 		name     string
 		args     []string
@@ -151,8 +156,9 @@ func TestBakeAMIDryRun(t *testing.T) {
 		{"binary and start", []string{"--binary", bin, "--start"}, 0,
 			[]string{"install -D -m 0755 " + bin + " /usr/sbin/imdsguard",
 				"install -D -m 0644 " + e.Root + "/systemd/imdsguard.service /etc/systemd/system/imdsguard.service",
+				"install -D -m 0644 " + e.Root + "/systemd/imdsguard.socket /etc/systemd/system/imdsguard.socket",
 				"install -D -m 0644 " + e.Root + "/systemd/imdsguard.tmpfiles /etc/tmpfiles.d/imdsguard.conf",
-				enable, "systemctl start imdsguard.service"}, []string{"apt-get"}},
+				enable, "systemctl start imdsguard.socket imdsguard.service"}, []string{"apt-get"}},
 		{"missing package", []string{filepath.Join(e.Dir, "nope.deb")}, 1, nil, nil},
 		{"package and binary", []string{"--binary", bin, deb}, 1, nil, nil},
 		{"unknown option", []string{"--bogus"}, 2, nil, nil},
@@ -345,8 +351,11 @@ func debInstalled(t *testing.T, version string) {
 	if dst, err := os.Readlink(enableLink); err != nil || dst != "/lib/systemd/system/imdsguard.service" {
 		t.Errorf("not enabled: %s -> %q (%v)", enableLink, dst, err)
 	}
+	if dst, err := os.Readlink(socketLink); err != nil || dst != "/lib/systemd/system/imdsguard.socket" {
+		t.Errorf("socket unit not enabled: %s -> %q (%v)", socketLink, dst, err)
+	}
 	if _, err := exec.LookPath("systemd-analyze"); err == nil {
-		if r := testbed.RunCombined(time.Minute, []string{"SYSTEMD_LOG_COLOR=0"}, "systemd-analyze", "verify", "/lib/systemd/system/imdsguard.service"); r.Err != nil || strings.TrimSpace(r.Out) != "" {
+		if r := testbed.RunCombined(time.Minute, []string{"SYSTEMD_LOG_COLOR=0"}, "systemd-analyze", "verify", "/lib/systemd/system/imdsguard.service", "/lib/systemd/system/imdsguard.socket"); r.Err != nil || strings.TrimSpace(r.Out) != "" {
 			t.Errorf("systemd-analyze verify of the installed unit: %v", r)
 		}
 	}
@@ -365,7 +374,7 @@ func debRemove(t *testing.T) {
 	if st := testbed.MustRun(t, "dpkg-query", "-W", "-f=${Status}", "imdsguard"); st != "deinstall ok config-files" {
 		t.Errorf("status after remove: %q", st)
 	}
-	for _, p := range []string{"/usr/sbin/imdsguard", "/lib/systemd/system/imdsguard.service", "/usr/lib/tmpfiles.d/imdsguard.conf", enableLink} {
+	for _, p := range []string{"/usr/sbin/imdsguard", "/lib/systemd/system/imdsguard.service", "/lib/systemd/system/imdsguard.socket", "/usr/lib/tmpfiles.d/imdsguard.conf", enableLink, socketLink} {
 		if _, err := os.Lstat(p); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("%s still there after remove (%v)", p, err)
 		}
@@ -382,9 +391,11 @@ func debPurge(t *testing.T) {
 	if r := testbed.RunCombined(time.Minute, nil, "dpkg-query", "-W", "-f=${Status}", "imdsguard"); strings.Contains(r.Out, "installed") || strings.Contains(r.Out, "config-files") {
 		t.Errorf("still known to dpkg after purge: %v", r)
 	}
-	for _, p := range []string{"/etc/imdsguard", "/var/lib/imdsguard", enableLink,
+	for _, p := range []string{"/etc/imdsguard", "/var/lib/imdsguard", enableLink, socketLink,
 		"/var/lib/systemd/deb-systemd-helper-enabled/imdsguard.service.dsh-also",
-		"/var/lib/systemd/deb-systemd-helper-enabled/multi-user.target.wants/imdsguard.service"} {
+		"/var/lib/systemd/deb-systemd-helper-enabled/imdsguard.socket.dsh-also",
+		"/var/lib/systemd/deb-systemd-helper-enabled/multi-user.target.wants/imdsguard.service",
+		"/var/lib/systemd/deb-systemd-helper-enabled/sockets.target.wants/imdsguard.socket"} {
 		if _, err := os.Lstat(p); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("%s still there after purge (%v)", p, err)
 		}

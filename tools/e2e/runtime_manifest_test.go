@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/imdsguard/imdsguard/internal/check"
@@ -96,8 +97,8 @@ func TestKubernetesManifest(t *testing.T) {
 		{"priorityClassName system-node-critical", pod.PriorityClassName == "system-node-critical"},
 		{"tolerates every taint", toleratesAll(pod.Tolerations)},
 		{"selector matches the template", ds.Spec.Selector != nil && labelsMatch(ds.Spec.Selector.MatchLabels, ds.Spec.Template.Labels)},
-		{"rolling update", ds.Spec.UpdateStrategy.Type == "RollingUpdate"},
-		{"no init or sidecar containers", len(pod.InitContainers) == 0 && len(pod.Containers) == 1},
+		{"rolling update with a surge (maxSurge 1, maxUnavailable 0: the new pod takes over from the old one)", surges(ds.Spec.UpdateStrategy)},
+		{"one container, one init container (the rules), no sidecar", len(pod.InitContainers) == 1 && len(pod.Containers) == 1},
 	}
 	for _, ch := range checks {
 		if !ch.ok {
@@ -109,6 +110,36 @@ func TestKubernetesManifest(t *testing.T) {
 	checkProbe(t, "livenessProbe", c.LivenessProbe, c)
 	cfg := checkConfigMap(t, e, m, c)
 	checkVolumes(t, pod, c, cfg)
+	checkRulesInit(t, pod, c)
+}
+
+func surges(s appsv1.DaemonSetUpdateStrategy) bool {
+	ru := s.RollingUpdate
+	return s.Type == appsv1.RollingUpdateDaemonSetStrategyType && ru != nil &&
+		ru.MaxSurge != nil && ru.MaxSurge.String() == "1" &&
+		ru.MaxUnavailable != nil && ru.MaxUnavailable.String() == "0"
+}
+
+// checkRulesInit: the init container installs the rules with the daemon's
+// image and configuration, with NET_ADMIN and NET_RAW only, every other
+// hardening of the daemon's container, and the mounts it needs (config,
+// the rules lock's directory, the xtables lock).
+func checkRulesInit(t *testing.T, pod corev1.PodSpec, c corev1.Container) {
+	t.Helper()
+	ic := pod.InitContainers[0]
+	if want := []string{"rules", "install", "--config", "/etc/imdsguard/imdsguard.yaml"}; !slices.Equal(ic.Args, want) || len(ic.Command) != 0 || ic.Image != c.Image {
+		t.Errorf("init container %s: image %s command %q args %q, want %s with args %q", ic.Name, ic.Image, ic.Command, ic.Args, c.Image, want)
+	}
+	checkSecurityContext(t, ic, []string{"NET_ADMIN", "NET_RAW"})
+	mounts := map[string]string{}
+	for _, vm := range ic.VolumeMounts {
+		mounts[vm.MountPath] = vm.Name
+	}
+	for _, p := range []string{"/etc/imdsguard", "/run/imdsguard", "/run/xtables.lock"} {
+		if mounts[p] == "" {
+			t.Errorf("init container %s: nothing mounted at %s", ic.Name, p)
+		}
+	}
 }
 
 func toleratesAll(ts []corev1.Toleration) bool {
@@ -234,9 +265,15 @@ func checkVolumes(t *testing.T, pod corev1.PodSpec, c corev1.Container, cfg *con
 		ro    bool
 	}{
 		filepath.Dir(cfg.Tokens.KeyFile): {filepath.Dir(cfg.Tokens.KeyFile), false},
-		"/run/xtables.lock":              {"/run/xtables.lock", false},
-		"/etc/passwd":                    {"/etc/passwd", true},
-		"/etc/group":                     {"/etc/group", true},
+		// The admin and handover sockets and the rules lock: shared by the
+		// two pods of a rollout.
+		filepath.Dir(cfg.Admin.Socket): {filepath.Dir(cfg.Admin.Socket), false},
+		"/run/xtables.lock":            {"/run/xtables.lock", false},
+		"/etc/passwd":                  {"/etc/passwd", true},
+		"/etc/group":                   {"/etc/group", true},
+		// The runtimes' sockets: pods named by what their runtime says.
+		filepath.Dir(cfg.Runtimes.Containerd): {filepath.Dir(cfg.Runtimes.Containerd), true},
+		filepath.Dir(cfg.Runtimes.CRIO):       {filepath.Dir(cfg.Runtimes.CRIO), true},
 	}
 	seen := map[string]bool{}
 	for _, v := range pod.Volumes {
@@ -257,10 +294,6 @@ func checkVolumes(t *testing.T, pod corev1.PodSpec, c corev1.Container, cfg *con
 		case v.ConfigMap != nil:
 			if vm.MountPath != "/etc/imdsguard" || !vm.ReadOnly {
 				t.Errorf("configMap mounted at %s (ro %v), want /etc/imdsguard read-only", vm.MountPath, vm.ReadOnly)
-			}
-		case v.EmptyDir != nil:
-			if vm.MountPath != filepath.Dir(cfg.Admin.Socket) {
-				t.Errorf("emptyDir at %s, want the admin socket's directory %s", vm.MountPath, filepath.Dir(cfg.Admin.Socket))
 			}
 		default:
 			t.Errorf("volume %s: unexpected kind", v.Name)

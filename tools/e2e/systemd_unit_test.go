@@ -41,6 +41,15 @@ var capBits = map[string]uint{
 	"CAP_SYS_PTRACE": 19, "CAP_SYS_ADMIN": 21,
 }
 
+func readSocketUnit(t *testing.T, e *testbed.Env) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(e.Root, "systemd", "imdsguard.socket"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
 func readUnit(t *testing.T, e *testbed.Env) string {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(e.Root, "systemd", "imdsguard.service"))
@@ -194,6 +203,7 @@ func TestUnitBoot(t *testing.T) {
 	}
 	b := e.StartBoot(map[string]string{
 		"usr/lib/systemd/system/imdsguard.service": readUnit(t, e),
+		"usr/lib/systemd/system/imdsguard.socket":  readSocketUnit(t, e),
 		"usr/lib/tmpfiles.d/imdsguard.conf":        string(tmpfiles),
 		"etc/imdsguard/imdsguard.yaml":             bootConfig,
 	})
@@ -209,6 +219,7 @@ func TestUnitBoot(t *testing.T) {
 		{"caller identity", bootIdentity},
 		{"reload", bootReload},
 		{"restart after kill", bootRestart},
+		{"restarts refuse nothing", bootNoRefusal},
 		{"stop keeps rules", bootStopKeepsRules},
 		{"setns sandbox", func(t *testing.T, b *testbed.Boot) { bootSetns(t, b, unit) }},
 		{"watchdog", bootWatchdog},
@@ -351,6 +362,71 @@ func bootReload(t *testing.T, b *testbed.Boot) {
 	}
 }
 
+// bootNoRefusal: with imdsguard.socket holding the proxy's sockets, a
+// `systemctl restart` (what a package upgrade does) and a SIGKILL (then
+// Restart=always) while a client sends token PUTs in
+// a loop on the proxy's port (the boot's namespace has no route to the
+// metadata address; the redirect's own tests are elsewhere), each with an
+// SDK's 1 s budget: every one is answered 200, but for the one the
+// SIGKILL cuts off.
+// Connections wait in the socket's queue while the daemon is away.
+func bootNoRefusal(t *testing.T, b *testbed.Boot) {
+	if st := b.Show("imdsguard.socket", "ActiveState"); st != "active" {
+		t.Fatalf("imdsguard.socket is %s\n%s", st, b.Journal("imdsguard.socket"))
+	}
+	if j := b.Journal("imdsguard.service"); !strings.Contains(j, "imdsguard.socket") {
+		t.Errorf("the daemon did not say it uses systemd's sockets:\n%s", j)
+	}
+	for _, c := range []struct{ name, cmd string }{
+		{"systemctl restart", "systemctl restart imdsguard.service"},
+		{"SIGKILL", "systemctl kill -s KILL imdsguard.service"},
+	} {
+		n := b.Show("imdsguard.service", "NRestarts")
+		loop := make(chan testbed.Output, 1)
+		go func() { loop <- b.In("sh", "-c", bootLoop) }()
+		time.Sleep(1500 * time.Millisecond)
+		b.MustIn("sh", "-c", c.cmd)
+		out := <-loop
+		ok, failed, errs := parseLoop(out.Out)
+		t.Logf("%s while a client read in a loop: %d token PUTs answered 200, %d failed %v", c.name, ok, failed, errs)
+		// A SIGKILL resets the one request the dead daemon was answering
+		// (curl 52 or 56); nothing may wait out the budget (28), and a
+		// restart loses nothing at all.
+		lost := failed
+		if c.name == "SIGKILL" {
+			lost -= errs["curl exit 52, status 000"] + errs["curl exit 56, status 000"]
+		}
+		if out.Err != nil || ok == 0 || lost != 0 || failed > 1 {
+			t.Errorf("%s: %d failed requests: %v", c.name, failed, out)
+		}
+		if c.name == "SIGKILL" && b.Show("imdsguard.service", "NRestarts") == n {
+			t.Errorf("no restart after SIGKILL")
+		}
+	}
+}
+
+// bootLoop sends token PUTs to the proxy's port for 4 s, each a new
+// connection with curl's 1 s limit; it prints one line per failure and
+// "ok N failed M" at the end.
+const bootLoop = `end=$(($(date +%s) + 4)); ok=0; failed=0
+while [ "$(date +%s)" -lt "$end" ]; do
+	code=$(curl -s -o /dev/null -w '%{http_code}' -m 1 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' http://127.0.0.1:8989/latest/api/token)
+	rc=$?
+	if [ "$code" = 200 ]; then ok=$((ok + 1)); else failed=$((failed + 1)); echo "failed: curl exit $rc, status $code"; fi
+done
+echo "ok $ok failed $failed"`
+
+func parseLoop(out string) (ok, failed int, errs map[string]int) {
+	errs = map[string]int{}
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "failed: ") {
+			errs[strings.TrimPrefix(l, "failed: ")]++
+		}
+		fmt.Sscanf(l, "ok %d failed %d", &ok, &failed)
+	}
+	return ok, failed, errs
+}
+
 func bootRestart(t *testing.T, b *testbed.Boot) {
 	n := b.Show("imdsguard.service", "NRestarts")
 	b.MustIn("systemctl", "kill", "-s", "KILL", "imdsguard.service")
@@ -360,16 +436,26 @@ func bootRestart(t *testing.T, b *testbed.Boot) {
 }
 
 // bootStopKeepsRules: stopped, the daemon leaves its rules (fail closed):
-// the proxy port refuses.
+// the proxy port refuses. Stopping the service alone is not stopping
+// imdsguard: the socket unit holds the port and starts the daemon again
+// for the next connection (which is served); both units stopped, the port
+// refuses.
 func bootStopKeepsRules(t *testing.T, b *testbed.Boot) {
 	b.MustIn("systemctl", "stop", "imdsguard.service")
+	if r := b.In("curl", "-s", "-m", "2", "-X", "PUT", "-H", "X-aws-ec2-metadata-token-ttl-seconds: 60", "http://127.0.0.1:8989/latest/api/token"); r.Err != nil {
+		t.Errorf("the service stopped, the socket unit active: the next connection was not served: %v", r)
+	}
+	if st := b.Show("imdsguard.service", "ActiveState"); st != "active" {
+		t.Errorf("a connection to the socket did not start the service: %s", st)
+	}
+	b.MustIn("systemctl", "stop", "imdsguard.socket", "imdsguard.service")
 	if rules := b.MustIn("iptables-save"); !strings.Contains(rules, "IMDSGUARD-OUT") {
 		t.Errorf("rules gone after stop:\n%s", rules)
 	}
 	if r := b.In("curl", "-s", "-m", "2", "http://127.0.0.1:8989/"); r.Err == nil {
-		t.Errorf("the proxy port answered with the daemon stopped: %v", r)
+		t.Errorf("the proxy port answered with the daemon and its sockets stopped: %v", r)
 	}
-	b.MustIn("systemctl", "start", "imdsguard.service")
+	b.MustIn("systemctl", "start", "imdsguard.socket", "imdsguard.service")
 }
 
 // bootSetns runs nsenter as a oneshot unit with the unit's sandbox lines:
