@@ -18,8 +18,7 @@ tar (the input of `docker import`):
      Cached as bin/image-base-KEY.tar, KEY a hash of setup.sh, the suite
      and the mirrors: about two minutes once, then reused.
   2. bin/imdsguard built static as the Dockerfile builds it (CGO_ENABLED=0,
-     -trimpath, -s -w, main.version) and packaging/image/imdsguard-ready,
-     added to a copy of the base.
+     -trimpath, -s -w, main.version), added to a copy of the base.
   3. with --docker-host: `docker import` with the Dockerfile's ENTRYPOINT,
      CMD and ENV lines as --change, tagged NAME.
 
@@ -137,10 +136,9 @@ trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/usr/sbin"
 (cd "$root" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$version" \
 	-o "$stage/usr/sbin/imdsguard" ./cmd/imdsguard)
-install -m 0755 "$image_dir/imdsguard-ready" "$stage/usr/sbin/imdsguard-ready"
 mkdir -p "$(dirname "$out")"
 cp "$base" "$out.part"
-tar -C "$stage" --numeric-owner --owner=0 --group=0 -rf "$out.part" ./usr/sbin/imdsguard ./usr/sbin/imdsguard-ready
+tar -C "$stage" --numeric-owner --owner=0 --group=0 -rf "$out.part" ./usr/sbin/imdsguard
 mv "$out.part" "$out"
 echo "build-image: $out ($(du -h "$out" | cut -f1)) in $((SECONDS - start)) s" >&2
 

@@ -1,20 +1,30 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strconv"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/imdsguard/imdsguard/internal/check"
 	"github.com/imdsguard/imdsguard/internal/config"
+	"github.com/imdsguard/imdsguard/internal/imds"
 	"github.com/imdsguard/imdsguard/internal/redirect"
+	"github.com/imdsguard/imdsguard/internal/runtime/containerd"
+	"github.com/imdsguard/imdsguard/internal/runtime/cri"
+	"github.com/imdsguard/imdsguard/internal/runtime/docker"
+	"github.com/imdsguard/imdsguard/internal/workload"
 )
 
 func newCheckCmd() *cobra.Command {
 	var path, metadata string
+	var ready bool
 	cmd := &cobra.Command{
 		Use:   "check",
 		Short: "Verify that enforcement is in effect on this instance (exit 0 only when it is)",
@@ -22,29 +32,54 @@ func newCheckCmd() *cobra.Command {
 
   1. the redirect rules are installed (IPv4 and IPv6), each jump first in
      its chain;
-  2. the container path is in place (the PREROUTING DNAT, the landing
-     addresses on lo, the INPUT and FORWARD rules): it says how many
-     container connections the PREROUTING rules counted, names the container
-     interfaces and their kind (bridge, veth, address-less, bridge port),
-     and fails when Cilium routes pod traffic with eBPF host routing (past
-     netfilter, so past imdsguard);
-  3. imdsguard answers on its port;
-  4. IMDS itself rejects an unauthenticated IMDSv1 GET with 401, i.e. the
+  2. the landing addresses are on lo, per family (where container
+     metadata traffic is DNATed to);
+  3. the container path is in place (the PREROUTING DNAT, the landing
+     addresses, the INPUT and FORWARD rules): it says how many container
+     connections the PREROUTING rules counted, names the container
+     interfaces and their kind (bridge, veth, address-less, bridge port)
+     and which container network they look like (Docker bridge, CNI bridge
+     plugin, AWS VPC CNI, Calico, Cilium), and fails when Cilium routes pod
+     traffic with eBPF host routing (past netfilter, so past imdsguard);
+  4. each container runtime of runtimes: answers (a version call, through
+     the client the daemon names containers with); a runtime whose socket
+     is absent is not on this node, but when none answers while the
+     interfaces show a container network, pods cannot be named by
+     containers:/pods: selectors, and that fails;
+  5. imdsguard answers on its port;
+  6. imdsguard answers a token OPTIONS sent to the metadata address of
+     each redirected family through the redirect (it answers OPTIONS
+     itself: IMDS is not asked);
+  7. IMDS itself rejects an unauthenticated IMDSv1 GET with 401, i.e. the
      instance is set to http-tokens required (this probe goes straight to
      IMDS, past the redirect, with the daemon's firewall mark; if IMDS answers
      200, the fix is the aws CLI command that requires tokens);
-  5. an IMDSv1 GET through the redirect is served.
+  8. an IMDSv1 GET through the redirect is served.
+
+--ready runs only 1, 2 and 6: "this node's imdsguard is enforcing and
+serving". It asks neither IMDS (an instance not yet at http-tokens
+required is ready) nor a runtime, finishes within 3 s, prints one line
+when ready and the three results when not: the readiness and liveness
+probe of the DaemonSet (packaging/kubernetes/daemonset.yaml).
 
 Run it as root (reading the rules and the marked probe need CAP_NET_ADMIN).
 Exit status: 0 when every check passes, 1 otherwise.`,
-		Example: `  sudo imdsguard check`,
-		Args:    args(cobra.NoArgs),
+		Example: `  sudo imdsguard check
+  imdsguard check --ready --config /etc/imdsguard/imdsguard.yaml   # a probe`,
+		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.Load(path, !cmd.Flags().Changed("config"))
 			if err != nil {
 				return err
 			}
-			report := check.Run(cmd.Context(), systemProbes(cfg, metadata))
+			if ready {
+				return runReady(cmd.Context(), cmd.OutOrStdout(), systemProbes(cfg, metadata))
+			}
+			probes := systemProbes(cfg, metadata)
+			rts, closeRuntimes := runtimeClients(cfg.Runtimes)
+			defer closeRuntimes()
+			probes.RuntimeClients = rts
+			report := check.Run(cmd.Context(), probes)
 			fmt.Fprint(cmd.OutOrStdout(), report)
 			if !report.OK() {
 				return &exitError{code: 1, err: fmt.Errorf("enforcement is not (fully) in effect: see the FAIL lines")}
@@ -55,7 +90,21 @@ Exit status: 0 when every check passes, 1 otherwise.`,
 	}
 	cmd.Flags().StringVar(&path, "config", config.DefaultPath, "configuration file")
 	cmd.Flags().StringVar(&metadata, "metadata-url", "http://169.254.169.254", "the metadata address callers use (probed through the redirect)")
+	cmd.Flags().BoolVar(&ready, "ready", false, "only the rules, the landing addresses and a token OPTIONS through the redirect: a readiness/liveness probe (one line when ready)")
 	return cmd
+}
+
+// runReady prints check.Ready's one line and returns nil, or prints its
+// results and returns exit status 1.
+func runReady(ctx context.Context, out io.Writer, p check.Probes) error {
+	start := time.Now()
+	report := check.Ready(ctx, p)
+	if report.OK() {
+		fmt.Fprintf(out, "ready (checked in %s): %s\n", time.Since(start).Round(time.Millisecond), report.Line())
+		return nil
+	}
+	fmt.Fprint(out, report)
+	return &exitError{code: 1, err: errors.New("not ready: see the FAIL lines")}
 }
 
 func systemProbes(cfg *config.Config, metadata string) check.System {
@@ -64,6 +113,12 @@ func systemProbes(cfg *config.Config, metadata string) check.System {
 		Upstream:  cfg.Upstream.URL,
 		Metadata:  metadata,
 		Mark:      redirect.Mark,
+	}
+	if cfg.Redirect.IPv4 {
+		s.Families = append(s.Families, check.Family{Name: "IPv4", Host: imds.Host})
+	}
+	if cfg.Redirect.IPv6 {
+		s.Families = append(s.Families, check.Family{Name: "IPv6", Host: imds.HostIPv6})
 	}
 	if redirecting(cfg) {
 		r, err := newRules(cfg, slog.New(slog.DiscardHandler))
@@ -74,4 +129,43 @@ func systemProbes(cfg *config.Config, metadata string) check.System {
 		}
 	}
 	return s
+}
+
+// versioner is a runtime client as check uses it.
+type versioner interface {
+	Version(context.Context) (string, error)
+	Close() error
+}
+
+// runtimeClients makes, for each runtime whose socket is configured, the
+// client the daemon uses (see newRuntimes), with its version call; close
+// releases them. None connects yet.
+func runtimeClients(cfg workload.Config) (rts []check.RuntimeClient, closeAll func()) {
+	var open []versioner
+	for _, r := range []struct {
+		name, key, socket string
+		client            func(socket string) (versioner, error)
+	}{
+		{workload.Docker, "docker", cfg.Docker, func(s string) (versioner, error) { return docker.New(s) }},
+		{workload.Containerd, "containerd", cfg.Containerd, func(s string) (versioner, error) { return containerd.New(s) }},
+		{workload.CRIO, "crio", cfg.CRIO, func(s string) (versioner, error) { return cri.New(workload.CRIO, s) }},
+	} {
+		if r.socket == "" {
+			continue
+		}
+		rc := check.RuntimeClient{Name: r.name, Key: r.key, Socket: r.socket}
+		c, err := r.client(r.socket)
+		if err != nil {
+			rc.Version = func(context.Context) (string, error) { return "", err }
+		} else {
+			rc.Version = c.Version
+			open = append(open, c)
+		}
+		rts = append(rts, rc)
+	}
+	return rts, func() {
+		for _, c := range open {
+			c.Close()
+		}
+	}
 }

@@ -1,15 +1,23 @@
 // Package check verifies on an instance that imdsguard's enforcement is
-// really in effect: the redirect rules are in place, containers' metadata
-// traffic reaches the proxy (and nothing routes it past netfilter), the
-// daemon answers, IMDS itself refuses unauthenticated IMDSv1 (the instance
-// is set to http-tokens required), and an IMDSv1 request through the
-// redirect is served. Each check says PASS or FAIL and, on FAIL, the fix.
+// really in effect: the redirect rules are in place with their landing
+// addresses on lo, containers' metadata traffic reaches the proxy (and
+// nothing routes it past netfilter; which container network the node
+// has), the container runtimes that name callers answer, the daemon
+// answers on its port and through the redirect, IMDS itself refuses
+// unauthenticated IMDSv1 (the instance is set to http-tokens required),
+// and an IMDSv1 request through the redirect is served. Each check says
+// PASS or FAIL and, on FAIL, the fix.
+//
+// Ready is the subset that says "this node's imdsguard is enforcing and
+// serving", for a DaemonSet's readiness and liveness probes: it needs
+// neither IMDS nor a runtime.
 package check
 
 import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Result is one check.
@@ -18,6 +26,9 @@ type Result struct {
 	Pass   bool
 	Detail string // what was seen
 	Fix    string // what to do, on FAIL
+	// Short is what a passing check says on Report.Line's one line; ""
+	// for the Name.
+	Short string
 }
 
 // Report is every check, in order.
@@ -53,14 +64,36 @@ func (r Report) String() string {
 	return b.String()
 }
 
+// Line is the report on one line, each check's Short (or Name), for a
+// probe that passes.
+func (r Report) Line() string {
+	parts := make([]string, len(r))
+	for i, c := range r {
+		parts[i] = c.Short
+		if parts[i] == "" {
+			parts[i] = c.Name
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
 // Probes are the ways a check looks at the instance.
 type Probes interface {
 	// Rules says whether the redirect rules are complete (nil: redirect off).
 	Rules(ctx context.Context) (ok bool, detail string, err error)
+	// Landing tells the landing address on lo of each redirected family;
+	// none when no container interface is redirected.
+	Landing(ctx context.Context) ([]Landing, error)
 	// Containers tells about the path of container metadata traffic.
 	Containers(ctx context.Context) (Containers, error)
+	// Runtimes asks each configured container runtime whether it answers.
+	Runtimes(ctx context.Context) []Runtime
 	// Proxy asks the daemon on its own port for a token.
 	Proxy(ctx context.Context) (status int, err error)
+	// Served sends a token OPTIONS to the metadata address of each family
+	// the configuration redirects, the way any process would: through the
+	// redirect, to be answered by imdsguard itself (IMDS is not asked).
+	Served(ctx context.Context) []Answer
 	// Direct sends an IMDSv1 GET for path straight to IMDS, past the
 	// redirect (with the daemon's firewall mark).
 	Direct(ctx context.Context, path string) (status int, body string, err error)
@@ -73,6 +106,27 @@ const instanceIDPath = "/latest/meta-data/instance-id"
 
 // Run runs every check.
 func Run(ctx context.Context, p Probes) Report {
+	ru := rules(ctx, p)
+	c, cerr := p.Containers(ctx)
 	redirected := redirectedV1(ctx, p)
-	return Report{rules(ctx, p), containers(ctx, p), proxyAnswers(ctx, p), tokensRequired(ctx, p, redirected.instanceID), redirected.Result}
+	return Report{
+		ru, landing(ctx, p), containers(c, cerr), runtimes(ctx, p, c, cerr),
+		proxyAnswers(ctx, p), served(ctx, p, ru.Pass), tokensRequired(ctx, p, redirected.instanceID), redirected.Result,
+	}
+}
+
+// ReadyTimeout bounds Ready as a whole: well under a Kubernetes probe's
+// timeoutSeconds (the DaemonSet gives 5).
+const ReadyTimeout = 3 * time.Second
+
+// Ready runs only what says "this node's imdsguard is enforcing and
+// serving": the rules complete, the landing addresses on lo, and a token
+// OPTIONS through the redirect answered. It asks neither IMDS (an instance
+// not yet at http-tokens required still gets a ready imdsguard) nor a
+// container runtime.
+func Ready(ctx context.Context, p Probes) Report {
+	ctx, cancel := context.WithTimeout(ctx, ReadyTimeout)
+	defer cancel()
+	ru := rules(ctx, p)
+	return Report{ru, landing(ctx, p), served(ctx, p, ru.Pass)}
 }

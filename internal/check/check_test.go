@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // fake answers every probe as told.
@@ -22,16 +23,42 @@ type fake struct {
 	redirectError error
 	containers    Containers
 	containersErr error
+	landing       []Landing
+	landingErr    error
+	runtimes      []Runtime
+	served        []Answer
+	// asked counts the probes a run used (nil: not counted).
+	asked map[string]int
 }
 
-func (f fake) Containers(context.Context) (Containers, error) { return f.containers, f.containersErr }
+func (f fake) ask(name string) {
+	if f.asked != nil {
+		f.asked[name]++
+	}
+}
 
-func (f fake) Rules(context.Context) (bool, string, error) { return f.rulesOK, "detail", f.rulesErr }
-func (f fake) Proxy(context.Context) (int, error)          { return f.proxyStatus, f.proxyErr }
+func (f fake) Containers(context.Context) (Containers, error) {
+	f.ask("containers")
+	return f.containers, f.containersErr
+}
+func (f fake) Landing(context.Context) ([]Landing, error) {
+	f.ask("landing")
+	return f.landing, f.landingErr
+}
+func (f fake) Runtimes(context.Context) []Runtime { f.ask("runtimes"); return f.runtimes }
+func (f fake) Served(context.Context) []Answer    { f.ask("served"); return f.served }
+
+func (f fake) Rules(context.Context) (bool, string, error) {
+	f.ask("rules")
+	return f.rulesOK, "detail", f.rulesErr
+}
+func (f fake) Proxy(context.Context) (int, error) { f.ask("proxy"); return f.proxyStatus, f.proxyErr }
 func (f fake) Direct(context.Context, string) (int, string, error) {
+	f.ask("direct")
 	return f.directStatus, "i-0direct", f.directErr
 }
 func (f fake) Redirected(context.Context, string) (int, string, error) {
+	f.ask("redirected")
 	return f.redirectCode, "i-0abc\n", f.redirectError
 }
 
@@ -42,7 +69,17 @@ var healthy = fake{rulesOK: true, proxyStatus: 200, directStatus: 401, redirectC
 		{Name: "docker0", Kind: "bridge", Addrs: []string{"172.17.0.1/16"}},
 		{Name: "eni3a9f1c2d", Kind: "veth", AddressLess: true},
 	},
-}}
+},
+	landing: []Landing{{Family: "ipv4", Addr: "169.254.254.169/32", Present: true}, {Family: "ipv6", Addr: "fd69:6d64:7367::254/128", Present: true}},
+	runtimes: []Runtime{
+		{Name: "docker", Key: "docker", Socket: "/run/docker.sock", Absent: true},
+		{Name: "containerd", Key: "containerd", Socket: "/run/containerd/containerd.sock", Answer: "containerd 1.6.20"},
+	},
+	served: []Answer{
+		{Family: "IPv4", Addr: "169.254.169.254:80", Status: 200, Took: 1234 * time.Microsecond},
+		{Family: "IPv6", Addr: "[fd00:ec2::254]:80", Status: 200, Took: 456 * time.Microsecond},
+	},
+}
 
 func TestRun(t *testing.T) {
 	for _, c := range []struct {
@@ -73,7 +110,7 @@ func TestRun(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			r := Run(context.Background(), c.f)
 			out := r.String()
-			if r.OK() != c.ok || len(r) != 5 {
+			if r.OK() != c.ok || len(r) != 8 {
 				t.Fatalf("OK() = %v with %d checks, want %v:\n%s", r.OK(), len(r), c.ok, out)
 			}
 			for _, want := range c.fails {
@@ -99,7 +136,8 @@ func TestContainersDetail(t *testing.T) {
 		"PASS  container metadata traffic is redirected (PREROUTING)\n" +
 			"      DNAT to 169.254.254.169:8989 and [fd69:6d64:7367::254]:8989 from every interface but lo\n" +
 			"      3 container connections redirected since the rules went in\n" +
-			"      container interfaces: eth0 (device, 10.0.0.5/24), docker0 (bridge, 172.17.0.1/16), eni3a9f1c2d (veth, address-less)\n",
+			"      container interfaces: eth0 (device, 10.0.0.5/24), docker0 (bridge, 172.17.0.1/16), eni3a9f1c2d (veth, address-less)\n" +
+			"      CNI: looks like Docker bridge (1 interface) and AWS VPC CNI (1 interface)\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks\n%s\ngot:\n%s", want, out)

@@ -18,7 +18,7 @@ func rules(ctx context.Context, p Probes) Result {
 		r.Detail = detail
 		r.Fix = "systemctl start imdsguard (or: imdsguard rules install); see imdsguard rules status"
 	default:
-		r.Pass, r.Detail = true, detail
+		r.Pass, r.Detail, r.Short = true, detail, "rules: "+detail
 	}
 	return r
 }

@@ -1,7 +1,6 @@
 package check
 
 import (
-	"context"
 	"fmt"
 	"strings"
 )
@@ -53,10 +52,10 @@ const maxListed = 8
 const containersName = "container metadata traffic is redirected (PREROUTING)"
 
 // containers: the path of container metadata traffic is in place, and
-// nothing routes pod traffic past it (Cilium's eBPF host routing).
-func containers(ctx context.Context, p Probes) Result {
+// nothing routes pod traffic past it (Cilium's eBPF host routing). c and
+// err are what the Containers probe said.
+func containers(c Containers, err error) Result {
 	r := Result{Name: containersName}
-	c, err := p.Containers(ctx)
 	switch {
 	case err != nil:
 		r.Detail = "cannot read the rules: " + err.Error()
@@ -65,11 +64,12 @@ func containers(ctx context.Context, p Probes) Result {
 		r.Pass = true
 		r.Detail = "redirect.container_interfaces is empty: metadata traffic from containers is refused (IMDSGUARD-FWD), not served"
 	case len(c.Missing) > 0:
-		r.Detail = fmt.Sprintf("%d pieces missing or out of place: %s", len(c.Missing), strings.Join(c.Missing, "; "))
+		r.Detail = fmt.Sprintf("%d pieces missing or out of place: %s", len(c.Missing), strings.Join(c.Missing, "; ")) +
+			"\n" + interfacesLine(c.Interfaces) + "\n" + cniLine(c)
 		r.Fix = "systemctl restart imdsguard (or: imdsguard rules install); see imdsguard rules status"
 	case c.Cilium && c.HostRouting == "bpf":
 		r.Detail = "Cilium routes pod traffic with eBPF host routing: it never passes netfilter, so imdsguard never sees it" +
-			"\n" + interfacesLine(c.Interfaces)
+			"\n" + interfacesLine(c.Interfaces) + "\n" + cniLine(c)
 		r.Fix = "set Cilium's bpf.hostLegacyRouting=true so pod traffic passes the kernel's stack, or keep pods without metadata: the instance at http-tokens required, hop limit 1 (docs/containers.md: Cilium)"
 	default:
 		r.Pass = true
@@ -90,7 +90,7 @@ func containerLines(c Containers) []string {
 	default:
 		lines = append(lines, fmt.Sprintf("%d container connections redirected since the rules went in", c.Connections))
 	}
-	lines = append(lines, interfacesLine(c.Interfaces))
+	lines = append(lines, interfacesLine(c.Interfaces), cniLine(c))
 	if c.Cilium && c.HostRouting == "" {
 		note := "note: Cilium is the CNI and its host routing mode is unknown"
 		if c.Counted && c.Connections == 0 {

@@ -2,6 +2,7 @@ package redirect
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"regexp"
 	"slices"
@@ -95,4 +96,36 @@ func (r *Rules) hasLink(name string) bool {
 	defer w.Close()
 	all, err := w.Links()
 	return err == nil && slices.ContainsFunc(all, func(l Link) bool { return l.Name == name })
+}
+
+// LandingState is one family's landing address on lo, as imdsguard check
+// reports it.
+type LandingState struct {
+	Family  string       // "ipv4" or "ipv6"
+	Addr    netip.Prefix // the address Install puts on lo
+	Present bool         // on lo, in any form (an admin's counts)
+	// IPv6Off: lo has no IPv6 at all (net.ipv6.conf.lo.disable_ipv6=1):
+	// no address can be there, and container IPv6 metadata traffic is
+	// refused (IMDSGUARD-FWD), not served.
+	IPv6Off bool
+}
+
+// Landing reports the landing address of each configured family, without
+// changing anything; none when no container interface is redirected
+// (nothing lands there).
+func (r *Rules) Landing() ([]LandingState, error) {
+	if !r.params.wantsLanding() {
+		return nil, nil
+	}
+	have, err := r.lo.List()
+	if err != nil {
+		return nil, fmt.Errorf("landing: list addresses of lo: %w", err)
+	}
+	var out []LandingState
+	for _, fr := range r.active {
+		a := r.params.landing(fr.fam)
+		out = append(out, LandingState{Family: fr.fam.Name, Addr: landingAddr(fr.fam, a).Prefix,
+			Present: hasAddr(have, a), IPv6Off: ipv6Off(fr.fam, have)})
+	}
+	return out, nil
 }

@@ -44,3 +44,41 @@ func TestContainerPath(t *testing.T) {
 		t.Errorf("links %v, cilium %v", cp.Links, cp.Cilium)
 	}
 }
+
+// Landing: each configured family's landing address and whether it is on
+// lo; IPv6 off on lo is said, not called missing; nothing without
+// container interfaces.
+func TestLandingState(t *testing.T) {
+	h := newFakeHost(t, "nft", DefaultConfig())
+	got, err := h.r.Landing()
+	must(t, err)
+	want := []LandingState{
+		{Family: "ipv4", Addr: netip.MustParsePrefix("169.254.254.169/32")},
+		{Family: "ipv6", Addr: netip.MustParsePrefix("fd69:6d64:7367::254/128")},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("before install: %+v, want %+v", got, want)
+	}
+	must(t, h.r.Install(context.Background()))
+	h.lo.del(DefaultLandingIPv6)
+	got, err = h.r.Landing()
+	must(t, err)
+	want[0].Present = true
+	if !slices.Equal(got, want) {
+		t.Errorf("ipv6 deleted: %+v, want %+v", got, want)
+	}
+	h.lo.mu.Lock()
+	h.lo.addrs = slices.DeleteFunc(h.lo.addrs, func(a loAddr) bool { return a.Prefix.Addr().Is6() })
+	h.lo.mu.Unlock()
+	got, err = h.r.Landing()
+	must(t, err)
+	if len(got) != 2 || !got[1].IPv6Off || got[1].Present {
+		t.Errorf("IPv6 off on lo: %+v", got)
+	}
+	cfg := DefaultConfig()
+	cfg.ContainerInterfaces = nil
+	none, err := newFakeHost(t, "nft", cfg).r.Landing()
+	if err != nil || none != nil {
+		t.Errorf("no container interfaces: %+v, %v", none, err)
+	}
+}

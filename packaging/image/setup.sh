@@ -7,8 +7,8 @@
 #
 # iptables brings both backends (xtables-nft-multi and xtables-legacy-multi):
 # imdsguard picks the one the node already uses, as kube-proxy's
-# iptables-wrapper does, and never mixes them. bash is Essential in Debian;
-# the readiness probe (imdsguard-ready) needs its /dev/tcp.
+# iptables-wrapper does, and never mixes them. The probes run imdsguard
+# itself (imdsguard check --ready): nothing else is needed.
 set -eu
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q

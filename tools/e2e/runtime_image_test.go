@@ -36,19 +36,25 @@ func buildImage(t *testing.T, e *testbed.Env, d *testbed.Dockerd) {
 }
 
 // podRun is the DaemonSet pod's container as `docker run` arguments for d:
-// the node's hostPaths stand in as files of the test (an empty key
-// directory, an xtables lock of its own; the machine's passwd and group,
-// read-only), the ConfigMap as files.
+// the node's hostPaths stand in as files of the test (empty key, run and
+// runtime directories, an xtables lock of its own; the machine's passwd
+// and group, read-only), the ConfigMap as files.
 func podRun(t *testing.T, e *testbed.Env, m *manifest.Manifest, c corev1.Container, name string) []string {
 	t.Helper()
-	keyDir := e.Path("node/var/lib/imdsguard")
-	if err := os.MkdirAll(keyDir, 0o700); err != nil {
-		t.Fatal(err)
+	dirs := map[string]string{}
+	for _, d := range []string{"/var/lib/imdsguard", "/run/imdsguard", "/run/containerd", "/run/crio"} {
+		dirs[d] = e.Path("node" + d)
+		if err := os.MkdirAll(dirs[d], 0o700); err != nil {
+			t.Fatal(err)
+		}
 	}
 	run := manifest.PodRun{
 		Name: name, Image: guardImage,
 		HostPaths: map[string]string{
-			"/var/lib/imdsguard": keyDir,
+			"/var/lib/imdsguard": dirs["/var/lib/imdsguard"],
+			"/run/imdsguard":     dirs["/run/imdsguard"],
+			"/run/containerd":    dirs["/run/containerd"],
+			"/run/crio":          dirs["/run/crio"],
 			"/run/xtables.lock":  e.WriteFile("node/run/xtables.lock", ""),
 			"/etc/passwd":        "/etc/passwd",
 			"/etc/group":         "/etc/group",
@@ -132,7 +138,8 @@ func TestRuntimeImageDaemonSet(t *testing.T) {
 	}
 
 	probe := d.Docker(append([]string{"run", "--rm"}, podRun(t, e, m, probeContainer(c), "imdsguard-probe")...)...)
-	if r := e.Run(probe); r.Err == nil || !strings.Contains(r.Stderr, "rules not (fully) installed") {
+	if r := e.Run(probe); r.Err == nil || !strings.Contains(r.Stdout, "FAIL  redirect rules installed") ||
+		!strings.Contains(r.Stdout, "FAIL  imdsguard answers metadata requests through the redirect") {
 		t.Fatalf("readiness probe before the daemon runs: want a failure naming the missing rules: %v", r)
 	}
 
@@ -146,6 +153,11 @@ func TestRuntimeImageDaemonSet(t *testing.T) {
 	ready := d.Exec("imdsguard", c.ReadinessProbe.Exec.Command...)
 	testbed.WaitFor(t, "readiness probe passes", func() bool { return e.Run(ready).Err == nil })
 	t.Logf("pod listening after %v, ready after %v", listening.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	if r := e.Run(ready); r.Err != nil || strings.Count(r.Stdout, "\n") != 1 || !strings.HasPrefix(r.Stdout, "ready (checked in ") {
+		t.Errorf("readiness probe in the pod: want one line \"ready (checked in ...): ...\": %v", r)
+	} else {
+		t.Logf("readiness probe in the pod (docker exec): %s", strings.TrimSpace(r.Stdout))
+	}
 
 	t.Run("container", func(t *testing.T) {
 		id := d.RunDetached("--name", "app", clientImage, "sleep", "3600")
@@ -175,12 +187,32 @@ func TestRuntimeImageDaemonSet(t *testing.T) {
 			t.Errorf("the pod logged %s %q: %v", lvl, ev["msg"], ev)
 		}
 	}
+	checkInPod(t, e, d, c) // after onlyGuardReachedIMDS: its direct probe asks IMDS itself
 
 	if err := g.Stop(); err != nil {
 		t.Errorf("stop the pod: %v", err)
 	}
 	took := refusedIn(t, h.HostNS, testbed.IMDSAddr(4))
 	t.Logf("pod stopped: metadata from the node refused after %v (rules kept)", took)
+}
+
+// checkInPod runs the full `imdsguard check` in the running pod, as
+// `kubectl exec ds/imdsguard -- imdsguard check` would: with the pod's
+// capabilities, read-only root and mounts it reports the node's state.
+// This node is a Docker one and the manifest mounts containerd's and
+// CRI-O's directories, not Docker's socket: the runtimes check fails, and
+// says so; the rest passes.
+func checkInPod(t *testing.T, e *testbed.Env, d *testbed.Dockerd, c corev1.Container) {
+	t.Helper()
+	r := e.Run(d.Exec("imdsguard", append([]string{"/usr/sbin/imdsguard", "check"}, c.Args[1:]...)...))
+	t.Logf("imdsguard check in the pod:\n%s", r.Stdout)
+	if r.Err == nil || strings.Count(r.Stdout, "FAIL  ") != 1 {
+		t.Errorf("check in the pod: %v, want exactly one FAIL (the runtimes)\n%s%s", r.Err, r.Stdout, r.Stderr)
+	}
+	wantLines(t, "check in the pod", r.Stdout, "PASS  redirect rules installed", "ipv4 169.254.254.169/32: present",
+		"CNI: looks like Docker bridge", "FAIL  container runtimes answer",
+		"containerd at /run/containerd/containerd.sock: not on this node", "no runtime answers, yet the interfaces show Docker bridge",
+		"PASS  IMDS itself rejects IMDSv1 without a token", "PASS  an IMDSv1 request through the redirect is served")
 }
 
 // hostNamed wants a host process of uid, named name (from the node's

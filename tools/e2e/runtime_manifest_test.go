@@ -7,10 +7,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/imdsguard/imdsguard/internal/check"
 	"github.com/imdsguard/imdsguard/internal/config"
 	"github.com/imdsguard/imdsguard/tools/manifest"
 	"github.com/imdsguard/imdsguard/tools/testbed"
@@ -68,9 +70,10 @@ func unitBoundingSet(t *testing.T, root string) []string {
 // what matters for security: host network and PID (no host IPC), not
 // privileged, capabilities exactly the systemd unit's five with ALL
 // dropped, no service account token, system-node-critical, tolerations of
-// every taint, a readiness probe that means "rules in and serving", the
-// token key on a hostPath where the config puts it, only the hostPaths
-// that are needed, and a configuration the daemon accepts.
+// every taint, readiness and liveness probes that mean "enforcing and
+// serving" (imdsguard check --ready), the token key on a hostPath where
+// the config puts it, only the hostPaths that are needed, and a
+// configuration the daemon accepts.
 func TestKubernetesManifest(t *testing.T) {
 	e := testbed.New(t)
 	m := loadManifest(t, e)
@@ -103,8 +106,8 @@ func TestKubernetesManifest(t *testing.T) {
 		}
 	}
 	checkSecurityContext(t, c, unitBoundingSet(t, e.Root))
-	checkProbe(t, "readinessProbe", c.ReadinessProbe)
-	checkProbe(t, "livenessProbe", c.LivenessProbe)
+	checkProbe(t, "readinessProbe", c.ReadinessProbe, c)
+	checkProbe(t, "livenessProbe", c.LivenessProbe, c)
 	cfg := checkConfigMap(t, e, m, c)
 	checkVolumes(t, pod, c, cfg)
 	checkRulesInit(t, pod, c)
@@ -201,19 +204,27 @@ func capNames(cs []corev1.Capability) []string {
 	return out
 }
 
-// checkProbe wants an exec of imdsguard-ready (rules status, then a token
-// OPTIONS through the rules) with a timeout.
-func checkProbe(t *testing.T, name string, p *corev1.Probe) {
+// readyProbe is the probes' command: imdsguard's own readiness check (the
+// rules complete, the landing addresses, a token OPTIONS through the
+// redirect), reading the configuration the container runs with.
+var readyProbe = []string{"/usr/sbin/imdsguard", "check", "--ready", "--config", "/etc/imdsguard/imdsguard.yaml"}
+
+// checkProbe wants an exec of `imdsguard check --ready` with the
+// container's configuration and a timeout above check.ReadyTimeout.
+func checkProbe(t *testing.T, name string, p *corev1.Probe, c corev1.Container) {
 	t.Helper()
 	if p == nil || p.Exec == nil || len(p.Exec.Command) == 0 {
 		t.Errorf("%s: want an exec probe", name)
 		return
 	}
-	if p.Exec.Command[0] != "/usr/sbin/imdsguard-ready" {
-		t.Errorf("%s: runs %q, want /usr/sbin/imdsguard-ready", name, p.Exec.Command)
+	if !slices.Equal(p.Exec.Command, readyProbe) {
+		t.Errorf("%s: runs %q, want %q", name, p.Exec.Command, readyProbe)
 	}
-	if p.TimeoutSeconds < 2 {
-		t.Errorf("%s: timeoutSeconds %d: the probe needs up to 2 s", name, p.TimeoutSeconds)
+	if i := slices.Index(c.Args, "--config"); i < 0 || i+1 == len(c.Args) || c.Args[i+1] != readyProbe[len(readyProbe)-1] {
+		t.Errorf("%s: reads %s, the container runs with %q", name, readyProbe[len(readyProbe)-1], c.Args)
+	}
+	if time.Duration(p.TimeoutSeconds)*time.Second <= check.ReadyTimeout {
+		t.Errorf("%s: timeoutSeconds %d: check --ready may take up to %v", name, p.TimeoutSeconds, check.ReadyTimeout)
 	}
 }
 

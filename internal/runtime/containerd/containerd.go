@@ -28,10 +28,12 @@ import (
 	containersapi "github.com/containerd/containerd/api/services/containers/v1"
 	eventsapi "github.com/containerd/containerd/api/services/events/v1"
 	namespacesapi "github.com/containerd/containerd/api/services/namespaces/v1"
+	versionapi "github.com/containerd/containerd/api/services/version/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/imdsguard/imdsguard/internal/runtime/unixgrpc"
 	"github.com/imdsguard/imdsguard/internal/workload"
@@ -53,6 +55,7 @@ type Runtime struct {
 	containers containersapi.ContainersClient
 	namespaces namespacesapi.NamespacesClient
 	events     eventsapi.EventsClient
+	version    versionapi.VersionClient
 
 	mu       sync.Mutex
 	nsList   []string
@@ -73,6 +76,7 @@ func New(socket string) (*Runtime, error) {
 		containers: containersapi.NewContainersClient(conn),
 		namespaces: namespacesapi.NewNamespacesClient(conn),
 		events:     eventsapi.NewEventsClient(conn),
+		version:    versionapi.NewVersionClient(conn),
 	}, nil
 }
 
@@ -81,6 +85,16 @@ func (*Runtime) Name() string { return workload.Containerd }
 
 // Close releases the connection.
 func (r *Runtime) Close() error { return r.conn.Close() }
+
+// Version asks containerd for its version (the Version service): the
+// cheapest call that proves it answers, as imdsguard check uses it.
+func (r *Runtime) Version(ctx context.Context) (string, error) {
+	v, err := r.version.Version(ctx, &emptypb.Empty{})
+	if err != nil {
+		return "", fmt.Errorf("containerd at %s: version: %w", r.socket, err)
+	}
+	return "containerd " + v.GetVersion(), nil
+}
 
 func inNamespace(ctx context.Context, ns string) context.Context {
 	return metadata.AppendToOutgoingContext(ctx, nsHeader, ns)

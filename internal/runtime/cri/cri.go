@@ -41,6 +41,16 @@ func (r *Runtime) Name() string { return r.name }
 // Close releases the connection.
 func (r *Runtime) Close() error { return r.conn.Close() }
 
+// Version asks the runtime for its version (the CRI's Version call): the
+// cheapest call that proves it answers, as imdsguard check uses it.
+func (r *Runtime) Version(ctx context.Context) (string, error) {
+	v, err := r.rs.Version(ctx, &runtimeapi.VersionRequest{})
+	if err != nil {
+		return "", fmt.Errorf("%s at %s: version: %w", r.name, r.socket, err)
+	}
+	return v.GetRuntimeName() + " " + v.GetRuntimeVersion() + " (CRI " + v.GetRuntimeApiVersion() + ")", nil
+}
+
 // Lookup implements workload.Runtime: ListContainers by id, then
 // PodSandboxStatus of its sandbox.
 func (r *Runtime) Lookup(ctx context.Context, id, _ string) (*workload.Workload, error) {

@@ -33,6 +33,10 @@ func (f *fakeCRI) ListContainers(_ context.Context, req *runtimeapi.ListContaine
 	return &runtimeapi.ListContainersResponse{Containers: out}, nil
 }
 
+func (f *fakeCRI) Version(context.Context, *runtimeapi.VersionRequest) (*runtimeapi.VersionResponse, error) {
+	return &runtimeapi.VersionResponse{Version: "0.1.0", RuntimeName: "cri-o", RuntimeVersion: "1.30.4", RuntimeApiVersion: "v1"}, nil
+}
+
 func (f *fakeCRI) PodSandboxStatus(_ context.Context, req *runtimeapi.PodSandboxStatusRequest) (*runtimeapi.PodSandboxStatusResponse, error) {
 	st, ok := f.sandboxes[req.PodSandboxId]
 	if !ok {
@@ -102,6 +106,28 @@ func TestLookup(t *testing.T) {
 	}
 	if err := r.Watch(ctx, nil, nil); !errors.Is(err, workload.ErrNoEvents) {
 		t.Errorf("Watch = %v, want ErrNoEvents", err)
+	}
+}
+
+// Version is what imdsguard check asks to see that the runtime answers.
+func TestVersion(t *testing.T) {
+	r, err := New(workload.CRIO, serve(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if v, err := r.Version(ctx); err != nil || v != "cri-o 1.30.4 (CRI v1)" {
+		t.Errorf("Version = %q, %v", v, err)
+	}
+	none, err := New(workload.CRIO, filepath.Join(t.TempDir(), "none.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer none.Close()
+	if _, err := none.Version(ctx); err == nil || !strings.Contains(err.Error(), "none.sock") {
+		t.Errorf("Version without a socket = %v", err)
 	}
 }
 

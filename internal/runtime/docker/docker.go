@@ -39,6 +39,16 @@ func (*Runtime) Name() string { return workload.Docker }
 // Close releases the client's connections.
 func (r *Runtime) Close() error { return r.cli.Close() }
 
+// Version asks the Engine for its version (GET /version): the cheapest
+// call that proves it answers, as imdsguard check uses it.
+func (r *Runtime) Version(ctx context.Context) (string, error) {
+	v, err := r.cli.ServerVersion(ctx, client.ServerVersionOptions{})
+	if err != nil {
+		return "", fmt.Errorf("docker at %s: version: %w", r.socket, err)
+	}
+	return "Docker Engine " + v.Version + " (API " + v.APIVersion + ")", nil
+}
+
 // Lookup implements workload.Runtime: one container inspect.
 func (r *Runtime) Lookup(ctx context.Context, id, _ string) (*workload.Workload, error) {
 	res, err := r.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// These run `imdsguard check` with the redirect off, so that nothing is
+// sent to a metadata address: IMDS is a local test server (upstream.url
+// and --metadata-url), and the runtimes are a fake CRI socket and a socket
+// that is not there. The real rules and the redirect are checked in
+// tools/e2e (TestCheckNode).
+
+// criVersion is a CRI runtime service that answers Version only.
+type criVersion struct {
+	runtimeapi.UnimplementedRuntimeServiceServer
+}
+
+func (criVersion) Version(context.Context, *runtimeapi.VersionRequest) (*runtimeapi.VersionResponse, error) {
+	return &runtimeapi.VersionResponse{RuntimeName: "cri-o", RuntimeVersion: "1.30.4", RuntimeApiVersion: "v1"}, nil
+}
+
+// checkConfig writes a configuration without a redirect, IMDS at imds,
+// the proxy on a port nothing listens on, and the runtimes given.
+func checkConfig(t *testing.T, imds, runtimes string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	path := filepath.Join(t.TempDir(), "imdsguard.yaml")
+	yaml := "version: 1\nlisten: {port: " + strconv.Itoa(port) + "}\nupstream: {url: \"" + imds + "\"}\n" +
+		"redirect: {ipv4: false, ipv6: false}\nruntimes: " + runtimes + "\n"
+	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestCheckCommand(t *testing.T) {
+	imds := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusUnauthorized) // http-tokens required
+	}))
+	defer imds.Close()
+	dir := t.TempDir()
+	crio := filepath.Join(dir, "crio.sock")
+	ln, err := net.Listen("unix", crio)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	runtimeapi.RegisterRuntimeServiceServer(srv, criVersion{})
+	go srv.Serve(ln)
+	defer srv.Stop()
+	cfg := checkConfig(t, imds.URL, `{docker: "`+filepath.Join(dir, "docker.sock")+`", containerd: "", crio: "`+crio+`"}`)
+
+	code, out, errb := runCLI(t, "check", "--config", cfg, "--metadata-url", imds.URL)
+	if code != 1 || strings.Count(out, "PASS  ")+strings.Count(out, "FAIL  ") != 8 {
+		t.Fatalf("check: exit %d, want 1 with 8 results\n%s%s", code, out, errb)
+	}
+	for _, want := range []string{
+		"FAIL  redirect rules installed", "redirect.ipv4 and redirect.ipv6 are off",
+		"PASS  landing addresses on lo", "none needed",
+		"PASS  container runtimes answer",
+		"docker at " + filepath.Join(dir, "docker.sock") + ": not on this node",
+		"cri-o at " + crio + ": answers: cri-o 1.30.4 (CRI v1)",
+		"FAIL  imdsguard answers on its port",
+		"FAIL  imdsguard answers metadata requests through the redirect", "not sent: the redirect rules are not complete",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("check output lacks %q:\n%s", want, out)
+		}
+	}
+	// The direct probe sets the daemon's firewall mark: root's (CAP_NET_ADMIN).
+	if os.Geteuid() == 0 && !strings.Contains(out, "PASS  IMDS itself rejects IMDSv1 without a token") {
+		t.Errorf("the local IMDS answered 401, check says otherwise:\n%s", out)
+	}
+}
+
+// --ready: only the three results, none about IMDS or runtimes; exit 1
+// when not ready, with the FAIL lines on stdout and the verdict on stderr.
+func TestCheckReadyFlag(t *testing.T) {
+	cfg := checkConfig(t, "http://127.0.0.1:1", `{docker: "", containerd: "", crio: ""}`)
+	code, out, errb := runCLI(t, "check", "--ready", "--config", cfg)
+	if code != 1 || strings.Count(out, "PASS  ")+strings.Count(out, "FAIL  ") != 3 {
+		t.Fatalf("check --ready: exit %d, want 1 with 3 results\n%s%s", code, out, errb)
+	}
+	for _, want := range []string{"FAIL  redirect rules installed", "PASS  landing addresses on lo", "FAIL  imdsguard answers metadata requests through the redirect"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("check --ready output lacks %q:\n%s", want, out)
+		}
+	}
+	for _, not := range []string{"IMDS itself rejects", "runtimes answer", "IMDSv1 request", "on its port"} {
+		if strings.Contains(out, not) {
+			t.Errorf("check --ready output has %q:\n%s", not, out)
+		}
+	}
+	if errb != "imdsguard: not ready: see the FAIL lines\n" {
+		t.Errorf("stderr %q", errb)
+	}
+	code, out, _ = runCLI(t, "check", "--help")
+	if code != 0 || !strings.Contains(out, "--ready") || !strings.Contains(out, `--ready runs only 1, 2 and 6`) {
+		t.Errorf("check --help: %d\n%s", code, out)
+	}
+}
