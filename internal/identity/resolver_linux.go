@@ -74,6 +74,9 @@ func (r *Resolver) Close() error {
 // empty, with UIDKnown false and the reason in Unknown. Remote and Local come
 // unmapped (an IPv4 client of a dual-stack listener is given as IPv4).
 func (r *Resolver) Identify(c net.Conn) Caller {
+	if ic, ok := c.(*identifiedConn); ok {
+		return ic.caller
+	}
 	r.running <- struct{}{}
 	defer func() { <-r.running }()
 	cl := Caller{Remote: unmap(addrPortOf(c.RemoteAddr())), Local: unmap(addrPortOf(c.LocalAddr()))}
@@ -102,6 +105,42 @@ func (r *Resolver) Identify(c net.Conn) Caller {
 	}
 	if cl.Unknown != "" {
 		r.log.Debug("caller identity unknown", "remote", cl.Remote, "reason", cl.Unknown)
+	}
+	return cl
+}
+
+// IdentifyLocalRedirect identifies the caller of a connection accepted on
+// the local redirect listener (listen.local_redirect_port). There, a Cilium
+// Local Redirect Policy has rewritten a pod's connect() to the metadata
+// address, in the pod's own socket, into this node's address and that
+// port: nothing was NATed, so the client's socket, in the pod's network
+// namespace, points at the very address the connection landed on, and that
+// is the tuple looked up (a redirected caller's socket points at the
+// metadata address instead). The caller is a container caller, as one
+// redirected through PREROUTING would be, when the host routes its address
+// through a container interface and its socket is found, exactly, in one
+// other network namespace. Otherwise Unknown says why; a source that is no
+// container interface's (the host itself, the network) is not searched
+// for at all.
+func (r *Resolver) IdentifyLocalRedirect(c net.Conn) Caller {
+	r.running <- struct{}{}
+	defer func() { <-r.running }()
+	cl := Caller{Class: Container, LocalRedirect: true,
+		Remote: unmap(addrPortOf(c.RemoteAddr())), Local: unmap(addrPortOf(c.LocalAddr()))}
+	if _, ok := c.(*net.TCPConn); !ok {
+		cl.Unknown = fmt.Sprintf("not a TCP connection (%T)", c)
+		return cl
+	}
+	if r.interfaceFor != nil {
+		cl.Interface = r.interfaceFor(cl.Remote.Addr())
+	}
+	if cl.Interface == "" {
+		cl.Unknown = "source " + cl.Remote.Addr().String() + " is not routed through a container interface"
+		return cl
+	}
+	r.identifyContainer(&cl, cl.Local)
+	if cl.Unknown != "" {
+		r.log.Debug("local redirect caller identity unknown", "remote", cl.Remote, "reason", cl.Unknown)
 	}
 	return cl
 }
