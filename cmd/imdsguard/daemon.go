@@ -349,6 +349,15 @@ func (d *daemon) listen() (*listeners, error) {
 		d.log.Warn("an inherited listener this configuration does not use; closed", "listener", name)
 		ln.Close()
 	}
+	// -- local redirect listener (Cilium Local Redirect Policy; localredirect.go) --
+	// Served beside the proxy listeners, behind an admission of its own;
+	// appended after them, so l.proxy[0] stays the loopback one.
+	lrp, err := d.listenLocalRedirect()
+	if err != nil {
+		return nil, errors.Join(err, l.close())
+	}
+	l.proxy = append(l.proxy, lrp...)
+	// -- end local redirect listener --
 	if l.admin, err = admin.Listen(d.cfg.Admin.Socket); err != nil {
 		return nil, errors.Join(err, l.close())
 	}
