@@ -211,3 +211,96 @@ func preRouted(t *testing.T, h *testbed.Host) int {
 	}
 	return n
 }
+
+// lrpPolicy names pods by what the runtime says: billing in prod may read
+// everything, every other pod (behind Cilium's lxc veths) metadata but not
+// the role's credentials.
+const lrpPolicy = `policy:
+  default: deny
+  rules:
+    - name: billing
+      match: {pods: {namespaces: [prod], labels: {app: billing}}}
+      allow: ["/**"]
+    - name: pods
+      match: {interfaces: ["lxc+"]}
+      allow: ["/meta-data/**"]
+      deny: ["/meta-data/iam/**"]
+`
+
+// TestLocalRedirectWorkloads: through the local redirect listener, the
+// policy decides by what the runtime says of a pod, as it does for a
+// redirected one. Two pods as containerd's CRI plugin keeps them (a
+// sandbox with the pod's labels, an app container with the kubelet's), each
+// in a network namespace wired as Cilium wires pods, read the role's name
+// at the node's address and the local redirect port (Cilium's rewrite,
+// modelled: see above): the pod the pods selector names gets it; the same
+// labels in another namespace fall to the rule for other pods, which
+// denies it (403).
+func TestLocalRedirectWorkloads(t *testing.T) {
+	e := testbed.New(t)
+	e.RequireBins("aemm", "imdsguard", "imdsclient-static")
+	h := e.NewHost(testbed.HostOptions{})
+	c := e.StartContainerd(h.HostNS)
+	t.Cleanup(c.DeleteEverything)
+	c.MustCtrIn(testbed.K8sNamespace, "image", "import", e.OCIArchive(e.ClientImage(), ctrImage, []string{"/bin/sh"}))
+	g := h.StartGuard(testbed.HostGuardConfig{ContainerInterfaces: lrpInterfaces, LocalRedirectPort: lrpPort,
+		Extra: lrpPolicy + fmt.Sprintf("runtimes: {docker: \"\", containerd: %q, crio: \"\"}\n", c.Sock)})
+
+	billing := map[string]string{"app": "billing"}
+	prodID, prod := startLRPPod(t, c, addCiliumPod(t, h, 3), "prod", "billing-5d9c8b7f6-x2x9z", billing)
+	devID, dev := startLRPPod(t, c, addCiliumPod(t, h, 4), "dev", "billing-5d9c8b7f6-k4m2q", billing)
+	read := "wget -q -O- http://" + nodeAddr(4) + iamPath
+
+	n := auditCount(g)
+	out, _ := prod.run(t, read)
+	ev := eventsFor(t, g, n, 1)[0]
+	if !strings.Contains(out, testbed.AEMMRole) {
+		t.Errorf("prod pod: %q, want the role %s", out, testbed.AEMMRole)
+	}
+	wantWorkload(t, ev, prodID, "app", "billing", 200)
+	if workloadField(ev, "pod_namespace") != "prod" || ev.Class != "container" || !strings.HasPrefix(ev.Interface, "lxc") {
+		t.Errorf("prod pod event %v: %v", ev, ev.Raw["caller"])
+	}
+	t.Logf("prod pod: %q; %v", strings.TrimSpace(out), ev)
+
+	n = auditCount(g)
+	out, _ = dev.run(t, read)
+	ev = eventsFor(t, g, n, 1)[0]
+	if strings.Contains(out, testbed.AEMMRole) || !strings.Contains(out, "403") {
+		t.Errorf("dev pod: %q, want 403", out)
+	}
+	wantWorkload(t, ev, devID, "app", "pods", 403)
+	t.Logf("dev pod: %q; %v", strings.TrimSpace(out), ev)
+
+	n = auditCount(g)
+	out, _ = dev.run(t, "wget -q -O- http://"+nodeAddr(4)+instanceIDPath)
+	if ev = eventsFor(t, g, n, 1)[0]; !strings.Contains(out, testbed.AEMMInstanceID) || ev.Rule != "pods" {
+		t.Errorf("dev pod, instance id: %q %v", out, ev)
+	}
+}
+
+// startLRPPod makes a pod as containerd's CRI plugin keeps it, in
+// namespace k8s.io, with its app container in the network namespace of p.
+func startLRPPod(t *testing.T, c *testbed.Containerd, p netnstest.Pod, ns, pod string, podLabels map[string]string) (string, *podDriver) {
+	t.Helper()
+	kubelet := map[string]string{"io.kubernetes.pod.namespace": ns, "io.kubernetes.pod.name": pod, "io.kubernetes.pod.uid": containerID(t)[:32]}
+	sandbox := map[string]string{"io.cri-containerd.kind": "sandbox"}
+	app := map[string]string{"io.cri-containerd.kind": "container", "io.kubernetes.container.name": "app"}
+	for k, v := range kubelet {
+		sandbox[k], app[k] = v, v
+	}
+	for k, v := range podLabels {
+		sandbox[k] = v
+	}
+	c.CreateIn(testbed.K8sNamespace, ctrImage, containerID(t), sandbox)
+	id := containerID(t)
+	c.RunIn(testbed.K8sNamespace, ctrImage, id, "/run/netns/"+p.NS, app, "/bin/sh", "-c", driverLoop)
+	var pid string
+	for _, line := range strings.Split(c.MustCtrIn(testbed.K8sNamespace, "task", "ls"), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == id {
+			pid = f[1]
+		}
+	}
+	t.Logf("pod %s/%s: container %.12s pid %s behind %s (%s)", ns, pod, id, pid, p.HostIf, p.V4)
+	return id, &podDriver{root: "/proc/" + pid + "/root"}
+}
