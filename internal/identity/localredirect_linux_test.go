@@ -41,6 +41,18 @@ func TestIdentifyLocalRedirect(t *testing.T) {
 			}
 		})
 	}
+	// Cilium balancing per packet (socketLB.hostNamespaceOnly) leaves the
+	// pod's socket pointing at the metadata address while the connection
+	// lands on the node: modelled by the PREROUTING DNAT of this setup.
+	t.Run("per-packet balancing", func(t *testing.T) {
+		cl := startClient(t, e.ctr, nobody, "dial", "169.254.169.254:80")
+		got := e.r.IdentifyLocalRedirect(accept(t, e.l))
+		checkCaller(t, got, want{class: Container, uid: 65534, procUID: 65534, gid: 65534,
+			groups: []uint32{100, 65534}, netns: ctrNS, iface: "vh", remoteIP: "198.51.100.2"}, cl)
+		if got.Local.Addr() != netip.MustParseAddr("169.254.254.169") {
+			t.Errorf("landed on %s", got.Local)
+		}
+	})
 	t.Run("the host itself", func(t *testing.T) {
 		var d net.Conn
 		err := netnstest.Do(e.host, func() (err error) { d, err = net.Dial("tcp", "198.51.100.1:"+port(e.l)); return err })
@@ -65,8 +77,8 @@ func TestIdentifyLocalRedirect(t *testing.T) {
 		d.Close() // RST: the socket is gone from the container's tables
 		got := e.r.IdentifyLocalRedirect(conn)
 		t.Logf("caller: %+v", got)
-		if got.UIDKnown || got.NetNS != 0 || got.Unknown == "" {
-			t.Fatalf("want an unknown caller, got %+v", got)
+		if got.UIDKnown || got.NetNS != 0 || !strings.Contains(got.Unknown, " or 169.254.169.254:80 is in none of") {
+			t.Fatalf("want an unknown caller, not found with either tuple, got %+v", got)
 		}
 	})
 }
