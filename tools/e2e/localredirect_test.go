@@ -304,3 +304,43 @@ func startLRPPod(t *testing.T, c *testbed.Containerd, p netnstest.Pod, ns, pod s
 	t.Logf("pod %s/%s: container %.12s pid %s behind %s (%s)", ns, pod, id, pid, p.HostIf, p.V4)
 	return id, &podDriver{root: "/proc/" + pid + "/root"}
 }
+
+// TestLocalRedirectHandover: a second imdsguard started beside the first
+// (a surge rollout) takes the local redirect listeners over with the
+// proxy's, instead of failing to bind the port the first still holds; with
+// the first stopped, a pod sent there is served by the second.
+func TestLocalRedirectHandover(t *testing.T) {
+	e := testbed.New(t)
+	e.RequireBins("aemm", "imdsguard")
+	h := e.NewHost(testbed.HostOptions{})
+	cfg := testbed.HostGuardConfig{ContainerInterfaces: lrpInterfaces, LocalRedirectPort: lrpPort}
+	old := h.StartGuard(cfg)
+	p := addCiliumPod(t, h, 5)
+	read := func(when string) {
+		t.Helper()
+		for _, v := range []int{4, 6} {
+			r, err := testbed.RawRequestIn(p.NS, nodeAddr(v), "GET", instanceIDPath, nil)
+			if err != nil || r.Status != 200 || string(r.Body) != testbed.AEMMInstanceID {
+				t.Fatalf("%s, v%d: GET at %s: %+v %v", when, v, nodeAddr(v), r, err)
+			}
+		}
+	}
+	read("before the handover")
+	succ := h.StartGuard(cfg)
+	waitLog(t, old, "handed the listeners over", 5*time.Second)
+	waitLog(t, succ, "took the listeners over", 5*time.Second)
+	if err := old.Stop(); err != nil {
+		t.Errorf("the old daemon: %v", err)
+	}
+	// Taken over: the four proxy listeners (loopback, landing addresses) and
+	// the two local redirect ones; none bound anew, none left over.
+	if !strings.Contains(succ.Stderr(), `"msg":"took the listeners over"`) || !strings.Contains(succ.Stderr(), `"listeners":6`) ||
+		strings.Contains(succ.Stderr(), "an inherited listener this configuration does not use") {
+		t.Errorf("the new daemon did not take the six listeners over:\n%s", succ.Stderr())
+	}
+	n := len(audits(succ))
+	read("after the handover, the old daemon stopped")
+	testbed.WaitFor(t, "the new daemon's audit events", func() bool { return len(since(succ, n)) >= 2 })
+	evs := since(succ, n)
+	t.Logf("served by the new daemon (pid %d): %v", succ.Pid(), evs[0])
+}
