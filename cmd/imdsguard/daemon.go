@@ -345,6 +345,19 @@ func (d *daemon) listen() (*listeners, error) {
 			return fail(err)
 		}
 	}
+	// -- local redirect listener (Cilium Local Redirect Policy; localredirect.go) --
+	// Taken over and handed on like the proxy's own listeners, served beside
+	// them behind an admission of its own (after them: l.proxy[0] stays loopback).
+	for _, a := range d.localRedirectAddrs() {
+		ln, err := take(proxyName(a), func() (net.Listener, error) { return proxy.ListenOne(a, d.log) })
+		if err != nil {
+			return fail(fmt.Errorf("listen.local_redirect_port: %w", err))
+		}
+		if ln != nil {
+			l.proxy = append(l.proxy, proxy.AdmitLocalRedirect(ln, d.who.IdentifyLocalRedirect, d.log))
+		}
+	}
+	// -- end local redirect listener --
 	for name, ln := range inherited {
 		d.log.Warn("an inherited listener this configuration does not use; closed", "listener", name)
 		ln.Close()

@@ -123,5 +123,8 @@ func newRules(cfg *config.Config, log *slog.Logger) (*redirect.Rules, error) {
 		Mark:      redirect.Mark,
 		Log:       log,
 		StateFile: filepath.Join(filepath.Dir(cfg.Tokens.KeyFile), "rules.state"),
+		// The bake step's `rules install` and the daemon close the local
+		// redirect port alike.
+		LocalRedirectPort: cfg.Listen.LocalRedirectPort,
 	})
 }

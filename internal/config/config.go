@@ -44,6 +44,14 @@ type Config struct {
 // Listen is the `listen:` section.
 type Listen struct {
 	Port int `yaml:"port"` // the redirect target port
+	// LocalRedirectPort is the port of the local redirect listener, 0 =
+	// off: where a Cilium Local Redirect Policy sends pods' metadata
+	// connections, which arrive un-NATed from the pod's own address at this
+	// node's address (docs/containers.md#cilium). It listens on every
+	// address of the families the redirect covers, admits container callers
+	// only (proxy.AdmitLocalRedirect), and IMDSGUARD-IN lets only the
+	// container interfaces reach it.
+	LocalRedirectPort int `yaml:"local_redirect_port"`
 }
 
 // Metrics is the `metrics:` section.

@@ -40,6 +40,21 @@ func TestMissingFieldsTakeDefaults(t *testing.T) {
 	}
 }
 
+// listen.local_redirect_port with the pod interfaces named is valid; its
+// default is off.
+func TestLocalRedirectPort(t *testing.T) {
+	if p := Default().Listen.LocalRedirectPort; p != 0 {
+		t.Fatalf("default local_redirect_port %d, want 0 (off)", p)
+	}
+	c, err := Read(strings.NewReader("version: 1\nlisten: {local_redirect_port: 8990}\nredirect: {container_interfaces: [lxc+, cilium_host]}\n"), "lrp.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen.LocalRedirectPort != 8990 || c.Listen.Port != 8989 {
+		t.Fatalf("listen %+v", c.Listen)
+	}
+}
+
 func TestLoadMissingFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "none.yaml")
 	if c, err := Load(path, true); err != nil || c.Listen.Port != 8989 {
@@ -87,6 +102,14 @@ func TestErrorsArePositioned(t *testing.T) {
 			"f.yaml:9:65: policy.rules[0].match.pods.labels.'bad key': label key \"bad key\" has a space",
 			"f.yaml:12:21: policy.rules[1].match.pods: an empty selector",
 		}},
+		{"local redirect port out of range", "version: 1\nlisten: {port: 8989, local_redirect_port: 70000}\n",
+			[]string{"f.yaml:2:43: listen.local_redirect_port: 70000 is not a TCP port"}},
+		{"local redirect port is the proxy port", "version: 1\nredirect: {container_interfaces: [lxc+]}\nlisten:\n  port: 8989\n  local_redirect_port: 8989\n",
+			[]string{"f.yaml:5:24: listen.local_redirect_port: 8989 is listen.port"}},
+		{"local redirect port without the redirect", "version: 1\nredirect: {ipv4: false, ipv6: false}\nlisten: {local_redirect_port: 8990}\n",
+			[]string{"f.yaml:3:31: listen.local_redirect_port: needs redirect.ipv4 or redirect.ipv6"}},
+		{"local redirect port with every interface", "version: 1\nlisten: {local_redirect_port: 8990}\n",
+			[]string{`f.yaml:2:31: listen.local_redirect_port: redirect.container_interfaces has "+"`}},
 		{"several at once", strings.Join([]string{
 			"version: 1",
 			"listen: {port: 70000}",

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"path/filepath"
+	"slices"
 	"strconv"
 
 	"github.com/imdsguard/imdsguard/internal/config/field"
@@ -41,6 +42,7 @@ func (c *Config) validateOwn() error {
 	if c.Listen.Port < 1 || c.Listen.Port > 65535 {
 		errs = append(errs, field.Errorf("listen.port", "%d is not a TCP port (1..65535)", c.Listen.Port))
 	}
+	errs = append(errs, c.validateLocalRedirect()...)
 	if c.ForwardedHeaders != ForwardedReject && c.ForwardedHeaders != ForwardedStrip {
 		errs = append(errs, field.Errorf("forwarded_headers", "%q: write reject (403, the default) or strip", c.ForwardedHeaders))
 	}
@@ -51,6 +53,30 @@ func (c *Config) validateOwn() error {
 		errs = append(errs, field.Errorf("admin.socket", "%q must be an absolute path", c.Admin.Socket))
 	}
 	return errors.Join(errs...)
+}
+
+// validateLocalRedirect checks listen.local_redirect_port against the
+// sections it leans on: its listener admits callers routed through the
+// redirect's container interfaces, and IMDSGUARD-IN (redirect rules) keeps
+// everything else from reaching it in the kernel.
+func (c *Config) validateLocalRedirect() []error {
+	const path = "listen.local_redirect_port"
+	p := c.Listen.LocalRedirectPort
+	switch {
+	case p == 0:
+		return nil
+	case p < 0 || p > 65535:
+		return []error{field.Errorf(path, "%d is not a TCP port (1..65535, or 0 for off)", p)}
+	case p == c.Listen.Port:
+		return []error{field.Errorf(path, "%d is listen.port: the local redirect listener needs a port of its own", p)}
+	case !c.Redirect.IPv4 && !c.Redirect.IPv6:
+		return []error{field.Errorf(path, "needs redirect.ipv4 or redirect.ipv6: the container interfaces it admits callers from, "+
+			"and the filter rule that closes it to the network, are the redirect's")}
+	case slices.Contains(c.Redirect.ContainerInterfaces, "+"):
+		return []error{field.Errorf(path, "redirect.container_interfaces has \"+\" (every interface but lo), which takes in the "+
+			"node's network interfaces too: list the pod interfaces instead (Cilium: \"lxc+\", \"cilium_host\"; docs/containers.md#cilium)")}
+	}
+	return nil
 }
 
 func checkHostPort(s string) error {

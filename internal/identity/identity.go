@@ -41,6 +41,10 @@ type Caller struct {
 	// (SO_ORIGINAL_DST); zero when the connection was not redirected.
 	OrigDst   netip.AddrPort
 	Interface string // ingress interface, for container callers
+	// LocalRedirect is true for a caller that came through the local
+	// redirect listener (a Cilium Local Redirect Policy: no NAT, OrigDst
+	// zero, Local is this node's address and that listener's port).
+	LocalRedirect bool
 
 	// UIDKnown is false when the kernel could not attest the user: such a
 	// caller matches no user or group rule.
@@ -123,6 +127,9 @@ func (c *Caller) LogValue() slog.Value {
 	}
 	if c.Interface != "" {
 		attrs = append(attrs, slog.String("interface", c.Interface))
+	}
+	if c.LocalRedirect {
+		attrs = append(attrs, slog.Bool("local_redirect", true))
 	}
 	if c.Unknown != "" {
 		attrs = append(attrs, slog.String("identity_unknown", c.Unknown))

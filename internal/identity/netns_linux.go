@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -61,14 +62,28 @@ func (p *procs) namespaces(self nsID) []nsCandidate {
 	return out
 }
 
-// lookupIn does the exact inet_diag lookup inside another network namespace.
-func lookupIn(c nsCandidate, dev uint64, src, dst netip.AddrPort) (diagAnswer, error) {
+// lookupIn does the exact inet_diag lookup inside another network
+// namespace, with each destination in turn on one socket: the first found
+// answers; when none is, the first error that is not "not found" (else the
+// first error) says why.
+func lookupIn(c nsCandidate, dev uint64, src netip.AddrPort, dsts ...netip.AddrPort) (diagAnswer, error) {
 	d, err := openDiagIn(c, dev)
 	if err != nil {
 		return diagAnswer{}, err
 	}
 	defer d.Close()
-	return d.lookup(src, dst)
+	notFound := func(err error) bool { return errors.Is(err, errNoSocket) || errors.Is(err, errMismatch) }
+	var first error
+	for _, dst := range dsts {
+		ans, err := d.lookup(src, dst)
+		switch {
+		case err == nil:
+			return ans, nil
+		case first == nil, notFound(first) && !notFound(err):
+			first = err
+		}
+	}
+	return diagAnswer{}, first
 }
 
 // openDiagIn opens an inet_diag socket inside the namespace c (which needs

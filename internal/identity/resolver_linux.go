@@ -7,6 +7,9 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"strings"
+
+	"github.com/imdsguard/imdsguard/internal/imds"
 )
 
 // Resolver identifies the callers of accepted connections. It is safe for
@@ -74,6 +77,9 @@ func (r *Resolver) Close() error {
 // empty, with UIDKnown false and the reason in Unknown. Remote and Local come
 // unmapped (an IPv4 client of a dual-stack listener is given as IPv4).
 func (r *Resolver) Identify(c net.Conn) Caller {
+	if ic, ok := c.(*identifiedConn); ok {
+		return ic.caller
+	}
 	r.running <- struct{}{}
 	defer func() { <-r.running }()
 	cl := Caller{Remote: unmap(addrPortOf(c.RemoteAddr())), Local: unmap(addrPortOf(c.LocalAddr()))}
@@ -106,6 +112,66 @@ func (r *Resolver) Identify(c net.Conn) Caller {
 	return cl
 }
 
+// IdentifyLocalRedirect identifies the caller of a connection accepted on
+// the local redirect listener (listen.local_redirect_port). There, a Cilium
+// Local Redirect Policy has rewritten a pod's connect() to the metadata
+// address, in the pod's own socket, into this node's address and that
+// port: nothing was NATed, so the client's socket, in the pod's network
+// namespace, points at the very address the connection landed on, and that
+// is the tuple looked up (a redirected caller's socket points at the
+// metadata address instead). Where Cilium balances per packet instead
+// (socketLB.hostNamespaceOnly: its BPF translates each packet, and the
+// pod's socket keeps pointing at the metadata address), the socket has the
+// metadata address of the connection's family, port 80: each namespace is
+// asked for either tuple, in one pass. The caller is a container
+// caller, as one redirected through PREROUTING would be, when the host
+// routes its address through a container interface and its socket is
+// found, exactly, in one other network namespace. Otherwise Unknown says
+// why; a source that is no container interface's (the host itself, the
+// network) is not searched for at all.
+func (r *Resolver) IdentifyLocalRedirect(c net.Conn) Caller {
+	r.running <- struct{}{}
+	defer func() { <-r.running }()
+	cl := Caller{Class: Container, LocalRedirect: true,
+		Remote: unmap(addrPortOf(c.RemoteAddr())), Local: unmap(addrPortOf(c.LocalAddr()))}
+	if _, ok := c.(*net.TCPConn); !ok {
+		cl.Unknown = fmt.Sprintf("not a TCP connection (%T)", c)
+		return cl
+	}
+	if r.interfaceFor != nil {
+		cl.Interface = r.interfaceFor(cl.Remote.Addr())
+	}
+	if cl.Interface == "" {
+		cl.Unknown = "source " + cl.Remote.Addr().String() + " is not routed through a container interface"
+		return cl
+	}
+	// As rewritten at connect() first; as sent, for per-packet balancing.
+	r.identifyContainer(&cl, cl.Local, netip.AddrPortFrom(r.imdsOf(cl.Local.Addr()), imds.Port))
+	if cl.Unknown != "" {
+		r.log.Debug("local redirect caller identity unknown", "remote", cl.Remote, "reason", cl.Unknown)
+	}
+	return cl
+}
+
+// orList names destinations in messages: "a", or "a or b".
+func orList(dsts []netip.AddrPort) string {
+	s := make([]string, len(dsts))
+	for i, d := range dsts {
+		s[i] = d.String()
+	}
+	return strings.Join(s, " or ")
+}
+
+// imdsOf is the metadata address of a's family.
+func (r *Resolver) imdsOf(a netip.Addr) netip.Addr {
+	for _, m := range r.imds {
+		if m.Unmap().Is4() == a.Unmap().Is4() {
+			return m
+		}
+	}
+	return netip.Addr{}
+}
+
 // identifyHost looks the client's socket up in the resolver's namespace.
 func (r *Resolver) identifyHost(c *Caller, dst netip.AddrPort) {
 	if r.host == nil {
@@ -122,22 +188,22 @@ func (r *Resolver) identifyHost(c *Caller, dst netip.AddrPort) {
 
 // identifyContainer finds the network namespace that holds the client's
 // socket (the one remembered for its source address first) and looks it up
-// there.
-func (r *Resolver) identifyContainer(c *Caller, dst netip.AddrPort) {
+// there, with each destination in turn (the first one found counts).
+func (r *Resolver) identifyContainer(c *Caller, dsts ...netip.AddrPort) {
 	if r.selfErr != nil {
 		c.Unknown = "cannot tell network namespaces apart: " + r.selfErr.Error()
 		return
 	}
 	src := c.Remote
 	if cand, ok := r.nsBySrc.get(src.Addr()); ok {
-		if ans, err := lookupIn(cand, r.self.dev, src, dst); err == nil {
+		if ans, err := lookupIn(cand, r.self.dev, src, dsts...); err == nil {
 			c.NetNS = cand.ino
 			r.attest(c, ans, cand.ino)
 			return
 		}
 		r.nsBySrc.drop(src.Addr())
 	}
-	cand, ans, err := r.searchNamespaces(src, dst)
+	cand, ans, err := r.searchNamespaces(src, dsts...)
 	if err != nil {
 		c.Unknown = err.Error()
 		return
@@ -148,20 +214,20 @@ func (r *Resolver) identifyContainer(c *Caller, dst netip.AddrPort) {
 }
 
 // searchNamespaces tries the exact lookup in every other network namespace.
-func (r *Resolver) searchNamespaces(src, dst netip.AddrPort) (nsCandidate, diagAnswer, error) {
-	return searchIn(r.procs.namespaces(r.self), r.self.dev, src, dst)
+func (r *Resolver) searchNamespaces(src netip.AddrPort, dsts ...netip.AddrPort) (nsCandidate, diagAnswer, error) {
+	return searchIn(r.procs.namespaces(r.self), r.self.dev, src, dsts...)
 }
 
 // searchIn asks every candidate: a tuple found in two namespaces
 // (overlapping container networks) is ambiguous and identifies nobody.
-func searchIn(cands []nsCandidate, dev uint64, src, dst netip.AddrPort) (nsCandidate, diagAnswer, error) {
+func searchIn(cands []nsCandidate, dev uint64, src netip.AddrPort, dsts ...netip.AddrPort) (nsCandidate, diagAnswer, error) {
 	var (
 		found    []nsCandidate
 		ans      diagAnswer
 		firstErr error
 	)
 	for _, cand := range cands {
-		a, err := lookupIn(cand, dev, src, dst)
+		a, err := lookupIn(cand, dev, src, dsts...)
 		switch {
 		case err == nil:
 			found, ans = append(found, cand), a
@@ -169,6 +235,7 @@ func searchIn(cands []nsCandidate, dev uint64, src, dst netip.AddrPort) (nsCandi
 			firstErr = err
 		}
 	}
+	dst := orList(dsts)
 	switch {
 	case len(found) == 1:
 		return found[0], ans, nil

@@ -27,9 +27,20 @@ func (r *Resolver) Close() error { return nil }
 
 // Identify fills in the addresses and leaves the identity unknown.
 func (r *Resolver) Identify(c net.Conn) Caller {
+	if ic, ok := c.(*identifiedConn); ok {
+		return ic.caller
+	}
 	return Caller{
 		Remote:  unmap(addrPortOf(c.RemoteAddr())),
 		Local:   unmap(addrPortOf(c.LocalAddr())),
 		Unknown: notLinux,
 	}
+}
+
+// IdentifyLocalRedirect fills in the addresses and leaves the identity
+// unknown: no local redirect caller is admitted off Linux.
+func (r *Resolver) IdentifyLocalRedirect(c net.Conn) Caller {
+	cl := r.Identify(c)
+	cl.Class, cl.LocalRedirect = Container, true
+	return cl
 }

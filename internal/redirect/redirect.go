@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +21,10 @@ type Options struct {
 	// rules across restarts (state.go), so that a restart finding them
 	// intact serves after one iptables-save per family.
 	StateFile string
+	// LocalRedirectPort is the local redirect listener's port
+	// (listen.local_redirect_port), 0 for none: IMDSGUARD-IN lets only
+	// the container interfaces reach it (localRedirectInRules).
+	LocalRedirectPort int
 }
 
 // Rules manages imdsguard's netfilter rules in the network namespace it was
@@ -95,6 +100,9 @@ func New(o Options) (*Rules, error) {
 	if o.Port < 1 || o.Port > 65535 {
 		return nil, fmt.Errorf("redirect: proxy port %d is out of range (1..65535)", o.Port)
 	}
+	if err := checkLocalRedirect(o); err != nil {
+		return nil, err
+	}
 	log := o.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -104,6 +112,21 @@ func New(o Options) (*Rules, error) {
 		return nil, err
 	}
 	return newRules(o, name, fams, netlinkKernel), nil
+}
+
+// checkLocalRedirect refuses a local redirect port the filter rule could
+// not close to the network (config.Validate says the same, by field).
+func checkLocalRedirect(o Options) error {
+	p := o.LocalRedirectPort
+	switch {
+	case p == 0:
+		return nil
+	case p < 0 || p > 65535 || p == o.Port:
+		return fmt.Errorf("redirect: local redirect port %d is out of range or the proxy port", p)
+	case slices.Contains(o.Config.ContainerInterfaces, "+"):
+		return fmt.Errorf("redirect: a local redirect port needs the container interfaces named: \"+\" takes in the network interfaces")
+	}
+	return nil
 }
 
 // newRules assembles Rules around runners: New's real ones, or fakes.
@@ -116,7 +139,7 @@ func newRules(o Options, backend string, fams []familyRunner, k kernel) *Rules {
 	}
 	r := &Rules{
 		cfg:     o.Config,
-		params:  o.Config.params(o.Port, o.Mark),
+		params:  o.Config.params(o.Port, o.Mark).withLocalRedirect(o.LocalRedirectPort),
 		backend: backend,
 		log:     o.Log.With("component", "redirect", "backend", backend),
 		all:     fams,

@@ -41,6 +41,14 @@ type params struct {
 	// LandingV4 and LandingV6 are the DNAT targets of container traffic
 	// (landing.go); invalid (zero) in a plan made only to remove.
 	LandingV4, LandingV6 netip.Addr
+	// LocalRedirectPort is the local redirect listener's port, 0 for none.
+	LocalRedirectPort int
+}
+
+// withLocalRedirect returns p with the local redirect listener's port.
+func (p params) withLocalRedirect(port int) params {
+	p.LocalRedirectPort = port
+	return p
 }
 
 // landing is p's landing address of family f.
@@ -182,7 +190,7 @@ func dnatTo(a netip.Addr, port int) []string {
 // from the network reaches it directly. No route_localnet is needed.
 func inRules(f family, p params) []rule {
 	port := []string{"-p", "tcp", "--dport", strconv.Itoa(p.Port)}
-	return []rule{
+	rules := []rule{
 		{Match: append([]string{"-i", "lo"}, port...), Comment: "local callers reach the proxy port", Target: []string{"-j", "RETURN"}},
 		{
 			Match:   append(port, "-m", "conntrack", "--ctstate", "DNAT", "--ctorigdst", f.IMDS.Addr().String()),
@@ -191,6 +199,35 @@ func inRules(f family, p params) []rule {
 		},
 		{Match: port, Comment: "nothing else reaches the proxy port", Target: []string{"-j", "DROP"}},
 	}
+	return append(rules, localRedirectInRules(p)...)
+}
+
+// localRedirectInRules: the local redirect listener (a wildcard socket:
+// the node address a Cilium Local Redirect Policy sends pods to is whatever
+// address Kubernetes gave the node) is reached from the container
+// interfaces only, where pods' packets enter the host, and by nothing
+// else: not the network, not lo. Nothing NATs these connections, so there
+// is no conntrack mark to go by; "+" cannot be used here (New refuses it),
+// as it would take in the network interfaces. The proxy's admission
+// (proxy.AdmitLocalRedirect) checks every caller again, in its own
+// network namespace.
+func localRedirectInRules(p params) []rule {
+	if p.LocalRedirectPort == 0 {
+		return nil
+	}
+	port := []string{"-p", "tcp", "--dport", strconv.Itoa(p.LocalRedirectPort)}
+	out := make([]rule, 0, len(p.Interfaces)+1)
+	for _, in := range p.Interfaces {
+		if allButLo(in) {
+			continue
+		}
+		out = append(out, rule{
+			Match:   append(ingress(in), port...),
+			Comment: "pods behind " + in.String() + " reach the local redirect port",
+			Target:  []string{"-j", "RETURN"},
+		})
+	}
+	return append(out, rule{Match: port, Comment: "nothing else reaches the local redirect port", Target: []string{"-j", "DROP"}})
 }
 
 // fwdRules: a backstop. Metadata traffic from an interface that is not in

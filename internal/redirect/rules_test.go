@@ -157,3 +157,66 @@ func TestCountRules(t *testing.T) {
 		t.Errorf("countRules = %d, %d; want 2, 1", r, o)
 	}
 }
+
+// With a local redirect port, IMDSGUARD-IN lets each named container
+// interface reach it and drops everything else; the rest of the plan is
+// the same.
+func TestPlanLocalRedirect(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.ContainerInterfaces = []string{"lxc+", "cilium_host"}
+	p := cfg.params(8989, Mark).withLocalRedirect(8990)
+	want := []string{
+		`-i lxc+ -p tcp --dport 8990 -m comment --comment "imdsguard: pods behind lxc+ reach the local redirect port" -j RETURN`,
+		`-i cilium_host -p tcp --dport 8990 -m comment --comment "imdsguard: pods behind cilium_host reach the local redirect port" -j RETURN`,
+		`-p tcp --dport 8990 -m comment --comment "imdsguard: nothing else reaches the local redirect port" -j DROP`,
+	}
+	for _, f := range []family{familyV4, familyV6} {
+		without := plan(f, cfg.params(8989, Mark))
+		for i, c := range plan(f, p) {
+			got := c.Rules
+			if c.Name == ChainIn {
+				var tail []string
+				for _, r := range got[len(got)-len(want):] {
+					tail = append(tail, r.String())
+				}
+				if !slices.Equal(tail, want) {
+					t.Errorf("%s IMDSGUARD-IN ends with\n%s\nwant\n%s", f.Name, strings.Join(tail, "\n"), strings.Join(want, "\n"))
+				}
+				got = got[:len(got)-len(want)]
+			}
+			if fmt.Sprint(got) != fmt.Sprint(without[i].Rules) {
+				t.Errorf("%s %s changed by the local redirect port:\n%v\nwant\n%v", f.Name, c.Name, got, without[i].Rules)
+			}
+		}
+		for _, c := range plan(f, p) {
+			var seen []string
+			for _, r := range c.Rules {
+				if slices.Contains(seen, r.Comment) {
+					t.Errorf("%s %s: comment %q twice", f.Name, c.Name, r.Comment)
+				}
+				seen = append(seen, r.Comment)
+			}
+		}
+	}
+}
+
+// New refuses a local redirect port its filter could not close to the
+// network, or one that is the proxy port.
+func TestNewRejectsLocalRedirect(t *testing.T) {
+	named := DefaultConfig()
+	named.ContainerInterfaces = []string{"lxc+"}
+	for _, o := range []Options{
+		{Config: DefaultConfig(), Port: 8989, LocalRedirectPort: 8990}, // "+"
+		{Config: named, Port: 8989, LocalRedirectPort: 8989},
+		{Config: named, Port: 8989, LocalRedirectPort: 70000},
+	} {
+		if err := checkLocalRedirect(o); err == nil {
+			t.Errorf("local redirect port %d with %v accepted", o.LocalRedirectPort, o.Config.ContainerInterfaces)
+		} else {
+			t.Logf("%v", err)
+		}
+	}
+	if err := checkLocalRedirect(Options{Config: named, Port: 8989, LocalRedirectPort: 8990}); err != nil {
+		t.Errorf("named interfaces refused: %v", err)
+	}
+}

@@ -242,6 +242,7 @@ type HostGuardConfig struct {
 	HopLimitHost        int      // tokens.hop_limit.host; 0: 1
 	HopLimitContainer   int      // tokens.hop_limit.container; 0: 2
 	AuditSummary        string   // audit.summary_interval; "": 0s, every request on its own line
+	LocalRedirectPort   int      // listen.local_redirect_port; 0: off
 	Extra               string   // more top-level YAML (policy:, forwarded_headers: ...)
 }
 
@@ -265,7 +266,11 @@ func (c HostGuardConfig) YAML(port int, keyFile, adminSocket string) string {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "version: 1\n")
-	fmt.Fprintf(&b, "listen: {port: %d}\n", port)
+	if c.LocalRedirectPort != 0 {
+		fmt.Fprintf(&b, "listen: {port: %d, local_redirect_port: %d}\n", port, c.LocalRedirectPort)
+	} else {
+		fmt.Fprintf(&b, "listen: {port: %d}\n", port)
+	}
 	fmt.Fprintf(&b, "upstream: {url: %q}\n", c.UpstreamURL)
 	fmt.Fprintf(&b, "redirect: {ipv4: %t, ipv6: %t, container_interfaces: [%s], keep_on_exit: true}\n",
 		!c.NoIPv4, !c.NoIPv6, strings.Join(ifs, ", "))
