@@ -52,7 +52,10 @@ type ClusterOptions struct {
 	// staticPodPath before it starts; AddStaticPod adds more later.
 	StaticPods map[string]string
 	// KubeletConfig is more KubeletConfiguration (top-level YAML fields)
-	// appended to the harness's.
+	// appended to the harness's (kube_control.go). A field the harness
+	// sets too is overridden: the kubelet's strict decoding fails on the
+	// duplicate, and its lenient fallback keeps the last value (checked
+	// with 1.30's codec; the kubelet logs a warning).
 	KubeletConfig string
 }
 
