@@ -10,7 +10,10 @@
 // keep-alive loads (RunLoad), crowds of idle and slow-header connections
 // (StartHold) and clients that record every request's outcome (StartProbe),
 // all able to dial inside a namespace (DialerIn), and reads a daemon's
-// goroutines, fds and memory (ReadDaemonCounts, PSSKB).
+// goroutines, fds and memory (ReadDaemonCounts, PSSKB). Host.StartCluster
+// (kube*.go) runs a real single-node Kubernetes cluster whose node is a
+// Host's host namespace: etcd, the control plane and the kubelet on
+// containerd's CRI, driven with kubectl.
 //
 // Every wait has a deadline; every process started here is stopped with
 // SIGTERM (then SIGKILL) and reaped when the test ends, and its output is

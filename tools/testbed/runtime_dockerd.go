@@ -260,20 +260,27 @@ func (d *Dockerd) String() string {
 // mount of the "default" sandbox at ExecRoot/netns/default, which would keep
 // the test's host namespace alive and its directory busy.
 func unmountUnder(dirs ...string) ([]string, error) {
+	return unmountWhere(func(p string) bool {
+		for _, d := range dirs {
+			if strings.HasPrefix(p, d+"/") {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// unmountWhere detaches every mount whose mount point matches (deepest
+// first) and returns the mount points.
+func unmountWhere(match func(point string) bool) ([]string, error) {
 	b, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		return nil, err
 	}
 	var points []string
 	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 5 {
-			continue
-		}
-		for _, d := range dirs {
-			if strings.HasPrefix(f[4], d+"/") {
-				points = append(points, f[4])
-			}
+		if f := strings.Fields(line); len(f) >= 5 && match(f[4]) {
+			points = append(points, f[4])
 		}
 	}
 	sort.Sort(sort.Reverse(sort.StringSlice(points)))
