@@ -133,7 +133,7 @@ func (e *Env) OCIArchive(rootTar, ref string, cmd []string) string {
 		e.T.Fatal(err)
 	}
 	p := e.Path(filepath.Base(rootTar) + ".oci.tar")
-	if err := writeOCIArchive(p, layer, ref, cmd); err != nil {
+	if err := writeOCIArchive(p, layer, ref, ImageConfig{Cmd: cmd, Env: []string{"PATH=/bin"}}); err != nil {
 		e.T.Fatal(err)
 	}
 	return p
@@ -148,7 +148,13 @@ type ociDescriptor struct {
 	Platform    map[string]string `json:"platform,omitempty"`
 }
 
-func writeOCIArchive(dst string, layer []byte, ref string, cmd []string) error {
+// ImageConfig is the part of an OCI image config a runtime starts the
+// container with.
+type ImageConfig struct {
+	Entrypoint, Cmd, Env []string
+}
+
+func writeOCIArchive(dst string, layer []byte, ref string, ic ImageConfig) error {
 	blobs := map[string][]byte{}
 	put := func(mediaType string, b []byte) ociDescriptor {
 		sum := sha256.Sum256(b)
@@ -159,7 +165,7 @@ func writeOCIArchive(dst string, layer []byte, ref string, cmd []string) error {
 	layerDesc := put("application/vnd.oci.image.layer.v1.tar", layer)
 	config, err := json.Marshal(map[string]any{
 		"architecture": "amd64", "os": "linux",
-		"config": map[string]any{"Cmd": cmd, "Env": []string{"PATH=/bin"}},
+		"config": map[string]any{"Entrypoint": ic.Entrypoint, "Cmd": ic.Cmd, "Env": ic.Env},
 		"rootfs": map[string]any{"type": "layers", "diff_ids": []string{layerDesc.Digest}},
 	})
 	if err != nil {
