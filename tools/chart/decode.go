@@ -29,6 +29,9 @@ type Objects struct {
 	DaemonSet      *appsv1.DaemonSet
 	Service        *corev1.Service
 	ServiceMonitor *ServiceMonitor
+	// LocalRedirectPolicies are Cilium's CiliumLocalRedirectPolicy
+	// objects, in the order printed: one a family.
+	LocalRedirectPolicies []*LocalRedirectPolicy
 }
 
 // ServiceMonitor is the part of prometheus-operator's monitoring.coreos.com/v1
@@ -61,11 +64,58 @@ type Endpoint struct {
 	ScrapeTimeout string `json:"scrapeTimeout,omitempty"`
 }
 
+// LocalRedirectPolicy is the part of Cilium's CiliumLocalRedirectPolicy
+// (cilium.io/v2, the CRD's openAPIV3Schema) that the chart and
+// packaging/kubernetes/cilium-lrp.yaml write, under the CRD's field names.
+// As with ServiceMonitor, strict decoding refuses any other field, so a
+// misspelt or misplaced one fails.
+type LocalRedirectPolicy struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+	Spec              LocalRedirectPolicySpec `json:"spec"`
+}
+
+// LocalRedirectPolicySpec is the spec's part written.
+type LocalRedirectPolicySpec struct {
+	Description             string      `json:"description,omitempty"`
+	RedirectFrontend        LRPFrontend `json:"redirectFrontend"`
+	RedirectBackend         LRPBackend  `json:"redirectBackend"`
+	SkipRedirectFromBackend bool        `json:"skipRedirectFromBackend,omitempty"`
+}
+
+// LRPFrontend is what is redirected: an address and its ports (the CRD's
+// serviceMatcher is not used).
+type LRPFrontend struct {
+	AddressMatcher *LRPAddressMatcher `json:"addressMatcher,omitempty"`
+}
+
+// LRPAddressMatcher is an IP address and ports.
+type LRPAddressMatcher struct {
+	IP      string    `json:"ip"`
+	ToPorts []LRPPort `json:"toPorts"`
+}
+
+// LRPBackend is where to: the node's local pods the selector picks, at
+// these ports.
+type LRPBackend struct {
+	LocalEndpointSelector metav1.LabelSelector `json:"localEndpointSelector"`
+	ToPorts               []LRPPort            `json:"toPorts"`
+}
+
+// LRPPort is a port as the CRD writes it: a number in a string.
+type LRPPort struct {
+	Port     string `json:"port"`
+	Protocol string `json:"protocol,omitempty"`
+	Name     string `json:"name,omitempty"`
+}
+
 var docSep = regexp.MustCompile(`(?m)^---\s*$`)
 
 // Decode reads helm's output (documents separated by ---, each led by a
-// "# Source:" comment). Any kind the chart is not meant to make, a Role or
-// a Namespace say, is an error; so is a kind twice.
+// "# Source:" comment), or a manifest of the same kinds. Any kind the chart
+// is not meant to make, a Role or a Namespace say, is an error; so is a
+// kind twice, but for local redirect policies, which only may not share a
+// name.
 func Decode(rendered string) (*Objects, error) {
 	o := &Objects{}
 	for i, doc := range docSep.Split(rendered, -1) {
@@ -101,6 +151,14 @@ func (o *Objects) add(doc []byte) error {
 	if err := yaml.UnmarshalStrict(doc, obj); err != nil {
 		return fmt.Errorf("%s: %w", tm.Kind, err)
 	}
+	if p, ok := obj.(*LocalRedirectPolicy); ok {
+		for _, q := range o.LocalRedirectPolicies {
+			if q.Name == p.Name {
+				return fmt.Errorf("a second %s %s", tm.Kind, p.Name)
+			}
+		}
+		o.LocalRedirectPolicies = append(o.LocalRedirectPolicies, p)
+	}
 	o.Kinds = append(o.Kinds, tm.Kind)
 	return nil
 }
@@ -120,6 +178,8 @@ func (o *Objects) slot(tm metav1.TypeMeta) (any, error) {
 		obj, taken = fresh(&o.Service)
 	case "monitoring.coreos.com/v1 ServiceMonitor":
 		obj, taken = fresh(&o.ServiceMonitor)
+	case "cilium.io/v2 CiliumLocalRedirectPolicy":
+		obj = new(LocalRedirectPolicy) // add appends it, once decoded
 	default:
 		return nil, fmt.Errorf("unexpected %s %s", tm.APIVersion, tm.Kind)
 	}

@@ -51,6 +51,8 @@ func TestBadValuesAreRefused(t *testing.T) {
 		{"a misspelt value", m{"tolerration": []any{}}, "tolerration"},
 		{"a ServiceMonitor without metrics", m{"serviceMonitor": m{"enabled": true}}, "serviceMonitor.enabled needs metrics.enabled"},
 		{"an image pull policy helm does not know", m{"image": m{"pullPolicy": "Sometimes"}}, "pullPolicy"},
+		{"a local redirect port out of range", m{"ciliumLocalRedirect": m{"enabled": true, "port": 70000}}, "port"},
+		{"a misspelt Cilium value", m{"ciliumLocalRedirect": m{"enable": true}}, "enable"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := chart.Render(b.helm, b.dir, chart.DefaultRelease, c.values)
@@ -67,7 +69,7 @@ func TestLint(t *testing.T) {
 	b := newBench(t)
 	for _, values := range []m{
 		nil,
-		{"metrics": m{"enabled": true}, "serviceMonitor": m{"enabled": true}},
+		{"metrics": m{"enabled": true}, "serviceMonitor": m{"enabled": true}, "ciliumLocalRedirect": m{"enabled": true}},
 	} {
 		out, err := chart.Lint(b.helm, b.dir, values)
 		if err != nil {

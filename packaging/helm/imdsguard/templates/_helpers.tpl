@@ -54,8 +54,12 @@ The image, by digest when image.digest is set.
 
 {{/*
 imdsguard.yaml: the config value, with metrics.listen set to
-metrics.address:metrics.port when metrics.enabled. Rendered from a copy, so
-that .Values stays as given; `version` first, as a reader expects it.
+metrics.address:metrics.port when metrics.enabled, and, when
+ciliumLocalRedirect.enabled, listen.local_redirect_port set to its port and
+"lxc+" and "cilium_host" added to redirect.container_interfaces where
+missing (docs/containers.md, "Cilium": the pod veths the policy's
+connections come in by, and the route back to pods). Rendered from a copy,
+so that .Values stays as given; `version` first, as a reader expects it.
 */}}
 {{- define "imdsguard.config" -}}
 {{- $cfg := deepCopy (.Values.config | default dict) }}
@@ -63,6 +67,20 @@ that .Values stays as given; `version` first, as a reader expects it.
 {{- $metrics := get $cfg "metrics" | default dict }}
 {{- $_ := set $metrics "listen" (printf "%s:%d" (toString .Values.metrics.address) (int .Values.metrics.port)) }}
 {{- $_ = set $cfg "metrics" $metrics }}
+{{- end }}
+{{- if .Values.ciliumLocalRedirect.enabled }}
+{{- $listen := get $cfg "listen" | default dict }}
+{{- $_ := set $listen "local_redirect_port" (int .Values.ciliumLocalRedirect.port) }}
+{{- $_ = set $cfg "listen" $listen }}
+{{- $redirect := get $cfg "redirect" | default dict }}
+{{- $ifaces := get $redirect "container_interfaces" | default list }}
+{{- range list "lxc+" "cilium_host" }}
+{{- if not (has . $ifaces) }}
+{{- $ifaces = append $ifaces . }}
+{{- end }}
+{{- end }}
+{{- $_ = set $redirect "container_interfaces" $ifaces }}
+{{- $_ = set $cfg "redirect" $redirect }}
 {{- end }}
 {{- if hasKey $cfg "version" }}
 {{- pick $cfg "version" | toYaml }}
