@@ -231,7 +231,12 @@ func get(ctx context.Context, tr http.RoundTripper, url string) (int, string, er
 	return do(tr, req)
 }
 
+// UserAgent names check's own requests, so that an IMDS log (or a test's
+// mock) tells them from callers'.
+const UserAgent = "imdsguard/check"
+
 func do(tr http.RoundTripper, req *http.Request) (int, string, error) {
+	req.Header.Set("User-Agent", UserAgent)
 	ctx, cancel := context.WithTimeout(req.Context(), Timeout)
 	defer cancel()
 	resp, err := (&http.Client{Transport: tr}).Do(req.WithContext(ctx))

@@ -73,7 +73,7 @@ func (w *Workload) LogValue() slog.Value {
 		slog.String("image", w.Image),
 	}
 	if w.Pod != nil {
-		attrs = append(attrs, slog.String("pod_namespace", w.Pod.Namespace), slog.String("pod_name", w.Pod.Name))
+		attrs = append(attrs, slog.String("pod_namespace", w.Pod.Namespace), slog.String("pod_name", w.Pod.Name), slog.String("pod_uid", w.Pod.UID))
 	}
 	return slog.GroupValue(attrs...)
 }
