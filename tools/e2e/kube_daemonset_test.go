@@ -193,7 +193,8 @@ func TestKubeDaemonSet(t *testing.T) {
 		c.WaitReady(ns, obj, time.Minute)
 	}
 	c.Wait("team-b", "pod/batch", "jsonpath={.status.phase}=Succeeded", time.Minute)
-	checkDSPods(t, e, h, c, guard.Name)
+	checkDSPods(t, e, c, guard.Name)
+	checkDSHopLimit(t, h, c)
 
 	// 5. Rollouts while clients read in a loop.
 	web, api := podNetns(t, c, "team-a", "web"), podNetns(t, c, "team-b", "api")
@@ -219,6 +220,8 @@ func TestKubeDaemonSet(t *testing.T) {
 			"image": map[string]any{"repository": "imdsguard", "tag": "v3"},
 		}))
 	})
+	// The chart's daemon does for the pods what the manifest's did.
+	checkDSPods(t, e, c, dsPod(t, c).Name)
 	if n := watch.absent(); n != 0 {
 		t.Errorf("the rules were absent %d times during the rollouts (of %d looks)", n, watch.looks())
 	}
@@ -305,7 +308,7 @@ func checkInDSPod(t *testing.T, e *testbed.Env, c *testbed.Cluster, pod string) 
 }
 
 // checkDSPods: what each real pod gets through the DaemonSet.
-func checkDSPods(t *testing.T, e *testbed.Env, h *testbed.Host, c *testbed.Cluster, guard string) {
+func checkDSPods(t *testing.T, e *testbed.Env, c *testbed.Cluster, guard string) {
 	t.Helper()
 	exec := func(ns, pod string, argv ...string) testbed.Result {
 		return e.Run(c.Exec(ns, pod, "main", argv...))
@@ -334,8 +337,13 @@ func checkDSPods(t *testing.T, e *testbed.Env, h *testbed.Host, c *testbed.Clust
 	if logs := c.Logs("team-b", "batch", "-c", "main"); !strings.Contains(logs, testbed.AEMMInstanceID) {
 		t.Errorf("4. the init container's IMDSv2 read: main says %q", logs)
 	}
-	// The hop limit: a token answer reaches a pod with TTL 1 (2, minus the
-	// node's hop); an IMDSv1 answer does not.
+	checkDSAudit(t, c, guard, cases[0].ns, cases[0].pod, cases[1].ns, cases[1].pod)
+}
+
+// checkDSHopLimit: a token answer reaches a bridge pod with TTL 1 (the
+// container hop limit 2, minus the node's hop).
+func checkDSHopLimit(t *testing.T, h *testbed.Host, c *testbed.Cluster) {
+	t.Helper()
 	web := podNetns(t, c, "team-a", "web")
 	h.Shell(web, ttlCounters)
 	for _, v := range []int{4, 6} {
@@ -348,10 +356,16 @@ func checkDSPods(t *testing.T, e *testbed.Env, h *testbed.Host, c *testbed.Clust
 			t.Errorf("4. IPv%d: no packet of the token answer arrived in web with TTL 1", v)
 		}
 	}
-	// The audit names each pod as its runtime does: namespace, name, uid.
-	// (Its labels decide the policy in step 5.)
+}
+
+// checkDSAudit: the audit names each pod (namespace and name pairs) as its
+// runtime does: namespace, name, uid. (Its labels decide the policy in
+// step 5.)
+func checkDSAudit(t *testing.T, c *testbed.Cluster, guard string, pods ...string) {
+	t.Helper()
 	logs := c.Logs("imdsguard", guard, "-c", "imdsguard")
-	for _, k := range cases[:2] {
+	for i := 0; i+1 < len(pods); i += 2 {
+		k := struct{ ns, pod string }{pods[i], pods[i+1]}
 		p := c.Pod(k.ns, k.pod)
 		want := fmt.Sprintf(`"pod_namespace":%q,"pod_name":%q,"pod_uid":%q`, k.ns, k.pod, p.UID)
 		found := ""

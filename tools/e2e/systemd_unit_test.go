@@ -201,7 +201,13 @@ func TestUnitBoot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	deb, _ := buildDeb(t, e)
+	debData, err := os.ReadFile(deb)
+	if err != nil {
+		t.Fatal(err)
+	}
 	b := e.StartBoot(map[string]string{
+		"root/imdsguard.deb":                       string(debData),
 		"usr/lib/systemd/system/imdsguard.service": readUnit(t, e),
 		"usr/lib/systemd/system/imdsguard.socket":  readSocketUnit(t, e),
 		"usr/lib/tmpfiles.d/imdsguard.conf":        string(tmpfiles),
@@ -220,6 +226,7 @@ func TestUnitBoot(t *testing.T) {
 		{"reload", bootReload},
 		{"restart after kill", bootRestart},
 		{"restarts refuse nothing", bootNoRefusal},
+		{"package upgrade refuses nothing", bootUpgrade},
 		{"stop keeps rules", bootStopKeepsRules},
 		{"setns sandbox", func(t *testing.T, b *testbed.Boot) { bootSetns(t, b, unit) }},
 		{"watchdog", bootWatchdog},
@@ -425,6 +432,32 @@ func parseLoop(out string) (ok, failed int, errs map[string]int) {
 		fmt.Sscanf(l, "ok %d failed %d", &ok, &failed)
 	}
 	return ok, failed, errs
+}
+
+// bootUpgrade: the package installed over the running unit, then
+// installed again (an upgrade: the postinst's try-restart) while a client
+// sends token PUTs in a loop: every one is answered.
+func bootUpgrade(t *testing.T, b *testbed.Boot) {
+	if r := b.In("env", "DEBIAN_FRONTEND=noninteractive", "dpkg", "-i", "--force-confold", "/root/imdsguard.deb"); r.Err != nil {
+		t.Fatalf("dpkg -i (install): %v", r)
+	}
+	b.MustIn("systemctl", "start", "imdsguard.socket", "imdsguard.service")
+	pid := b.DaemonPid()
+	loop := make(chan testbed.Output, 1)
+	go func() { loop <- b.In("sh", "-c", bootLoop) }()
+	time.Sleep(1500 * time.Millisecond)
+	if r := b.In("env", "DEBIAN_FRONTEND=noninteractive", "dpkg", "-i", "--force-confold", "/root/imdsguard.deb"); r.Err != nil {
+		t.Errorf("dpkg -i (upgrade): %v", r)
+	}
+	out := <-loop
+	ok, failed, errs := parseLoop(out.Out)
+	t.Logf("package upgrade (dpkg -i over the installed package: postinst try-restart) while a client read in a loop: %d token PUTs answered 200, %d failed %v", ok, failed, errs)
+	if out.Err != nil || ok == 0 || failed != 0 {
+		t.Errorf("package upgrade: %d failed requests: %v", failed, out)
+	}
+	if now := b.DaemonPid(); now == pid {
+		t.Errorf("the upgrade did not restart the daemon (pid %s before and after)", pid)
+	}
 }
 
 func bootRestart(t *testing.T, b *testbed.Boot) {
