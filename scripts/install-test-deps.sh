@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything the tests need on Debian (CI runs it as root on a clean
-# machine), then builds the test tools, the Kubernetes binaries of the cluster
-# tests (build-kube.sh) and the cached base of the DaemonSet image. Idempotent: when every package is present it touches nothing and
-# only runs build-tools.sh (and finds the cached base).
+# machine), then builds the test tools (build-tools.sh: helm and the cluster
+# tests' Kubernetes binaries too) and the cached base of the DaemonSet image.
+# Idempotent: when every package is present it touches nothing and only runs
+# build-tools.sh (and finds the cached base).
 #
 #   scripts/install-test-deps.sh          everything: make test, make e2e, make bench
 #   scripts/install-test-deps.sh --demo   only what make demo runs: its packages,
@@ -86,13 +87,9 @@ if $demo; then
 	"$root/scripts/build-tools.sh" aemm imdsclient demo
 	exit 0
 fi
+# Every tool, helm and the Kubernetes binaries too (about 5.5 minutes with a
+# cold build cache on 2 cores, 34 s with a warm one, nothing once built).
 "$root/scripts/build-tools.sh"
-# helm from the module proxy (tools/helm), for the chart tests.
-"$root/scripts/build-helm.sh"
-# kube-apiserver, kube-controller-manager, kube-scheduler, kubelet and kubectl
-# from tools/kube: about 5.5 minutes with a cold build cache on 2 cores, 34 s
-# with a warm one (the links), nothing once built.
-"$root/scripts/build-kube.sh"
 # The cached Debian root of the DaemonSet image (debootstrap from the apt
 # mirror, about two minutes once); the image tests add the binary to it.
 base=("$root/scripts/build-image.sh" --base-only)

@@ -1,5 +1,5 @@
 // Package chart renders the Helm chart packaging/helm/imdsguard with the
-// repository's bin/helm (scripts/build-helm.sh) and decodes what it renders
+// repository's bin/helm (scripts/build-tools.sh helm) and decodes what it renders
 // strictly into the Kubernetes API types, for the chart's tests and for a
 // test cluster that installs the rendered objects (`kubectl apply -f -` of
 // RenderChart's output is what `helm install` would create).
@@ -50,7 +50,7 @@ func Helm(t TB, root string) string {
 	t.Helper()
 	p := filepath.Join(root, "bin", "helm")
 	if _, err := os.Stat(p); err != nil {
-		testenv.Skipf(t, "missing bin/helm: run scripts/build-helm.sh (make test does)")
+		testenv.Skipf(t, "missing bin/helm: run scripts/build-tools.sh helm (make test does)")
 	}
 	return p
 }

@@ -5,7 +5,7 @@
 // staging module with a directory of its own repository, so each one is
 // pinned here to the release that matches (k8s.io/sample-apiserver v0.30.14
 // is not served; v0.30.6 is, and nothing built here imports it).
-// Built by scripts/build-kube.sh into bin/kube/ (cached by the build cache).
+// Built by scripts/build-tools.sh (target kube) into bin/kube/.
 module github.com/imdsguard/imdsguard/tools/kube
 
 go 1.24

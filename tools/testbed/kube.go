@@ -12,7 +12,7 @@ import (
 
 // A real single-node Kubernetes cluster on a Host: etcd (Debian's),
 // kube-apiserver, kube-controller-manager, kube-scheduler and the kubelet
-// (bin/kube/, scripts/build-kube.sh) and containerd with its CRI plugin
+// (bin/kube/, scripts/build-tools.sh kube) and containerd with its CRI plugin
 // (kube_containerd.go), all started as children inside the Host's host
 // namespace, which is then the node: its address HostUpV4 is the node's
 // InternalIP, the pods' bridge (CNIBridge) and their routes are in it, and
@@ -39,7 +39,7 @@ const (
 // EtcdPath is Debian etcd-server's binary.
 const EtcdPath = "/usr/bin/etcd"
 
-// kubeBins are the binaries scripts/build-kube.sh puts in bin/kube/.
+// kubeBins are the binaries scripts/build-tools.sh kube puts in bin/kube/.
 var kubeBins = []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kubectl"}
 
 // kubeWait bounds each wait of a cluster's start (API, node, service
@@ -133,7 +133,7 @@ func (c *Cluster) requireDeps() {
 	t.Helper()
 	for _, n := range kubeBins {
 		if _, err := os.Stat(c.e.Bin("kube/" + n)); err != nil {
-			testenv.Skipf(t, "missing bin/kube/%s: scripts/build-kube.sh builds it (make test runs it)", n)
+			testenv.Skipf(t, "missing bin/kube/%s: scripts/build-tools.sh kube builds it (make test runs it)", n)
 		}
 	}
 	for _, p := range []string{EtcdPath, KubePauseBinary, ContainerdPath, CtrPath, "/usr/sbin/runc", "/usr/bin/nsenter",
