@@ -71,6 +71,21 @@ func startCrashProbes(t *testing.T, h *testbed.Host) []crashProbe {
 	return ps
 }
 
+// servedCrashProbes starts the clients and waits until each was served;
+// stopAll stops them all, and runs again (a no-op then) when the test ends.
+func servedCrashProbes(t *testing.T, h *testbed.Host, when string) (ps []crashProbe, stopAll func()) {
+	t.Helper()
+	ps = startCrashProbes(t, h)
+	stopAll = func() {
+		for _, p := range ps {
+			p.Stop()
+		}
+	}
+	t.Cleanup(stopAll)
+	waitServed(t, ps, time.Now(), when)
+	return ps, stopAll
+}
+
 // firstServed is the end of the first good answer among outs to a request
 // sent at or after from (zero if none).
 func firstServed(outs []testbed.Outcome, from time.Time) time.Time {
@@ -99,15 +114,7 @@ func good(o testbed.Outcome) bool {
 // the first.
 func TestTransparentKilledUnderLoad(t *testing.T) {
 	_, h, g := transparent(t, testbed.HostOptions{}, crashConfig)
-	ps := startCrashProbes(t, h)
-	stopAll := func() {
-		for _, p := range ps {
-			p.Stop()
-		}
-	}
-	defer stopAll()
-	start := time.Now()
-	waitServed(t, ps, start, "before the kill")
+	ps, stopAll := servedCrashProbes(t, h, "before the kill")
 	time.Sleep(time.Second)
 
 	kill := time.Now()

@@ -19,15 +19,7 @@ import (
 // from outside (it keeps them now).
 func TestTransparentHandover(t *testing.T) {
 	e, h, old := transparent(t, testbed.HostOptions{}, crashConfig)
-	ps := startCrashProbes(t, h)
-	stopAll := func() {
-		for _, p := range ps {
-			p.Stop()
-		}
-	}
-	defer stopAll()
-	start := time.Now()
-	waitServed(t, ps, start, "before the handover")
+	ps, stopAll := servedCrashProbes(t, h, "before the handover")
 	time.Sleep(time.Second)
 
 	surge := time.Now()

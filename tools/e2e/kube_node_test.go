@@ -107,6 +107,19 @@ func TestKubeNode(t *testing.T) {
 	c.ImportImage(e.OCIArchive(e.ClientImage(), ctrImage, []string{"/bin/sh"}))
 	c.Namespace("team-a", "team=a")
 	c.Namespace("team-b", "team=b")
+	startKubeNodePods(c)
+	t.Logf("cluster up in %v; pods running after %v", up.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	rs := criClient(t)
+	for _, k := range kubeNodeCases {
+		t.Run(k.ns+"/"+k.name, func(t *testing.T) { checkKubePod(t, c, rs, k) })
+	}
+	t.Run("imds-from-pods", func(t *testing.T) { kubePodsReachIMDS(t, e, c) })
+	t.Logf("TestKubeNode body: %v", time.Since(start).Round(time.Millisecond))
+}
+
+// startKubeNodePods applies kubeNodePods and waits until each runs (or,
+// for batch, has succeeded).
+func startKubeNodePods(c *testbed.Cluster) {
 	c.Apply(fmt.Sprintf(kubeNodePods, ctrImage))
 	for _, k := range kubeNodeCases {
 		if k.succeeds {
@@ -115,13 +128,6 @@ func TestKubeNode(t *testing.T) {
 			c.WaitReady(k.ns, "pod/"+k.name, time.Minute)
 		}
 	}
-	t.Logf("cluster up in %v; pods running after %v", up.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
-	rs := criClient(t)
-	for _, k := range kubeNodeCases {
-		t.Run(k.ns+"/"+k.name, func(t *testing.T) { checkKubePod(t, c, rs, k) })
-	}
-	t.Run("imds-from-pods", func(t *testing.T) { kubePodsReachIMDS(t, e, c) })
-	t.Logf("TestKubeNode body: %v", time.Since(start).Round(time.Millisecond))
 }
 
 // criClient connects to the cluster's CRI, as a node agent would.
