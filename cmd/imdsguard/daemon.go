@@ -345,9 +345,10 @@ func (d *daemon) listen() (*listeners, error) {
 			return fail(err)
 		}
 	}
-	// -- local redirect listener (Cilium Local Redirect Policy; localredirect.go) --
-	// Taken over and handed on like the proxy's own listeners, served beside
-	// them behind an admission of its own (after them: l.proxy[0] stays loopback).
+	// The local redirect listeners (a Cilium Local Redirect Policy's
+	// backend, localredirect.go): taken over and handed on like the proxy's
+	// own, served beside them behind an admission of their own (after them:
+	// l.proxy[0], the watchdog's, stays loopback).
 	for _, a := range d.localRedirectAddrs() {
 		ln, err := take(proxyName(a), func() (net.Listener, error) { return proxy.ListenOne(a, d.log) })
 		if err != nil {
@@ -357,7 +358,6 @@ func (d *daemon) listen() (*listeners, error) {
 			l.proxy = append(l.proxy, proxy.AdmitLocalRedirect(ln, d.who.IdentifyLocalRedirect, d.log))
 		}
 	}
-	// -- end local redirect listener --
 	for name, ln := range inherited {
 		d.log.Warn("an inherited listener this configuration does not use; closed", "listener", name)
 		ln.Close()
