@@ -53,7 +53,7 @@ const (
 	// STS failed.
 	MinStale = time.Minute
 	// DeniedFor is how long an AccessDenied (any 4xx) is remembered.
-	DeniedFor = 30 * time.Second
+	DeniedFor  = 30 * time.Second
 	backoffMin = time.Second
 	backoffMax = time.Minute
 )

@@ -118,4 +118,3 @@ func NewHTTPClient(mark uint32) *http.Client {
 	}
 	return &http.Client{Transport: tr}
 }
-
