@@ -2,6 +2,7 @@ package roles
 
 import (
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 
@@ -28,8 +29,12 @@ type Subject struct {
 	Rule     string // the applying rule's name ("" for the default)
 	RuleRole string // its role: as written ("" for none)
 	Workload *workload.Workload
-	UIDKnown bool
+	UIDKnown bool // a host process's uid, as the kernel attests it
 	UID      uint32
+	// Container is a caller in another network namespace; Source its
+	// address (what names its session when its runtime did not answer).
+	Container bool
+	Source    netip.Addr
 }
 
 // Assignment is the role a subject gets, or why it gets none.
@@ -150,13 +155,18 @@ func (r *Resolver) session(arn ARN, s Subject, name, externalID string) Session 
 
 // SessionNameOf is the session name of a subject before cleaning:
 // NAMESPACE.POD for a pod's container, the container's name for another
-// container, host.uid-N for a host process (host when its uid is unknown).
+// container, container.ADDRESS for a container its runtime said nothing
+// of, host.uid-N for a host process (host when its uid is unknown).
 func SessionNameOf(s Subject) string {
 	switch w := s.Workload; {
 	case w != nil && w.Pod != nil:
 		return w.Pod.Namespace + "." + w.Pod.Name
 	case w != nil && w.Name != "":
 		return w.Name
+	case s.Container && s.Source.IsValid():
+		return "container." + s.Source.Unmap().String()
+	case s.Container:
+		return "container"
 	case s.UIDKnown:
 		return "host.uid-" + strconv.FormatUint(uint64(s.UID), 10)
 	}

@@ -1,6 +1,7 @@
 package roles
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -135,6 +136,8 @@ func TestResolve(t *testing.T) {
 			"arn:aws:iam::999999999999:role/x", "payments.api-1", "", "rule ci", "", false},
 		{"rule role, host user", Subject{Rule: "agent", RuleRole: "agent", UIDKnown: true, UID: 1001},
 			base + "agent", "host.uid-1001", "", "rule agent", "", false},
+		{"rule role, container the runtime did not name", Subject{Rule: "net", RuleRole: "agent", Container: true, Source: netip.MustParseAddr("fd00::5")},
+			base + "agent", "container.fd00--5", "", "rule net", "", false},
 		{"rule role, unknown user", Subject{Rule: "all", RuleRole: "agent"}, base + "agent", "host", "", "rule all", "", false},
 		{"annotation allowed", Subject{Rule: "pods", Workload: pod("payments", "api-1", ann(AnnotationRole, "payments-api", AnnotationExternalID, "xid"))},
 			base + "payments-api", "payments.api-1", "xid", "annotation", `roles.namespaces.payments "payments-*"`, false},
