@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/imdsguard/imdsguard/internal/audit"
-	"github.com/imdsguard/imdsguard/internal/identity"
 	"github.com/imdsguard/imdsguard/internal/roles"
 	"github.com/imdsguard/imdsguard/internal/sts"
+	"github.com/imdsguard/imdsguard/policy"
 )
 
 // RoleCredentials serves the credentials of a role session: the STS
@@ -60,33 +60,60 @@ func (p *Proxy) serveRole(r *http.Request, cs *connState, rt Route, o *outcome) 
 	if res == nil || !roleScoped(rt.Path.Rel) {
 		return false
 	}
-	a := res.Resolve(subjectOf(&cs.caller, o))
+	a := res.Resolve(SubjectOf(&cs.policy, o.rule, o.ruleRole))
 	o.roleReason = a.Reason
 	if !a.HasRole() {
 		return false
 	}
 	o.role, o.session = a.Session.RoleARN, a.Session.Name
-	switch {
-	case a.Broken:
-		o.resp, o.decision, o.reason = errorResponse(r, http.StatusInternalServerError), audit.Error, a.Reason
-	case strings.EqualFold(rt.Path.Rel, credsDir):
-		o.resp = response(r, http.StatusOK, "text/plain", a.Session.RoleName)
-	case strings.EqualFold(rt.Path.Rel, iamDir):
-		o.resp = response(r, http.StatusOK, "text/plain", "security-credentials/")
-	case rt.Path.Rel == credsDir+"/"+a.Session.RoleName:
+	switch kind, status := roleRoute(rt.Path.Rel, &a); kind {
+	case roleBroken:
+		o.resp, o.decision, o.reason = errorResponse(r, status), audit.Error, a.Reason
+	case roleList:
+		o.resp = response(r, status, "text/plain", a.Session.RoleName)
+	case roleIAMList:
+		o.resp = response(r, status, "text/plain", "security-credentials/")
+	case roleCredentials:
 		p.serveCredentials(r, a.Session, o)
 	default:
-		o.resp = errorResponse(r, http.StatusNotFound)
+		o.resp = errorResponse(r, status)
 	}
 	return true
 }
 
-// subjectOf is what the role resolver needs of the caller.
-func subjectOf(c *identity.Caller, o *outcome) roles.Subject {
-	s := roles.Subject{Rule: o.rule, RuleRole: o.ruleRole, Workload: c.Workload, Source: c.Remote.Addr()}
-	if c.Class == identity.Container {
-		s.Container = true
-	} else {
+// roleAnswer is what a role-scoped path is for a caller with a role.
+type roleAnswer uint8
+
+const (
+	roleNotFound    roleAnswer = iota // 404: the node's, or no such role
+	roleBroken                        // 500: the role cannot be used
+	roleList                          // security-credentials/: the role's name
+	roleIAMList                       // iam/: security-credentials/ only
+	roleCredentials                   // security-credentials/ROLE: from STS
+)
+
+// roleRoute says how the role-scoped path rel is answered for a caller
+// with the role a, and its status (that of success for credentials).
+// The proxy and `policy explain` both use it.
+func roleRoute(rel string, a *roles.Assignment) (roleAnswer, int) {
+	switch {
+	case a.Broken:
+		return roleBroken, http.StatusInternalServerError
+	case strings.EqualFold(rel, credsDir):
+		return roleList, http.StatusOK
+	case strings.EqualFold(rel, iamDir):
+		return roleIAMList, http.StatusOK
+	case rel == credsDir+"/"+a.Session.RoleName:
+		return roleCredentials, http.StatusOK
+	}
+	return roleNotFound, http.StatusNotFound
+}
+
+// SubjectOf is what the role resolver needs of a caller whose applying
+// rule is rule, with role: ruleRole.
+func SubjectOf(c *policy.Caller, rule, ruleRole string) roles.Subject {
+	s := roles.Subject{Rule: rule, RuleRole: ruleRole, Workload: c.Workload, Container: c.Container, Source: c.Source}
+	if !c.Container {
 		s.UIDKnown, s.UID = c.UIDKnown, c.UID
 	}
 	return s

@@ -17,6 +17,7 @@ import (
 	"github.com/imdsguard/imdsguard/internal/roles"
 	"github.com/imdsguard/imdsguard/internal/sts"
 	"github.com/imdsguard/imdsguard/internal/workload"
+	"github.com/imdsguard/imdsguard/policy"
 )
 
 const roleBase = "arn:aws:iam::123456789012:role/"
@@ -259,5 +260,34 @@ func TestCredentialsJSONShape(t *testing.T) {
 		"  \"SecretAccessKey\" : \"S\",\n  \"Token\" : \"T\",\n  \"Expiration\" : \"2024-05-01T10:00:00Z\"\n}"
 	if got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}
+
+// policy explain says which role a caller would get, why, and how iam/
+// is then answered; the same resolution as the proxy's.
+func TestExplainRole(t *testing.T) {
+	cfg := roles.DefaultConfig()
+	cfg.BaseARN = roleBase
+	cfg.Namespaces = map[string][]string{"payments": {"payments-*"}}
+	res := roles.NewResolver(cfg)
+	pol := compilePolicy(t, allowAll)
+	for _, c := range []struct {
+		w     *workload.Workload
+		path  string
+		wants []string
+	}{
+		{rolePod("payments", "api-1", "payments-api"), "/latest/meta-data/iam/security-credentials/payments-api",
+			[]string{"role:     " + roleBase + "payments-api, session payments.api-1 (from annotation)", "answer:   the role's credentials from STS"}},
+		{rolePod("payments", "api-1", "payments-api"), "/latest/meta-data/iam/info", []string{"answer:   404"}},
+		{rolePod("payments", "api-1", "payments-api"), "/latest/meta-data/iam/security-credentials/", []string{"answer:   200, the role's name payments-api alone"}},
+		{rolePod("default", "web", "payments-api"), "/latest/meta-data/iam/security-credentials/", []string{"role:     none", "namespace default is not in roles.namespaces"}},
+	} {
+		var b strings.Builder
+		ExplainRole(&b, res, pol, policy.Caller{Container: true, Workload: c.w}, false, "GET", c.path)
+		for _, want := range c.wants {
+			if !strings.Contains(b.String(), want) {
+				t.Errorf("%s:\n%s\nwant %q", c.path, b.String(), want)
+			}
+		}
 	}
 }
