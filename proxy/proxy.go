@@ -146,6 +146,9 @@ func (p *Proxy) SetPolicy(pol *policy.Policy) { p.policy.Store(pol) }
 // requests that start from now on.
 func (p *Proxy) SetRoles(r *roles.Resolver) { p.roles.Store(r) }
 
+// Roles returns the role resolver in force (nil: roles are off).
+func (p *Proxy) Roles() *roles.Resolver { return p.roles.Load() }
+
 // Policy returns the policy in force.
 func (p *Proxy) Policy() *policy.Policy { return p.policy.Load() }
 

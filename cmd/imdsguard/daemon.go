@@ -36,20 +36,21 @@ import (
 
 // daemon is the running imdsguard: the pieces built from one configuration.
 type daemon struct {
-	cfg     *config.Config
-	log     *slog.Logger
-	audit   *audit.Log
-	proxy   *proxy.Proxy
-	up      *upstream.Client
-	cache   *cache.Cache    // in front of up; with cache.enabled false it passes every read through
-	rules   *redirect.Rules // nil when redirect.ipv4 and redirect.ipv6 are off
-	who     *identity.Resolver
-	rts     *runtimes
-	work    *workload.Cache // what the runtimes say of container callers
-	broker  *sts.Broker     // role credentials (roles:): AssumeRole signed with the node's credentials
-	usage   *usage.Table
-	metrics *metrics.Metrics
-	pid     int
+	cfg      *config.Config
+	log      *slog.Logger
+	audit    *audit.Log
+	proxy    *proxy.Proxy
+	up       *upstream.Client
+	cache    *cache.Cache    // in front of up; with cache.enabled false it passes every read through
+	rules    *redirect.Rules // nil when redirect.ipv4 and redirect.ipv6 are off
+	who      *identity.Resolver
+	rts      *runtimes
+	work     *workload.Cache // what the runtimes say of container callers
+	broker   *sts.Broker     // role credentials (roles:): AssumeRole signed with the node's credentials
+	prefetch *prefetcher     // fetches a new container's role credentials ahead, from runtime events
+	usage    *usage.Table
+	metrics  *metrics.Metrics
+	pid      int
 }
 
 func newDaemon(cfg *config.Config, log *slog.Logger) (*daemon, error) {
@@ -80,7 +81,11 @@ func newDaemon(cfg *config.Config, log *slog.Logger) (*daemon, error) {
 	if d.rts, err = newRuntimes(cfg.Runtimes, log); err != nil {
 		return nil, err
 	}
-	d.work = workload.New(workload.Options{Runtimes: d.rts.list, Log: log})
+	// The prefetcher hears the runtimes' events through the workload
+	// cache, and asks it and the proxy (policy, roles) once both exist.
+	d.prefetch = newPrefetcher(func(ctx context.Context, id string) *workload.Workload { return d.work.Lookup(ctx, id, "").Workload },
+		func() *policy.Policy { return d.proxy.Policy() }, func() *roles.Resolver { return d.proxy.Roles() }, d.broker, log)
+	d.work = workload.New(workload.Options{Runtimes: d.rts.list, Log: log, Changed: d.prefetch.changed})
 	d.proxy = proxy.New(proxy.Options{
 		Upstream:       d.cache,
 		Minter:         token.NewMinter(key),
