@@ -11,7 +11,9 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -453,7 +455,7 @@ func (d *daemon) background(ctx context.Context, wg *sync.WaitGroup, l *listener
 			return d.rules.Keep(ctx)
 		})
 	}
-	run("admin socket", func() error { return admin.Serve(ctx, l.admin, d.usage, d.log) })
+	run("admin socket", func() error { return admin.ServeRoles(ctx, l.admin, d.usage, d.roleSessions, d.log) })
 	run("runtime events", func() error { d.work.Run(ctx); return nil })
 	if l.metrics != nil {
 		run("metrics", func() error { return d.metrics.Serve(ctx, l.metrics, d.log) })
@@ -556,4 +558,18 @@ func (d *daemon) reload() error {
 // cannot change them.
 func stsSettings(c roles.Config) string {
 	return fmt.Sprint(c.STSEndpoint, c.STSRate, c.STSBurst, c.SessionDuration.Duration)
+}
+
+// roleSessions lists the broker's role sessions with the containers known
+// to hold them, for `imdsguard roles`.
+func (d *daemon) roleSessions() []admin.RoleSession {
+	holders := d.prefetch.holders()
+	var out []admin.RoleSession
+	for _, s := range d.broker.Sessions() {
+		ids := holders[s.Key]
+		slices.Sort(ids)
+		out = append(out, admin.RoleSession{Role: s.RoleARN, Session: s.Name, Expiration: s.Expiration, LastError: s.LastError, Containers: ids})
+	}
+	slices.SortFunc(out, func(a, b admin.RoleSession) int { return strings.Compare(a.Role+" "+a.Session, b.Role+" "+b.Session) })
+	return out
 }

@@ -119,3 +119,14 @@ func (p *prefetcher) sessionOf(w *workload.Workload) (roles.Session, bool) {
 	}
 	return a.Session, true
 }
+
+// holders returns the containers holding each session, by session key.
+func (p *prefetcher) holders() map[string][]string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[string][]string{}
+	for id, s := range p.held {
+		out[s.Key()] = append(out[s.Key()], id)
+	}
+	return out
+}

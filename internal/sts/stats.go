@@ -49,6 +49,7 @@ func (b *Broker) Stats() Stats {
 
 // Session is one held role session, for `imdsguard roles`.
 type Session struct {
+	Key           string // roles.Session.Key
 	RoleARN, Name string
 	Expiration    time.Time // zero: no credentials yet
 	LastError     string
@@ -60,7 +61,7 @@ func (b *Broker) Sessions() []Session {
 	defer b.mu.Unlock()
 	out := make([]Session, 0, len(b.entries))
 	for _, e := range b.entries {
-		s := Session{RoleARN: e.sess.RoleARN, Name: e.sess.Name}
+		s := Session{Key: e.key, RoleARN: e.sess.RoleARN, Name: e.sess.Name}
 		if e.creds != nil {
 			s.Expiration = e.creds.Expiration
 		}
