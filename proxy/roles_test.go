@@ -291,3 +291,26 @@ func TestExplainRole(t *testing.T) {
 		}
 	}
 }
+
+// The node's credentials that the cache holds for a caller without a role
+// are never served to one with a role: its answer comes from the broker.
+func TestCachedNodeCredentialsNotServedToRole(t *testing.T) {
+	var current atomic.Pointer[workload.Workload]
+	current.Store(rolePod("default", "web", ""))
+	e := newEnv(t, withPolicy(t, allowAll), withCache(t), withRoles(t, nil, &stubSTS{}), func(o *Options) {
+		o.Identify = func(net.Conn) identity.Caller {
+			return identity.Caller{Class: identity.Container, Remote: netip.MustParseAddrPort("198.51.100.2:40000"), Workload: current.Load()}
+		}
+	})
+	for range 2 { // the second read is a cache hit
+		resp := e.raw(t, "GET", "/latest/meta-data/iam/security-credentials/payments-api")
+		if body := bodyOf(resp); !strings.Contains(body, "ASIASECRET") {
+			t.Fatalf("no role: %d %q, want IMDS's answer", resp.StatusCode, body)
+		}
+	}
+	current.Store(rolePod("payments", "api-1", "payments-api"))
+	resp := e.raw(t, "GET", "/latest/meta-data/iam/security-credentials/payments-api")
+	if body := bodyOf(resp); resp.StatusCode != 200 || strings.Contains(body, "ASIASECRET") || !strings.Contains(body, "ASIA-payments-api") {
+		t.Errorf("with a role after the cache held the node's: %d %q", resp.StatusCode, body)
+	}
+}
