@@ -32,8 +32,9 @@ type ClientOptions struct {
 	// firewall mark.
 	HTTPClient *http.Client
 	// MaxAttempts is the SDK's attempts per call (its standard retryer);
-	// default 2: the Broker backs off and retries itself, serving what it
-	// holds meanwhile. Tests use 1.
+	// default 1: the Broker backs off and retries itself, serving what it
+	// holds meanwhile, and its token bucket then bounds every request
+	// that reaches STS, retries included.
 	MaxAttempts int
 }
 
@@ -48,7 +49,7 @@ type Client struct {
 // NewClient returns a Client; it asks nothing until the first AssumeRole.
 func NewClient(o ClientOptions) *Client {
 	if o.MaxAttempts <= 0 {
-		o.MaxAttempts = 2
+		o.MaxAttempts = 1
 	}
 	if o.HTTPClient == nil {
 		o.HTTPClient = NewHTTPClient(0)
