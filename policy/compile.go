@@ -27,6 +27,7 @@ type rule struct {
 	allow    []pattern
 	deny     []pattern
 	rejectV1 bool
+	role     string
 
 	noAllowReason  string
 	rejectV1Reason string
@@ -65,6 +66,7 @@ func compileRule(path string, rc *RuleConfig, names Names) (rule, []string) {
 	r := rule{
 		name:           rc.Name,
 		rejectV1:       rc.IMDSv1 == v1Reject,
+		role:           rc.Role,
 		noAllowReason:  "denied by rule " + rc.Name + ": none of its allow patterns matches the path",
 		rejectV1Reason: "rejected by rule " + rc.Name + ": it refuses IMDSv1 requests, those without a token (imds_v1: reject)",
 		tokenReason:    "allowed by rule " + rc.Name + ": its callers may get a token, since no deny pattern of the rule matches " + tokenPath,
@@ -78,7 +80,8 @@ func compileRule(path string, rc *RuleConfig, names Names) (rule, []string) {
 		warns = append(warns, path+": rule "+rc.Name+" has no allow patterns: it denies every path (its callers can still get tokens)")
 	}
 	warns = append(warns, slashWarnings(field.Join(path, "allow"), rc.Allow)...)
-	return r, append(warns, slashWarnings(field.Join(path, "deny"), rc.Deny)...)
+	warns = append(warns, slashWarnings(field.Join(path, "deny"), rc.Deny)...)
+	return r, append(warns, trustWarnings(path, rc, &r)...)
 }
 
 // compilePatterns compiles validated patterns; reason is a format with one %s

@@ -25,6 +25,11 @@ type RuleConfig struct {
 	Allow  []string     `yaml:"allow"`   // path patterns, e.g. "/meta-data/**"
 	Deny   []string     `yaml:"deny"`    // path patterns, e.g. "/meta-data/iam/**"
 	IMDSv1 string       `yaml:"imds_v1"` // "upgrade" (default) | "reject"
+	// Role gives the rule's callers an IAM role of their own instead of
+	// the node's (SPEC section 10): a full role ARN, or a short name under
+	// roles.base_arn. It wins over a pod's kube2iam annotation. The allow
+	// and deny patterns still decide whether iam/ may be read at all.
+	Role string `yaml:"role"`
 }
 
 // MatchConfig says which callers a rule applies to. A caller matches when it

@@ -64,6 +64,9 @@ type Decision struct {
 	Rule     string // name of the applying rule, "" when the default applied
 	Pattern  string // the allow or deny pattern that decided, "" if none
 	Reason   string // one sentence: why
+	// Role is the applying rule's role: as written ("" for none): the
+	// caller's IAM role of its own, resolved by package roles.
+	Role string
 }
 
 // Mode returns the policy's mode.
@@ -102,7 +105,7 @@ func (p *Policy) decide(r *Request) Decision {
 	if ru == nil {
 		return Decision{Allow: p.defaultAllow, Reason: defaultReason(p.defaultAllow, &r.Caller)}
 	}
-	d := Decision{Rule: ru.name}
+	d := Decision{Rule: ru.name, Role: ru.role}
 	if r.Token {
 		if deny := firstMatch(ru.deny, tokenPath); deny != nil {
 			d.Pattern, d.Reason = deny.raw, deny.reason

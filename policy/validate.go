@@ -9,6 +9,7 @@ import (
 
 	"github.com/imdsguard/imdsguard/internal/config/field"
 	"github.com/imdsguard/imdsguard/internal/ifname"
+	"github.com/imdsguard/imdsguard/internal/roles"
 )
 
 // Validate checks every field and returns all problems at once, joined with
@@ -46,6 +47,11 @@ func (r *RuleConfig) validate(path string, i int, first map[string]int) []error 
 	}
 	errs = append(errs, checkPatterns(field.Join(path, "allow"), r.Allow)...)
 	errs = append(errs, checkPatterns(field.Join(path, "deny"), r.Deny)...)
+	if r.Role != "" {
+		if err := roles.CheckRef(r.Role); err != nil {
+			errs = append(errs, field.Errorf(field.Join(path, "role"), "%v (write a role ARN, or a short name under roles.base_arn)", err))
+		}
+	}
 	return append(errs, checkChoice(field.Join(path, "imds_v1"), r.IMDSv1, v1Upgrade, v1Reject))
 }
 

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/imdsguard/imdsguard/internal/imds"
+	"github.com/imdsguard/imdsguard/internal/roles"
 	"github.com/imdsguard/imdsguard/policy"
 )
 
@@ -62,4 +63,43 @@ func ExplainDecision(d policy.Decision) string {
 	b.WriteString("\n")
 	b.WriteString(d.String())
 	return b.String()
+}
+
+// ExplainRole writes which IAM role of its own the caller would have (SPEC
+// section 10) and why, and, for a read under iam/ or identity-credentials/
+// that the policy allows, what the proxy answers it with that role. It
+// resolves as the proxy does (Route, policy decision, roles.Resolver,
+// roleRoute); res nil means roles are off.
+func ExplainRole(w io.Writer, res *roles.Resolver, pol *policy.Policy, caller policy.Caller, v1 bool, method, target string) {
+	if res == nil {
+		return
+	}
+	rt := RouteOf(method, target)
+	d := pol.Decide(rt.PolicyRequest(caller, v1))
+	a := res.Resolve(SubjectOf(&caller, d.Rule, d.Role))
+	switch {
+	case a.Broken:
+		fmt.Fprintf(w, "role:     unusable: credentials are refused (500)\n")
+	case a.HasRole():
+		fmt.Fprintf(w, "role:     %s, session %s (from %s)\n", a.Session.RoleARN, a.Session.Name, a.Source)
+	default:
+		fmt.Fprintf(w, "role:     none: the node's answers as the policy allows\n")
+	}
+	fmt.Fprintf(w, "why:      %s\n", a.Reason)
+	if rt.Kind != Read || !roleScoped(rt.Path.Rel) || !a.HasRole() {
+		return
+	}
+	if _, status := verdict(d); status != 0 {
+		return // refused by the policy first, as explained above
+	}
+	switch kind, status := roleRoute(rt.Path.Rel, &a); kind {
+	case roleCredentials:
+		fmt.Fprintf(w, "answer:   the role's credentials from STS (AssumeRole with the node's credentials), never the node's; 503 while STS fails or is slow, 500 when it refuses\n")
+	case roleList:
+		fmt.Fprintf(w, "answer:   %d, the role's name %s alone\n", status, a.Session.RoleName)
+	case roleIAMList:
+		fmt.Fprintf(w, "answer:   %d, security-credentials/ alone\n", status)
+	case roleNotFound:
+		fmt.Fprintf(w, "answer:   %d: the node's, or no role of this caller's\n", status)
+	}
 }

@@ -37,6 +37,11 @@ func (p *Proxy) answer(r *http.Request, cs *connState, rt Route, o outcome) *htt
 		Upstream: o.upstream,
 		Cache:    o.cache,
 		Token:    rt.Path.Rel == imds.TokenPath,
+
+		Role:       o.role,
+		Session:    o.session,
+		RoleReason: o.roleReason,
+		RoleCache:  o.roleCache,
 	}
 	if rt.Canonical() {
 		ev.Path = rt.Target
@@ -71,7 +76,7 @@ func (p *Proxy) decide(r *http.Request, cs *connState) (Route, outcome) {
 		return rt, tokenOptions(r)
 	case Read: // a GET or HEAD of a metadata path
 		o, ok := p.admit(r, cs, rt)
-		if ok {
+		if ok && !p.serveRole(r, cs, rt, &o) {
 			p.fetch(r, rt, &o)
 		}
 		return rt, o

@@ -25,6 +25,14 @@ type outcome struct {
 	// caller is beyond the hop limit, and no reply is what IMDS's answer
 	// would have come to.
 	withheld bool
+	// ruleRole is the applying rule's role: as written, for the role
+	// step; role, session, roleReason and roleCache are what the event
+	// says of the caller's role (roles.go).
+	ruleRole   string
+	role       string
+	session    string
+	roleReason string
+	roleCache  string
 }
 
 // refuse is an answer refused by the protocol rather than by policy.
@@ -60,7 +68,7 @@ func refusalStatus(d policy.Decision) int {
 // refusal. Either way the outcome carries the decision, rule and reason.
 func enforce(r *http.Request, d policy.Decision) (o outcome, ok bool) {
 	dec, status := verdict(d)
-	o = outcome{decision: dec, rule: d.Rule, reason: d.Reason}
+	o = outcome{decision: dec, rule: d.Rule, reason: d.Reason, ruleRole: d.Role}
 	if status != 0 {
 		o.resp = errorResponse(r, status)
 		return o, false

@@ -22,12 +22,15 @@
 //     caller and unexpired (401); absent: an IMDSv1 request.
 //  8. policy: v1 rejected by the caller's rule (401), path denied (403);
 //     in audit mode both are served and reported as would-deny.
-//  9. Upstream.Fetch of the canonical path: the cache (internal/cache), which
+//  9. a caller with an IAM role of its own (roles.go): iam/ and
+//     identity-credentials/ are answered here, from its role's
+//     credentials (the STS broker), never from IMDS or the cache.
+//  10. Upstream.Fetch of the canonical path: the cache (internal/cache), which
 //     answers from memory or asks upstream.Client with the host's session
 //     token; IMDS's answer as it is (status, body, Server, Content-Type,
 //     Location), hop-by-hop headers dropped; 502, or 504 when IMDS did not
 //     answer in time (and the cache held nothing recent).
-//  10. one audit.Event per request: every step above returns its outcome
+//  11. one audit.Event per request: every step above returns its outcome
 //     (the answer and what the event says of it), and Proxy.answer alone
 //     turns it into the event, observed once, and the answer. A token
 //     answer withheld for a container beyond the hop limit is such an
@@ -47,6 +50,7 @@ import (
 	"github.com/imdsguard/imdsguard/internal/audit"
 	"github.com/imdsguard/imdsguard/internal/cache"
 	"github.com/imdsguard/imdsguard/internal/identity"
+	"github.com/imdsguard/imdsguard/internal/roles"
 	"github.com/imdsguard/imdsguard/internal/token"
 	"github.com/imdsguard/imdsguard/policy"
 )
@@ -79,6 +83,11 @@ type Options struct {
 	// IMDSv1 usage table). Nil: events are logged to Log.
 	Observe func(*audit.Event)
 	Log     *slog.Logger
+	// Roles resolves which callers have IAM roles of their own (SPEC
+	// section 10), and Credentials serves them (the STS broker). Nil
+	// Roles: no caller has one.
+	Roles       *roles.Resolver
+	Credentials RoleCredentials
 }
 
 // Proxy is the metadata front end; it is an http.Handler.
@@ -88,6 +97,8 @@ type Proxy struct {
 	cached   cachedUpstream // upstream, when it is a cache
 	minter   *token.Minter
 	policy   atomic.Pointer[policy.Policy]
+	roles    atomic.Pointer[roles.Resolver]
+	creds    RoleCredentials
 	strip    bool
 	hop      token.HopLimit
 	identify func(c net.Conn) identity.Caller
@@ -109,8 +120,10 @@ func New(o Options) *Proxy {
 		identify: o.Identify,
 		observe:  o.Observe,
 		log:      o.Log,
+		creds:    o.Credentials,
 		unheld:   make(chan struct{}),
 	}
+	p.roles.Store(o.Roles)
 	p.cached, _ = o.Upstream.(cachedUpstream)
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
@@ -128,6 +141,13 @@ func New(o Options) *Proxy {
 
 // SetPolicy replaces the policy for all requests that start from now on.
 func (p *Proxy) SetPolicy(pol *policy.Policy) { p.policy.Store(pol) }
+
+// SetRoles replaces the role resolver (a reload of roles:) for all
+// requests that start from now on.
+func (p *Proxy) SetRoles(r *roles.Resolver) { p.roles.Store(r) }
+
+// Roles returns the role resolver in force (nil: roles are off).
+func (p *Proxy) Roles() *roles.Resolver { return p.roles.Load() }
 
 // Policy returns the policy in force.
 func (p *Proxy) Policy() *policy.Policy { return p.policy.Load() }

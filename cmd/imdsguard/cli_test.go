@@ -33,7 +33,7 @@ func TestPolicyCheck(t *testing.T) {
 		stdout string
 		stderr []string
 	}{
-		{"valid", []string{"policy", "check", example}, 0, "valid (4 rules, mode enforce, default deny)", nil},
+		{"valid", []string{"policy", "check", example}, 0, "valid (5 rules, mode enforce, default deny)", nil},
 		{"invalid, every error positioned", []string{"policy", "check", bad}, 1, "", []string{
 			bad + ":6:15: policy.rules[0].allow[0]:", bad + ":7:16: policy.rules[0].imds_v1:"}},
 		{"interface patterns, one verdict in both sections", []string{"policy", "check", ifaces}, 1, "", []string{

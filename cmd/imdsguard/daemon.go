@@ -11,7 +11,9 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -24,6 +26,8 @@ import (
 	"github.com/imdsguard/imdsguard/internal/identity"
 	"github.com/imdsguard/imdsguard/internal/metrics"
 	"github.com/imdsguard/imdsguard/internal/redirect"
+	"github.com/imdsguard/imdsguard/internal/roles"
+	"github.com/imdsguard/imdsguard/internal/sts"
 	"github.com/imdsguard/imdsguard/internal/token"
 	"github.com/imdsguard/imdsguard/internal/upstream"
 	"github.com/imdsguard/imdsguard/internal/usage"
@@ -34,19 +38,21 @@ import (
 
 // daemon is the running imdsguard: the pieces built from one configuration.
 type daemon struct {
-	cfg     *config.Config
-	log     *slog.Logger
-	audit   *audit.Log
-	proxy   *proxy.Proxy
-	up      *upstream.Client
-	cache   *cache.Cache    // in front of up; with cache.enabled false it passes every read through
-	rules   *redirect.Rules // nil when redirect.ipv4 and redirect.ipv6 are off
-	who     *identity.Resolver
-	rts     *runtimes
-	work    *workload.Cache // what the runtimes say of container callers
-	usage   *usage.Table
-	metrics *metrics.Metrics
-	pid     int
+	cfg      *config.Config
+	log      *slog.Logger
+	audit    *audit.Log
+	proxy    *proxy.Proxy
+	up       *upstream.Client
+	cache    *cache.Cache    // in front of up; with cache.enabled false it passes every read through
+	rules    *redirect.Rules // nil when redirect.ipv4 and redirect.ipv6 are off
+	who      *identity.Resolver
+	rts      *runtimes
+	work     *workload.Cache // what the runtimes say of container callers
+	broker   *sts.Broker     // role credentials (roles:): AssumeRole signed with the node's credentials
+	prefetch *prefetcher     // fetches a new container's role credentials ahead, from runtime events
+	usage    *usage.Table
+	metrics  *metrics.Metrics
+	pid      int
 }
 
 func newDaemon(cfg *config.Config, log *slog.Logger) (*daemon, error) {
@@ -69,12 +75,19 @@ func newDaemon(cfg *config.Config, log *slog.Logger) (*daemon, error) {
 		}
 	}
 	d.cache = cache.New(d.up, cache.Options{Config: cfg.Cache, Log: log})
-	d.metrics = metrics.New(metrics.Sources{TokenRefreshes: d.up.TokenPuts, RuleRestores: d.ruleRestores, Cache: d.cache.Stats})
+	if d.broker, err = newBroker(cfg, d.cache, log); err != nil {
+		return nil, err
+	}
+	d.metrics = metrics.New(metrics.Sources{TokenRefreshes: d.up.TokenPuts, RuleRestores: d.ruleRestores, Cache: d.cache.Stats, Roles: d.broker.Stats})
 	d.who = identity.NewResolver(identity.Options{Log: log, InterfaceFor: d.interfaceFor})
 	if d.rts, err = newRuntimes(cfg.Runtimes, log); err != nil {
 		return nil, err
 	}
-	d.work = workload.New(workload.Options{Runtimes: d.rts.list, Log: log})
+	// The prefetcher hears the runtimes' events through the workload
+	// cache, and asks it and the proxy (policy, roles) once both exist.
+	d.prefetch = newPrefetcher(func(ctx context.Context, id string) *workload.Workload { return d.work.Lookup(ctx, id, "").Workload },
+		func() *policy.Policy { return d.proxy.Policy() }, func() *roles.Resolver { return d.proxy.Roles() }, d.broker, log)
+	d.work = workload.New(workload.Options{Runtimes: d.rts.list, Log: log, Changed: d.prefetch.changed})
 	d.proxy = proxy.New(proxy.Options{
 		Upstream:       d.cache,
 		Minter:         token.NewMinter(key),
@@ -84,8 +97,34 @@ func newDaemon(cfg *config.Config, log *slog.Logger) (*daemon, error) {
 		Identify:       d.identify,
 		Observe:        d.observe,
 		Log:            log,
+		Roles:          roles.NewResolver(cfg.Roles),
+		Credentials:    d.broker,
 	})
 	return d, nil
+}
+
+// newBroker is the STS broker of the roles: section. It reads the node's
+// credentials and region from IMDS through imds, the daemon's own cache
+// and upstream client (never the redirect), and its sockets carry the
+// upstream mark, so that no redirect rule catches them. The endpoint is
+// roles.sts_endpoint, else AWS_ENDPOINT_URL_STS (or AWS_ENDPOINT_URL) from
+// the daemon's environment, else the region's.
+func newBroker(cfg *config.Config, imds sts.Fetcher, log *slog.Logger) (*sts.Broker, error) {
+	endpoint, err := sts.Endpoint(cfg.Roles.STSEndpoint)
+	if err != nil {
+		return nil, fmt.Errorf("roles: STS endpoint: %w", err)
+	}
+	if endpoint != "" {
+		log.Info("STS endpoint", "endpoint", endpoint)
+	}
+	client := sts.NewClient(sts.ClientOptions{
+		Endpoint:    endpoint,
+		Region:      sts.NodeRegion(imds),
+		Credentials: sts.NodeCredentials{IMDS: imds},
+		HTTPClient:  sts.NewHTTPClient(upstreamMark(cfg)),
+	})
+	return sts.New(sts.Options{Assumer: client, Duration: cfg.Roles.SessionDuration.Duration,
+		Rate: cfg.Roles.STSRate, Burst: cfg.Roles.STSBurst, Log: log.With("component", "sts")}), nil
 }
 
 // lockPoll is how often a successor tries the rules lock while its
@@ -198,6 +237,7 @@ func (d *daemon) serve(ctx context.Context) error {
 	}
 	defer d.up.Close() // after the cache (deferred: runs last)
 	defer d.cache.Close()
+	defer d.broker.Close() // before the cache it reads the node's credentials from
 	lockPath := filepath.Join(d.runDir(), handover.LockName)
 	var lock *handover.Lock
 	if d.rules != nil {
@@ -415,7 +455,7 @@ func (d *daemon) background(ctx context.Context, wg *sync.WaitGroup, l *listener
 			return d.rules.Keep(ctx)
 		})
 	}
-	run("admin socket", func() error { return admin.Serve(ctx, l.admin, d.usage, d.log) })
+	run("admin socket", func() error { return admin.ServeRoles(ctx, l.admin, d.usage, d.roleSessions, d.log) })
 	run("runtime events", func() error { d.work.Run(ctx); return nil })
 	if l.metrics != nil {
 		run("metrics", func() error { return d.metrics.Serve(ctx, l.metrics, d.log) })
@@ -506,6 +546,30 @@ func (d *daemon) reload() error {
 		return err
 	}
 	d.proxy.SetPolicy(pol)
+	d.proxy.SetRoles(roles.NewResolver(cfg.Roles))
+	if stsSettings(cfg.Roles) != stsSettings(d.cfg.Roles) {
+		d.log.Warn("roles: base_arn, namespaces and session_tags are reloaded; sts_endpoint, sts_rate, sts_burst and session_duration take effect at the next start")
+	}
 	d.log.Info("policy reloaded", "config", orDefault(cfg.File, "(built-in defaults)"), "rules", len(cfg.Policy.Rules), "mode", pol.Mode().String())
 	return nil
+}
+
+// stsSettings are the roles: fields the broker was built with: a reload
+// cannot change them.
+func stsSettings(c roles.Config) string {
+	return fmt.Sprint(c.STSEndpoint, c.STSRate, c.STSBurst, c.SessionDuration.Duration)
+}
+
+// roleSessions lists the broker's role sessions with the containers known
+// to hold them, for `imdsguard roles`.
+func (d *daemon) roleSessions() []admin.RoleSession {
+	holders := d.prefetch.holders()
+	var out []admin.RoleSession
+	for _, s := range d.broker.Sessions() {
+		ids := holders[s.Key]
+		slices.Sort(ids)
+		out = append(out, admin.RoleSession{Role: s.RoleARN, Session: s.Name, Expiration: s.Expiration, LastError: s.LastError, Containers: ids})
+	}
+	slices.SortFunc(out, func(a, b admin.RoleSession) int { return strings.Compare(a.Role+" "+a.Session, b.Role+" "+b.Session) })
+	return out
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/imdsguard/imdsguard/internal/config"
+	"github.com/imdsguard/imdsguard/internal/roles"
 	"github.com/imdsguard/imdsguard/internal/workload"
 	"github.com/imdsguard/imdsguard/policy"
 	"github.com/imdsguard/imdsguard/proxy"
@@ -37,6 +38,7 @@ type workloadFlags struct {
 	podName      string
 	podUID       string
 	podLabels    []string // k=v
+	podAnnots    []string // k=v: what the kubelet handed the runtime with the sandbox
 	hostNetwork  bool
 }
 
@@ -65,11 +67,17 @@ containers and pods selectors match; it is a container caller unless
 --host-network says it shares the host's network namespace (a hostNetwork
 pod, a --network=host container), which keeps it a host process for users
 and groups. Without these flags the caller's runtime said nothing (not a
-container, or the runtime did not answer), and it fits no selector.`,
+container, or the runtime did not answer), and it fits no selector.
+
+The role lines say which IAM role of its own the caller would get (a
+rule's role:, else its pod's iam.amazonaws.com/role annotation, given with
+--pod-annotation, when roles.namespaces allows it) and why, and how a read
+under iam/ is then answered.`,
 		Example: `  imdsguard policy explain --config /etc/imdsguard/imdsguard.yaml --uid 33 GET /latest/meta-data/iam/security-credentials/
   imdsguard policy explain --uid 1001 --gid 1001 --gid 998 --v1 GET /latest/meta-data/instance-id
   imdsguard policy explain --source 172.17.0.5 --interface docker0 PUT /latest/api/token
   imdsguard policy explain --container-name web-1 --image registry.example/app:1.2 --label team=payments GET /latest/meta-data/iam/security-credentials/
+  imdsguard policy explain --pod-namespace payments --pod-name api-1 --pod-annotation iam.amazonaws.com/role=payments-api GET /latest/meta-data/iam/security-credentials/payments-api
   imdsguard policy explain --uid 0 --host-network --pod-namespace kube-system --pod-name aws-node-x7k2p --container-name aws-node GET /latest/meta-data/iam/info`,
 		Args: args(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -95,6 +103,7 @@ container, or the runtime did not answer), and it fits no selector.`,
 	fl.StringVar(&w.podName, "pod-name", "", "the container's pod's name (with --pod-namespace)")
 	fl.StringVar(&w.podUID, "pod-uid", "", "the container's pod's uid")
 	fl.StringArrayVar(&w.podLabels, "pod-label", nil, "a label of the pod, K=V (repeat)")
+	fl.StringArrayVar(&w.podAnnots, "pod-annotation", nil, "an annotation of the pod, K=V (repeat): iam.amazonaws.com/role=NAME asks for a role")
 	fl.BoolVar(&w.hostNetwork, "host-network", false, "the container shares the host's network namespace (hostNetwork pod, --network=host): a host process for users and groups")
 	return cmd
 }
@@ -114,6 +123,7 @@ func explain(w io.Writer, f explainFlags, explicit bool, method, target string) 
 	}
 	fmt.Fprintf(w, "caller:   %s\n", describeCaller(caller))
 	proxy.Explain(w, pol, caller, f.v1, method, target)
+	proxy.ExplainRole(w, roles.NewResolver(cfg.Roles), pol, caller, f.v1, method, target)
 	return nil
 }
 

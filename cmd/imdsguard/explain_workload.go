@@ -9,7 +9,7 @@ import (
 // given reports whether any flag describes a container.
 func (w *workloadFlags) given() bool {
 	return w.runtime != "" || w.name != "" || w.image != "" || len(w.labels) > 0 ||
-		w.podNamespace != "" || w.podName != "" || w.podUID != "" || len(w.podLabels) > 0 || w.hostNetwork
+		w.podNamespace != "" || w.podName != "" || w.podUID != "" || len(w.podLabels) > 0 || len(w.podAnnots) > 0 || w.hostNetwork
 }
 
 // workload is the container the flags describe, nil when none do. A pod
@@ -24,7 +24,7 @@ func (w *workloadFlags) workload() (*workload.Workload, error) {
 		return nil, err
 	}
 	out := &workload.Workload{Runtime: w.runtime, Name: w.name, Image: w.image, Labels: labels}
-	pod := w.podNamespace != "" || w.podName != "" || w.podUID != "" || len(w.podLabels) > 0
+	pod := w.podNamespace != "" || w.podName != "" || w.podUID != "" || len(w.podLabels) > 0 || len(w.podAnnots) > 0
 	if out.Runtime == "" {
 		out.Runtime = workload.Docker
 		if pod {
@@ -41,6 +41,10 @@ func (w *workloadFlags) workload() (*workload.Workload, error) {
 	if err != nil {
 		return nil, err
 	}
+	annotations, err := parseLabels("--pod-annotation", w.podAnnots)
+	if err != nil {
+		return nil, err
+	}
 	labels[workload.LabelPodNamespace], labels[workload.LabelPodName] = w.podNamespace, w.podName
 	if w.podUID != "" {
 		labels[workload.LabelPodUID] = w.podUID
@@ -48,7 +52,7 @@ func (w *workloadFlags) workload() (*workload.Workload, error) {
 	if w.name != "" {
 		labels[workload.LabelContainerName] = w.name
 	}
-	out.Pod = &workload.Pod{Namespace: w.podNamespace, Name: w.podName, UID: w.podUID, Labels: podLabels}
+	out.Pod = &workload.Pod{Namespace: w.podNamespace, Name: w.podName, UID: w.podUID, Labels: podLabels, Annotations: annotations}
 	return out, nil
 }
 

@@ -62,7 +62,7 @@ safe default, so "imdsguard run" works with no file at all.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newRunCmd(), newRulesCmd(), newPolicyCmd(), newAuditCmd(), newCheckCmd(), newVersionCmd())
+	root.AddCommand(newRunCmd(), newRulesCmd(), newPolicyCmd(), newAuditCmd(), newRolesCmd(), newCheckCmd(), newVersionCmd())
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &exitError{code: 2, err: fmt.Errorf("%w (see %s --help)", err, c.CommandPath())}
 	})

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/imdsguard/imdsguard/internal/audit"
 	"github.com/imdsguard/imdsguard/internal/identity"
@@ -97,5 +98,33 @@ func TestNoDaemon(t *testing.T) {
 	_, err := Usage(context.Background(), filepath.Join(t.TempDir(), "none.sock"))
 	if err == nil || !strings.Contains(err.Error(), "is imdsguard running") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// The role sessions are served as the daemon lists them.
+func TestRolesOverTheSocket(t *testing.T) {
+	if os.Geteuid() != 0 {
+		testenv.Skipf(t, "needs root: the admin socket serves uid 0 only; CI runs it as root (sudo make test)")
+	}
+	path := filepath.Join(t.TempDir(), "run", "admin.sock")
+	ln, err := Listen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	exp := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	go func() {
+		done <- ServeRoles(ctx, ln, usage.New(), func() []RoleSession {
+			return []RoleSession{{Role: "arn:aws:iam::123456789012:role/a", Session: "payments.api-1", Expiration: exp, Containers: []string{"c1"}}}
+		}, slog.New(slog.DiscardHandler))
+	}()
+	defer func() { cancel(); <-done }()
+	list, err := Roles(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || list[0].Session != "payments.api-1" || !list[0].Expiration.Equal(exp) || list[0].Containers[0] != "c1" {
+		t.Errorf("roles %+v", list)
 	}
 }

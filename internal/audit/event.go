@@ -62,6 +62,14 @@ type Event struct {
 	Upstream time.Duration // time waiting for IMDS (or the cache); 0 when it was not asked
 	Cache    string        // how the cache answered: hit, miss, coalesced, stale, bypass; "" without one
 	Token    bool          // a token request (PUT or OPTIONS on the token path, or a refused method there)
+	// A read of iam/ or identity-credentials/ says which role the caller
+	// has (package roles): Role and Session of the role session served,
+	// RoleReason why it has that role or none, RoleCache how the STS
+	// broker answered (hit, miss, coalesced, stale, refused).
+	Role       string
+	Session    string
+	RoleReason string
+	RoleCache  string
 }
 
 // Log writes e as one structured audit line.
@@ -101,5 +109,14 @@ func (e *Event) attrs(r *slog.Record) {
 	}
 	if e.Cache != "" {
 		r.AddAttrs(slog.String("cache", e.Cache))
+	}
+	if e.Role != "" {
+		r.AddAttrs(slog.String("role", e.Role), slog.String("session", e.Session))
+	}
+	if e.RoleReason != "" {
+		r.AddAttrs(slog.String("role_reason", e.RoleReason))
+	}
+	if e.RoleCache != "" {
+		r.AddAttrs(slog.String("role_cache", e.RoleCache))
 	}
 }

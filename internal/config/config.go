@@ -10,6 +10,7 @@ import (
 	"github.com/imdsguard/imdsguard/internal/audit"
 	"github.com/imdsguard/imdsguard/internal/cache"
 	"github.com/imdsguard/imdsguard/internal/redirect"
+	"github.com/imdsguard/imdsguard/internal/roles"
 	"github.com/imdsguard/imdsguard/internal/token"
 	"github.com/imdsguard/imdsguard/internal/upstream"
 	"github.com/imdsguard/imdsguard/internal/workload"
@@ -36,6 +37,7 @@ type Config struct {
 	Runtimes         workload.Config `yaml:"runtimes"`
 	Audit            audit.Config    `yaml:"audit"`
 	Cache            cache.Config    `yaml:"cache"`
+	Roles            roles.Config    `yaml:"roles"`
 
 	// File is where the configuration was read from ("" for the defaults).
 	File string `yaml:"-"`
@@ -84,5 +86,6 @@ func Default() Config {
 		Runtimes:         workload.DefaultConfig(),
 		Audit:            audit.DefaultConfig(),
 		Cache:            cache.DefaultConfig(),
+		Roles:            roles.DefaultConfig(),
 	}
 }

@@ -22,8 +22,10 @@ func TestSpecExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Listen.Port != 8989 || c.Upstream.TokenTTL.Duration != 6*time.Hour || len(c.Policy.Rules) != 4 ||
-		c.Policy.Rules[2].IMDSv1 != "reject" || c.Tokens.HopLimit.Container != 2 || !c.Redirect.KeepOnExit {
+	if c.Listen.Port != 8989 || c.Upstream.TokenTTL.Duration != 6*time.Hour || len(c.Policy.Rules) != 5 ||
+		c.Policy.Rules[2].IMDSv1 != "reject" || c.Tokens.HopLimit.Container != 2 || !c.Redirect.KeepOnExit ||
+		c.Policy.Rules[4].Role != "ci-builder" || c.Roles.BaseARN != "arn:aws:iam::123456789012:role/" ||
+		c.Roles.Namespaces["payments"][0] != "payments-*" || c.Roles.SessionDuration.Duration != time.Hour {
 		t.Fatalf("parsed %+v", c)
 	}
 }
@@ -110,6 +112,33 @@ func TestErrorsArePositioned(t *testing.T) {
 			[]string{"f.yaml:3:31: listen.local_redirect_port: needs redirect.ipv4 or redirect.ipv6"}},
 		{"local redirect port with every interface", "version: 1\nlisten: {local_redirect_port: 8990}\n",
 			[]string{`f.yaml:2:31: listen.local_redirect_port: redirect.container_interfaces has "+"`}},
+		{"roles", strings.Join([]string{
+			"version: 1",
+			"roles:",
+			"  base_arn: arn:aws:iam::123456789012:role",
+			"  namespaces:",
+			"    payments: []",
+			"    kube-system: [\"a b\"]",
+			"  session_duration: 5m",
+			"  sts_endpoint: sts.amazonaws.com",
+			"  sts_rate: 0",
+			"policy:",
+			"  rules:",
+			"    - name: a",
+			"      match: {users: [root]}",
+			"      role: \"bad role\"",
+			"      allow: [\"/**\"]",
+		}, "\n") + "\n", []string{
+			"f.yaml:3:13: roles.base_arn: \"arn:aws:iam::123456789012:role\" must end with \"/\"",
+			"f.yaml:5:15: roles.namespaces.payments: empty list",
+			"f.yaml:6:19: roles.namespaces.kube-system[0]:",
+			"f.yaml:7:21: roles.session_duration: 5m0s is out of range (15m0s..12h0m0s)",
+			"f.yaml:8:17: roles.sts_endpoint:",
+			"f.yaml:9:13: roles.sts_rate:",
+			"f.yaml:14:13: policy.rules[0].role: role \"bad role\": \" \" is not allowed",
+		}},
+		{"rule role short name without base_arn", "version: 1\npolicy:\n  rules:\n    - {name: a, match: {users: [root]}, role: ci, allow: [\"/**\"]}\n",
+			[]string{"f.yaml:4:47: policy.rules[0].role: \"ci\" is a short name and roles.base_arn is not set"}},
 		{"several at once", strings.Join([]string{
 			"version: 1",
 			"listen: {port: 70000}",

@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/imdsguard/imdsguard/internal/config/field"
+	"github.com/imdsguard/imdsguard/internal/roles"
 )
 
 // Validate reports every invalid field of c as *field.Error values with
@@ -25,10 +26,26 @@ func (c *Config) Validate() error {
 		{"runtimes", c.Runtimes.Validate()},
 		{"audit", c.Audit.Validate()},
 		{"cache", c.Cache.Validate()},
+		{"roles", c.Roles.Validate()},
 	} {
 		errs = append(errs, field.Prefix(s.name, s.err))
 	}
+	errs = append(errs, c.validateRuleRoles()...)
 	return errors.Join(errs...)
+}
+
+// validateRuleRoles checks the policy rules' role: against the roles
+// section: a short name needs roles.base_arn.
+func (c *Config) validateRuleRoles() []error {
+	var errs []error
+	for i, r := range c.Policy.Rules {
+		if r.Role == "" || roles.IsARN(r.Role) || roles.CheckRef(r.Role) != nil || c.Roles.BaseARN != "" {
+			continue
+		}
+		errs = append(errs, field.Errorf(field.Join(field.Index("policy.rules", i), "role"),
+			"%q is a short name and roles.base_arn is not set: write the full ARN, or set roles.base_arn", r.Role))
+	}
+	return errs
 }
 
 // validateOwn checks the small sections that belong to no other package.

@@ -1,7 +1,7 @@
 // Package metrics exposes what imdsguard does to Prometheus: requests by
 // IMDS version, decision, rule and caller class; upstream latency; tokens
 // minted; upstream token refreshes; rule restores; identity lookup
-// failures; policy reloads; and IMDSv1 requests by workload, a bounded
+// failures; policy reloads; STS calls and role credentials (roles.go); and IMDSv1 requests by workload, a bounded
 // series that tells, scraped from every node, who still uses IMDSv1
 // across a fleet.
 package metrics
@@ -24,6 +24,7 @@ import (
 
 	"github.com/imdsguard/imdsguard/internal/audit"
 	"github.com/imdsguard/imdsguard/internal/cache"
+	"github.com/imdsguard/imdsguard/internal/sts"
 )
 
 // Sources are counters kept elsewhere, read when Prometheus scrapes.
@@ -31,6 +32,7 @@ type Sources struct {
 	TokenRefreshes func() uint64      // upstream token PUTs (upstream.Client.TokenPuts)
 	RuleRestores   func() uint64      // rules restored after an outside deletion (redirect.Rules.Restores)
 	Cache          func() cache.Stats // what the metadata cache did (cache.Cache.Stats); nil: no cache
+	Roles          func() sts.Stats   // what the STS broker did (sts.Broker.Stats); nil: none
 }
 
 // Metrics holds the collectors.
@@ -83,6 +85,9 @@ func New(src Sources) *Metrics {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if src.Cache != nil {
 		m.reg.MustRegister(cacheCollector{src.Cache})
+	}
+	if src.Roles != nil {
+		m.reg.MustRegister(rolesCollector{src.Roles})
 	}
 	return m
 }

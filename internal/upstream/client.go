@@ -76,7 +76,7 @@ func New(o Options) (*Client, error) {
 // the environment, no compression, HTTP/1.1 only. The Client and `imdsguard
 // check`'s probes use it.
 func NewTransport(mark uint32) *http.Transport {
-	d := &net.Dialer{Timeout: DialTimeout, Control: markControl(mark)}
+	d := Dialer(mark, DialTimeout)
 	return &http.Transport{
 		DialContext:           d.DialContext,
 		MaxIdleConns:          64,
@@ -86,6 +86,13 @@ func NewTransport(mark uint32) *http.Transport {
 		DisableCompression:    true, // no Accept-Encoding: IMDS needs none
 		Proxy:                 nil,  // never an HTTP_PROXY from the environment
 	}
+}
+
+// Dialer is a dialer whose sockets carry the firewall mark (0 for none),
+// as upstream sockets do, so that the redirect rules let them through:
+// the STS client's too.
+func Dialer(mark uint32, timeout time.Duration) *net.Dialer {
+	return &net.Dialer{Timeout: timeout, Control: markControl(mark)}
 }
 
 // Fetch sends a GET or HEAD for path, which must be a canonical path

@@ -43,6 +43,12 @@ type Options struct {
 	MissTTL    time.Duration
 	MaxEntries int
 	Log        *slog.Logger
+	// Changed, when set, is told the id of every container a runtime's
+	// events report created, changed or gone, after its answer was
+	// dropped: the daemon fetches a new pod's role credentials ahead
+	// (and forgets a gone one's) from there. It runs on the event
+	// stream's goroutine and must not block.
+	Changed func(id string)
 }
 
 // Result is what a caller's connection gets: the workload, or why not.
@@ -130,6 +136,22 @@ func (c *Cache) Find(ctx context.Context, id, cgroup string) Result {
 		return e.res
 	case <-t.C:
 		return Result{Reason: fmt.Sprintf("no runtime answered about container %s within %s; the lookup goes on for the next connection", short(id), c.o.Wait)}
+	case <-ctx.Done():
+		return Result{Reason: "gave up waiting for the runtime: " + ctx.Err().Error()}
+	}
+}
+
+// Lookup is Find without the Wait bound: it waits for the runtime's
+// answer as long as ctx allows (the lookup itself is bounded by Timeout).
+// For work off the request path, such as an event's.
+func (c *Cache) Lookup(ctx context.Context, id, cgroup string) Result {
+	if id == "" {
+		return Result{Reason: "no container id"}
+	}
+	e := c.entry(id, cgroup)
+	select {
+	case <-e.done:
+		return e.res
 	case <-ctx.Done():
 		return Result{Reason: "gave up waiting for the runtime: " + ctx.Err().Error()}
 	}

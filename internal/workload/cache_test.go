@@ -254,3 +254,30 @@ func TestFindAsksTheOwner(t *testing.T) {
 		}
 	})
 }
+
+// Changed hears every container an event reports, after its answer was
+// dropped; Lookup waits for the runtime past the request path's bound.
+func TestChangedAndLookup(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := newFake(Docker, true)
+		d.set(idA, &Workload{Name: "web-1"})
+		d.delay = 500 * time.Millisecond
+		var heard []string
+		c := New(Options{Runtimes: []Runtime{d}, Changed: func(id string) { heard = append(heard, id) }})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { c.Run(ctx); close(done) }()
+		defer func() { cancel(); <-done }()
+		synctest.Wait()
+		d.emit(idA)
+		if len(heard) != 1 || heard[0] != idA {
+			t.Fatalf("Changed heard %v", heard)
+		}
+		if r := c.Lookup(context.Background(), idA, ""); r.Workload == nil || r.Workload.Name != "web-1" {
+			t.Errorf("Lookup past the wait bound: %+v", r)
+		}
+		if r := find(c, idA, dockerCgroup(idA)); r.Workload == nil || d.asked.Load() != 1 {
+			t.Errorf("Find after Lookup: %+v, asked %d", r, d.asked.Load())
+		}
+	})
+}

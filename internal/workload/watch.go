@@ -41,7 +41,7 @@ func (c *Cache) follow(ctx context.Context, f *follower) {
 				f.following.Store(true)
 				c.o.Log.Info("following runtime events", "runtime", name)
 			},
-			c.Invalidate)
+			c.changed)
 		lost := f.following.Swap(false)
 		c.forget(name)
 		if errors.Is(err, ErrNoEvents) {
@@ -63,5 +63,13 @@ func (c *Cache) follow(ctx context.Context, f *follower) {
 		case <-time.After(retry):
 		}
 		retry = min(2*retry, watchRetryMax)
+	}
+}
+
+// changed is the event stream's report about container id.
+func (c *Cache) changed(id string) {
+	c.Invalidate(id)
+	if c.o.Changed != nil {
+		c.o.Changed(id)
 	}
 }

@@ -53,6 +53,18 @@ type Pod struct {
 	// Labels are the pod's own labels (app: billing), from its sandbox;
 	// never nil, empty when the sandbox was not found.
 	Labels map[string]string
+	// Annotations are the pod's annotations as the kubelet handed them to
+	// the runtime with the sandbox (CRI PodSandboxConfig.annotations): how
+	// a pod asks for an IAM role (package roles). Nil unless the sandbox
+	// was found and carries the kubelet's labels: a sandbox the kubelet
+	// did not create counts for nothing.
+	Annotations map[string]string
+}
+
+// KubeletSandbox reports whether a sandbox's labels are the kubelet's: its
+// pod's namespace, name and uid.
+func KubeletSandbox(labels map[string]string) bool {
+	return labels[LabelPodNamespace] != "" && labels[LabelPodName] != "" && labels[LabelPodUID] != ""
 }
 
 // PodOf returns the pod named by the kubelet's labels of a container, or
@@ -85,6 +97,7 @@ func (w *Workload) Clone() *Workload {
 	if w.Pod != nil {
 		p := *w.Pod
 		p.Labels = maps.Clone(w.Pod.Labels)
+		p.Annotations = maps.Clone(w.Pod.Annotations)
 		c.Pod = &p
 	}
 	return &c

@@ -4,7 +4,8 @@
 // events. Kubernetes containers live in the "k8s.io" namespace and carry
 // the kubelet's labels; their pod's labels are on the pod's sandbox
 // container, which containerd's CRI plugin labels
-// io.cri-containerd.kind=sandbox.
+// io.cri-containerd.kind=sandbox, and their pod's annotations in that
+// container's sandbox metadata extension.
 //
 // The full client (github.com/containerd/containerd/v2/client) wraps the
 // same API with image, snapshot, content and task machinery imdsguard never
@@ -15,6 +16,7 @@ package containerd
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -33,6 +35,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/imdsguard/imdsguard/internal/runtime/unixgrpc"
@@ -144,7 +147,7 @@ func (r *Runtime) get(ctx context.Context, ns, id string) (*workload.Workload, e
 	}
 	w.Name = containerName(w)
 	if w.Pod = workload.PodOf(w.Labels); w.Pod != nil {
-		w.Pod.Labels = r.podLabels(ctx, ns, w.Pod)
+		r.sandbox(ctx, ns, w.Pod)
 	}
 	return w, nil
 }
@@ -160,24 +163,52 @@ func containerName(w *workload.Workload) string {
 	return w.ID
 }
 
-// podLabels returns the labels of the pod's sandbox, without the ones the
-// kubelet and the CRI plugin add; empty when there is no sandbox.
-func (r *Runtime) podLabels(ctx context.Context, ns string, pod *workload.Pod) map[string]string {
+// sandbox completes pod from its sandbox container: the pod's labels,
+// without the ones the kubelet and the CRI plugin add, and its annotations
+// (sandboxAnnotations). Without a sandbox the pod has no labels and no
+// annotations.
+func (r *Runtime) sandbox(ctx context.Context, ns string, pod *workload.Pod) {
 	filter := label(labelKind, kindSandbox) + "," + label(workload.LabelPodNamespace, pod.Namespace) + "," + label(workload.LabelPodName, pod.Name)
 	if pod.UID != "" {
 		filter += "," + label(workload.LabelPodUID, pod.UID)
 	}
 	resp, err := r.containers.List(inNamespace(ctx, ns), &containersapi.ListContainersRequest{Filters: []string{filter}})
-	out := map[string]string{}
+	pod.Labels = map[string]string{}
 	if err != nil || len(resp.GetContainers()) == 0 {
-		return out
+		return
 	}
-	for k, v := range resp.GetContainers()[0].GetLabels() {
+	sb := resp.GetContainers()[0]
+	for k, v := range sb.GetLabels() {
 		if !strings.HasPrefix(k, "io.kubernetes.pod.") && !strings.HasPrefix(k, "io.cri-containerd.") {
-			out[k] = v
+			pod.Labels[k] = v
 		}
 	}
-	return out
+	if workload.KubeletSandbox(sb.GetLabels()) {
+		pod.Annotations = sandboxAnnotations(sb.GetExtensions()[sandboxMetadata])
+	}
+}
+
+// sandboxMetadata is the extension where containerd's CRI plugin keeps a
+// sandbox's metadata (1.x and 2.x alike): typeurl-encoded JSON,
+// {"Version":"v1","Metadata":{"Config":<the CRI PodSandboxConfig>,...}}.
+const sandboxMetadata = "io.cri-containerd.sandbox.metadata"
+
+// sandboxAnnotations reads the pod's annotations, as the kubelet gave them
+// to the CRI plugin, from the sandbox's metadata extension: never nil, and
+// empty when the extension is missing or unreadable.
+func sandboxAnnotations(ext *anypb.Any) map[string]string {
+	var md struct {
+		Version  string
+		Metadata struct {
+			Config struct {
+				Annotations map[string]string `json:"annotations"`
+			}
+		}
+	}
+	if ext == nil || json.Unmarshal(ext.GetValue(), &md) != nil || md.Metadata.Config.Annotations == nil {
+		return map[string]string{}
+	}
+	return md.Metadata.Config.Annotations
 }
 
 // label is a containerd filter on a label's exact value.

@@ -87,7 +87,9 @@ func imageOf(c *runtimeapi.Container) string {
 }
 
 // pod describes the sandbox; from the container's kubelet labels, without
-// pod labels, when the sandbox cannot be read.
+// pod labels, when the sandbox cannot be read. The pod's annotations
+// (which the kubelet hands the runtime whole, and PodSandboxStatus returns)
+// are kept when the sandbox carries the kubelet's labels.
 func (r *Runtime) pod(ctx context.Context, sandbox string, labels map[string]string) *workload.Pod {
 	fallback := workload.PodOf(labels)
 	if sandbox == "" {
@@ -102,6 +104,12 @@ func (r *Runtime) pod(ctx context.Context, sandbox string, labels map[string]str
 	for k, v := range st.GetLabels() {
 		if k != workload.LabelPodNamespace && k != workload.LabelPodName && k != workload.LabelPodUID {
 			p.Labels[k] = v
+		}
+	}
+	if workload.KubeletSandbox(st.GetLabels()) {
+		p.Annotations = maps.Clone(st.GetAnnotations())
+		if p.Annotations == nil {
+			p.Annotations = map[string]string{}
 		}
 	}
 	return p

@@ -50,6 +50,13 @@ const (
 	appID2  = "1111111111111111111111111111111111111111111111111111111111111112"
 	orphan  = "2222222222222222222222222222222222222222222222222222222222222222"
 	sandbox = "ffff"
+	// a pod whose sandbox carries the kubelet's labels and a kube2iam
+	// annotation, and a sandbox without them (not the kubelet's).
+	kubeID    = "3333333333333333333333333333333333333333333333333333333333333333"
+	kubeBox   = "eeee"
+	strayID   = "4444444444444444444444444444444444444444444444444444444444444444"
+	strayBox  = "dddd"
+	roleAnnot = "iam.amazonaws.com/role"
 )
 
 func serve(t *testing.T) string {
@@ -67,11 +74,23 @@ func serve(t *testing.T) string {
 				Image: &runtimeapi.ImageSpec{Image: "sha256:abc", UserSpecifiedImage: "registry.example/app:1"}, Labels: kubelet},
 			{Id: appID2, PodSandboxId: sandbox, Metadata: &runtimeapi.ContainerMetadata{Name: "sidecar"}, Labels: kubelet},
 			{Id: orphan, PodSandboxId: "gone", Metadata: &runtimeapi.ContainerMetadata{Name: "lost"}, Labels: kubelet},
+			{Id: kubeID, PodSandboxId: kubeBox, Metadata: &runtimeapi.ContainerMetadata{Name: "api"}, Labels: kubelet},
+			{Id: strayID, PodSandboxId: strayBox, Metadata: &runtimeapi.ContainerMetadata{Name: "api"}, Labels: kubelet},
 		},
 		sandboxes: map[string]*runtimeapi.PodSandboxStatus{sandbox: {
 			Id:       sandbox,
 			Metadata: &runtimeapi.PodSandboxMetadata{Name: "billing-1", Namespace: "prod", Uid: "u-1"},
 			Labels:   map[string]string{"app": "billing", workload.LabelPodName: "billing-1"},
+		}, kubeBox: {
+			Id:          kubeBox,
+			Metadata:    &runtimeapi.PodSandboxMetadata{Name: "api-1", Namespace: "payments", Uid: "u-2"},
+			Labels:      map[string]string{"app": "api", workload.LabelPodNamespace: "payments", workload.LabelPodName: "api-1", workload.LabelPodUID: "u-2"},
+			Annotations: map[string]string{roleAnnot: "payments-api", "kubernetes.io/config.source": "file"},
+		}, strayBox: {
+			Id:          strayBox,
+			Metadata:    &runtimeapi.PodSandboxMetadata{Name: "api-2", Namespace: "payments", Uid: "u-3"},
+			Labels:      map[string]string{"app": "api"},
+			Annotations: map[string]string{roleAnnot: "payments-api"},
 		}},
 	})
 	go srv.Serve(ln)
@@ -106,6 +125,40 @@ func TestLookup(t *testing.T) {
 	}
 	if err := r.Watch(ctx, nil, nil); !errors.Is(err, workload.ErrNoEvents) {
 		t.Errorf("Watch = %v, want ErrNoEvents", err)
+	}
+}
+
+// A pod's annotations come from its sandbox, and only from a sandbox the
+// kubelet made (its labels are there).
+func TestLookupAnnotations(t *testing.T) {
+	r, err := New(workload.CRIO, serve(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	w, err := r.Lookup(ctx, kubeID, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.Pod == nil || w.Pod.Annotations[roleAnnot] != "payments-api" || len(w.Pod.Annotations) != 2 || w.Pod.Labels["app"] != "api" {
+		t.Errorf("kubelet's sandbox: pod %+v", w.Pod)
+	}
+	if c := w.Clone(); c.Pod.Annotations[roleAnnot] != "payments-api" {
+		t.Errorf("Clone lost the annotations: %+v", c.Pod)
+	} else if c.Pod.Annotations[roleAnnot] = "x"; w.Pod.Annotations[roleAnnot] != "payments-api" {
+		t.Error("Clone shares the annotations map")
+	}
+	w, err = r.Lookup(ctx, strayID, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.Pod == nil || w.Pod.Annotations != nil {
+		t.Errorf("a sandbox without the kubelet's labels: pod %+v, want no annotations", w.Pod)
+	}
+	if w, _ := r.Lookup(ctx, appID, ""); w.Pod.Annotations != nil {
+		t.Errorf("sandbox without kubelet uid label: annotations %v", w.Pod.Annotations)
 	}
 }
 

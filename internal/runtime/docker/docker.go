@@ -67,12 +67,54 @@ func (r *Runtime) Lookup(ctx context.Context, id, _ string) (*workload.Workload,
 		}
 	}
 	// A pod's container run by cri-dockerd carries the kubelet's labels;
-	// the pod's own labels are on its sandbox, which is not looked up.
+	// the pod's own labels are on its sandbox, which is looked up for the
+	// pod's annotations only.
 	w.Pod = workload.PodOf(w.Labels)
 	if w.Pod != nil && w.Labels[workload.LabelContainerName] != "" {
 		w.Name = w.Labels[workload.LabelContainerName]
 	}
+	if w.Pod != nil && w.Labels[labelSandboxID] != "" {
+		w.Pod.Annotations = r.sandboxAnnotations(ctx, w.Labels[labelSandboxID], w.Pod)
+	}
 	return w, nil
+}
+
+// cri-dockerd's labels: the sandbox of a pod's container, the kind of a
+// container, and the prefix under which it keeps the pod's annotations on
+// the sandbox container.
+const (
+	labelSandboxID    = "io.kubernetes.sandbox.id"
+	labelDockerType   = "io.kubernetes.docker.type"
+	typeSandbox       = "podsandbox"
+	annotationsPrefix = "annotation."
+)
+
+// sandboxAnnotations inspects the pod's sandbox container, as cri-dockerd
+// made it, for the pod's annotations; nil when it is not found, is not a
+// sandbox of the kubelet's for that pod, or cannot be read.
+func (r *Runtime) sandboxAnnotations(ctx context.Context, id string, pod *workload.Pod) map[string]string {
+	res, err := r.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err != nil || res.Container.Config == nil {
+		return nil
+	}
+	return annotationsOf(res.Container.Config.Labels, pod)
+}
+
+// annotationsOf reads cri-dockerd's annotation.KEY labels of a sandbox
+// container, when they are those of the kubelet's sandbox of pod.
+func annotationsOf(labels map[string]string, pod *workload.Pod) map[string]string {
+	if labels[labelDockerType] != typeSandbox || !workload.KubeletSandbox(labels) ||
+		labels[workload.LabelPodNamespace] != pod.Namespace || labels[workload.LabelPodName] != pod.Name ||
+		(pod.UID != "" && labels[workload.LabelPodUID] != pod.UID) {
+		return nil
+	}
+	out := map[string]string{}
+	for k, v := range labels {
+		if key, ok := strings.CutPrefix(k, annotationsPrefix); ok {
+			out[key] = v
+		}
+	}
+	return out
 }
 
 // changes are the container events after which what Lookup said may be
