@@ -7,6 +7,7 @@ package fakeimds
 const (
 	InstanceID       = "i-1234567890abcdef0"
 	AvailabilityZone = "us-east-1a"
+	Region           = "us-east-1"
 	RoleName         = "baskinc-role"
 	AccessKeyID      = "12345678901"
 	SecretAccessKey  = "v/12345678901"
@@ -30,8 +31,9 @@ var tree = map[string]string{
 	"/":                                      "dynamic\nmeta-data\nuser-data",
 	"/meta-data/":                            "iam/\ninstance-id\nplacement/",
 	"/meta-data/instance-id":                 InstanceID,
-	"/meta-data/placement/":                  "availability-zone",
+	"/meta-data/placement/":                  "availability-zone\nregion",
 	"/meta-data/placement/availability-zone": AvailabilityZone,
+	"/meta-data/placement/region":            Region,
 	"/meta-data/iam/":                        "info\nsecurity-credentials/",
 	"/meta-data/iam/info":                    `{"Code":"Success","InstanceProfileArn":"arn:aws:iam::123456789012:instance-profile/` + RoleName + `"}`,
 	"/meta-data/iam/security-credentials/":   RoleName,
