@@ -94,6 +94,8 @@ func (s *Server) Calls() []Call { return s.calls.snapshot() }
 // ClearCalls forgets the calls received so far.
 func (s *Server) ClearCalls() { s.calls.clear() }
 
+// ServeHTTP answers the control API under ControlPrefix, and STS on every
+// other path, as the pipeline in Server's comment says.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if strings.HasPrefix(r.URL.Path, ControlPrefix) {
 		s.serveControl(w, r)
