@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Builds the test tools into bin/ of the repository: aemm (the IMDS mock,
-# from the tools module's `tool` directive), imdsclient, fakeimds, bench
-# (the benchmarks, `make bench`) and demo (`make demo`'s program); helm
-# (the chart tests) and kube (bin/kube/: the cluster tests' Kubernetes
-# binaries), each from a pinned wrapper module of its own (tools/helm,
-# tools/kube) on the Go module proxy, nothing prebuilt. A binary newer
-# than all of its sources is left alone, so running this on every `make
-# test` costs next to nothing; helm and kube print how long a build took.
+# from the tools module's `tool` directive), imdsclient, fakeimds, fakests
+# (a fake STS), bench (the benchmarks, `make bench`) and demo (`make
+# demo`'s program); helm (the chart tests) and kube (bin/kube/: the
+# cluster tests' Kubernetes binaries), each from a pinned wrapper module of
+# its own (tools/helm, tools/kube) on the Go module proxy, nothing
+# prebuilt. A binary newer than all of its sources is left alone, so
+# running this on every `make test` costs next to nothing; helm and kube
+# print how long a build took.
 #
 #   scripts/build-tools.sh [NAME...]   only those (make demo: aemm imdsclient demo)
 set -euo pipefail
@@ -52,8 +53,9 @@ build() {
 build aemm github.com/aws/amazon-ec2-metadata-mock/cmd go.mod go.sum
 build imdsclient ./cmd/imdsclient go.mod go.sum cmd/imdsclient
 build fakeimds ./cmd/fakeimds go.mod go.sum cmd/fakeimds fakeimds
-build bench ./cmd/bench go.mod go.sum cmd/bench testbed fakeimds ../internal ../go.mod
-build demo ./cmd/demo go.mod go.sum cmd/demo testbed fakeimds ../internal ../go.mod
+build fakests ./cmd/fakests go.mod go.sum cmd/fakests fakests fakeimds
+build bench ./cmd/bench go.mod go.sum cmd/bench testbed fakeimds fakests ../internal ../go.mod
+build demo ./cmd/demo go.mod go.sum cmd/demo testbed fakeimds fakests ../internal ../go.mod
 # A static copy for the client images of the container runtime tests
 # (a busybox root has no libc).
 CGO_ENABLED=0 build imdsclient-static ./cmd/imdsclient go.mod go.sum cmd/imdsclient

@@ -89,6 +89,7 @@ func TestMetadata(t *testing.T) {
 		{"instance-id", "GET", "/latest/meta-data/instance-id", tok, 200, InstanceID, ""},
 		{"HEAD", "HEAD", "/latest/meta-data/instance-id", tok, 200, "", ""},
 		{"az", "GET", "/latest/meta-data/placement/availability-zone", tok, 200, AvailabilityZone, ""},
+		{"region", "GET", "/latest/meta-data/placement/region", tok, 200, Region, ""},
 		{"role list", "GET", "/latest/meta-data/iam/security-credentials/", tok, 200, RoleName, ""},
 		{"role", "GET", "/latest/meta-data/iam/security-credentials/" + RoleName, tok, 200, AccessKeyID, ""},
 		{"dir without slash", "GET", "/latest/meta-data/placement", tok, 301, "", "/latest/meta-data/placement/"},

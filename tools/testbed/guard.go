@@ -59,6 +59,9 @@ type GuardOptions struct {
 	// Bin is the imdsguard executable; "" = bin/imdsguard of the
 	// repository. The benchmarks run a second build beside it (an A/B).
 	Bin string
+	// Env is added to the daemon's environment: FakeSTS.Env() points its
+	// STS client at a fake STS.
+	Env []string
 }
 
 // Guard is a running imdsguard.
@@ -85,7 +88,7 @@ func (e *Env) StartGuard(cfg GuardConfig, o GuardOptions) *Guard {
 	path := e.WriteFile(fmt.Sprintf("imdsguard-%d.yaml", cfg.Port), cfg.YAML())
 	p := StartProc(e.T, ProcSpec{
 		Name: "imdsguard", Path: bin, NS: o.NS,
-		Args: append([]string{"run", "--config", path}, o.Args...),
+		Args: append([]string{"run", "--config", path}, o.Args...), Env: o.Env,
 	})
 	g := &Guard{Proc: p, Config: cfg, ConfigPath: path, Addr: HostPort("127.0.0.1", cfg.Port)}
 	g.URL = "http://" + g.Addr
