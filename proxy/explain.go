@@ -80,6 +80,8 @@ func ExplainRole(w io.Writer, res *roles.Resolver, pol *policy.Policy, caller po
 	switch {
 	case a.Broken:
 		fmt.Fprintf(w, "role:     unusable: credentials are refused (500)\n")
+	case a.Refused:
+		fmt.Fprintf(w, "role:     refused: credentials are refused (403), never the node's\n")
 	case a.HasRole():
 		fmt.Fprintf(w, "role:     %s, session %s (from %s)\n", a.Session.RoleARN, a.Session.Name, a.Source)
 	default:

@@ -69,6 +69,8 @@ func (p *Proxy) serveRole(r *http.Request, cs *connState, rt Route, o *outcome) 
 	switch kind, status := roleRoute(rt.Path.Rel, &a); kind {
 	case roleBroken:
 		o.resp, o.decision, o.reason = errorResponse(r, status), audit.Error, a.Reason
+	case roleRefused:
+		o.resp, o.decision, o.reason = errorResponse(r, status), audit.Deny, a.Reason
 	case roleList:
 		o.resp = response(r, status, "text/plain", a.Session.RoleName)
 	case roleIAMList:
@@ -87,6 +89,7 @@ type roleAnswer uint8
 const (
 	roleNotFound    roleAnswer = iota // 404: the node's, or no such role
 	roleBroken                        // 500: the role cannot be used
+	roleRefused                       // 403: the pod asked for a role it may not take
 	roleList                          // security-credentials/: the role's name
 	roleIAMList                       // iam/: security-credentials/ only
 	roleCredentials                   // security-credentials/ROLE: from STS
@@ -99,6 +102,8 @@ func roleRoute(rel string, a *roles.Assignment) (roleAnswer, int) {
 	switch {
 	case a.Broken:
 		return roleBroken, http.StatusInternalServerError
+	case a.Refused:
+		return roleRefused, http.StatusForbidden
 	case strings.EqualFold(rel, credsDir):
 		return roleList, http.StatusOK
 	case strings.EqualFold(rel, iamDir):

@@ -160,8 +160,6 @@ func TestRoleServed(t *testing.T) {
 func TestNoRoleUnchanged(t *testing.T) {
 	for name, w := range map[string]*workload.Workload{
 		"no annotation":        rolePod("payments", "api-1", ""),
-		"namespace not listed": rolePod("default", "web-1", "payments-api"),
-		"role not allowed":     rolePod("payments", "api-1", "admin"),
 		"not a pod":            {Runtime: workload.Docker, Name: "web", Labels: map[string]string{}},
 		"runtime said nothing": nil,
 	} {
@@ -177,6 +175,34 @@ func TestNoRoleUnchanged(t *testing.T) {
 			}
 			if s.calls.Load() != 0 {
 				t.Error("STS asked for a caller without a role")
+			}
+		})
+	}
+}
+
+// A pod that asks for a role it may not take gets no role and no
+// credentials at all (403, the reason in the audit), even where the
+// policy would give the node's: it asked for a narrow role, and must not
+// fall back on the node's broad one.
+func TestRefusedRoleNoNodeCredentials(t *testing.T) {
+	for name, w := range map[string]*workload.Workload{
+		"namespace not listed": rolePod("default", "web-1", "payments-api"),
+		"role not allowed":     rolePod("payments", "api-1", "admin"),
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := &stubSTS{}
+			e := newEnv(t, withPolicy(t, allowAll), withRoles(t, w, s))
+			for _, path := range []string{"/latest/meta-data/iam/security-credentials/", "/latest/meta-data/iam/security-credentials/node-role"} {
+				resp := e.raw(t, "GET", path)
+				if body := bodyOf(resp); resp.StatusCode != 403 || strings.Contains(body, "ASIASECRET") || strings.Contains(body, "node-role") {
+					t.Errorf("%s: %d %q, want 403 and nothing of the node's", path, resp.StatusCode, body)
+				}
+				if ev := e.lastEvent(t); ev.Role != "" || !strings.HasPrefix(ev.RoleReason, "no role") || ev.Decision != "deny" {
+					t.Errorf("%s: event %+v", path, ev)
+				}
+			}
+			if s.calls.Load() != 0 {
+				t.Error("STS asked for a refused role")
 			}
 		})
 	}
@@ -280,7 +306,7 @@ func TestExplainRole(t *testing.T) {
 			[]string{"role:     " + roleBase + "payments-api, session payments.api-1 (from annotation)", "answer:   the role's credentials from STS"}},
 		{rolePod("payments", "api-1", "payments-api"), "/latest/meta-data/iam/info", []string{"answer:   404"}},
 		{rolePod("payments", "api-1", "payments-api"), "/latest/meta-data/iam/security-credentials/", []string{"answer:   200, the role's name payments-api alone"}},
-		{rolePod("default", "web", "payments-api"), "/latest/meta-data/iam/security-credentials/", []string{"role:     none", "namespace default is not in roles.namespaces"}},
+		{rolePod("default", "web", "payments-api"), "/latest/meta-data/iam/security-credentials/", []string{"role:     refused", "namespace default is not in roles.namespaces"}},
 	} {
 		var b strings.Builder
 		ExplainRole(&b, res, pol, policy.Caller{Container: true, Workload: c.w}, false, "GET", c.path)

@@ -49,11 +49,17 @@ type Assignment struct {
 	// role that does not expand): the caller is then refused credentials,
 	// never given the node's.
 	Broken bool
+	// Refused is set when a pod asks for a role (its annotation) that it
+	// may not take: its namespace is not in roles.namespaces, the role is
+	// not among its globs, or the annotation does not parse. It gets no
+	// role, and no credentials at all: a pod that asked for a narrow role
+	// must not fall back on the node's (kube2iam refuses it too).
+	Refused bool
 }
 
 // HasRole reports whether the subject is served a role of its own (or,
-// when Broken, refused credentials altogether).
-func (a *Assignment) HasRole() bool { return a.Session.RoleARN != "" || a.Broken }
+// when Broken or Refused, refused credentials altogether).
+func (a *Assignment) HasRole() bool { return a.Session.RoleARN != "" || a.Broken || a.Refused }
 
 // Resolver resolves roles under one `roles:` configuration. It is
 // immutable; a reload makes a new one.
@@ -102,16 +108,19 @@ func (r *Resolver) fromAnnotation(pod *workload.Pod, ref string) Assignment {
 	who := "pod " + podName(pod)
 	globs, listed := r.namespaces[pod.Namespace]
 	if !listed {
+		a.Refused = true
 		a.Reason = fmt.Sprintf("no role: %s asks for %q (%s), and namespace %s is not in roles.namespaces", who, ref, AnnotationRole, pod.Namespace)
 		return a
 	}
 	arn, err := Expand(r.base, ref)
 	if err != nil {
+		a.Refused = true
 		a.Reason = fmt.Sprintf("no role: %s's %s annotation %q: %v", who, AnnotationRole, ref, err)
 		return a
 	}
 	matched, ok := r.allowed(globs, arn)
 	if !ok {
+		a.Refused = true
 		a.Reason = fmt.Sprintf("no role: %s asks for %s, which roles.namespaces.%s (%s) does not allow", who, arn.Full, pod.Namespace, strings.Join(globs, ", "))
 		return a
 	}

@@ -165,7 +165,8 @@ func TestResolve(t *testing.T) {
 	} {
 		a := r.Resolve(c.s)
 		if a.Session.RoleARN != c.arn || a.Session.Name != c.session || a.Session.ExternalID != c.extID || a.Source != c.source ||
-			!strings.Contains(a.Reason, c.reason) || a.Broken != c.broken || a.HasRole() != (c.arn != "") {
+			!strings.Contains(a.Reason, c.reason) || a.Broken != c.broken || a.Session.RoleARN != c.arn ||
+			a.Refused != (c.source == "annotation" && c.arn == "") {
 			t.Errorf("%s: %+v", c.name, a)
 		}
 		if c.arn != "" && a.Session.RoleName != c.arn[strings.LastIndex(c.arn, "/")+1:] {
