@@ -42,6 +42,7 @@ var packageFiles = map[string]string{
 	"./usr/share/doc/imdsguard/docs/policy.md":        "-rw-r--r--",
 	"./usr/share/doc/imdsguard/docs/containers.md":    "-rw-r--r--",
 	"./usr/share/doc/imdsguard/docs/operations.md":    "-rw-r--r--",
+	"./usr/share/doc/imdsguard/docs/roles.md":         "-rw-r--r--",
 	"./usr/share/doc/imdsguard/docs/CACHE.md":         "-rw-r--r--",
 }
 
