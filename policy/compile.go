@@ -19,6 +19,20 @@ type Policy struct {
 	rules        []rule
 }
 
+// GivesRoles reports whether some rule gives its callers a role of their
+// own (`role:`).
+func (p *Policy) GivesRoles() bool {
+	if p == nil {
+		return false
+	}
+	for _, r := range p.rules {
+		if r.role != "" {
+			return true
+		}
+	}
+	return false
+}
+
 // rule is a compiled RuleConfig. Its reasons are built here, once, so that
 // Decide allocates nothing for a caller some rule matches.
 type rule struct {

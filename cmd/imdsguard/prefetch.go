@@ -48,13 +48,22 @@ func newPrefetcher(lookup func(context.Context, string) *workload.Workload, pol 
 }
 
 // changed is workload.Options.Changed: it must not block the event
-// stream, so the lookup runs on its own goroutine.
+// stream, so the lookup runs on its own goroutine. Where no workload can
+// have a role (no rule's role:, no roles.namespaces) it does nothing: the
+// runtimes are asked no more than without roles.
 func (p *prefetcher) changed(id string) {
+	if !p.active() {
+		return
+	}
 	go func() {
 		p.limit <- struct{}{}
 		defer func() { <-p.limit }()
 		p.update(id)
 	}()
+}
+
+func (p *prefetcher) active() bool {
+	return p.policy().GivesRoles() || p.roles().TakesAnnotations()
 }
 
 // update looks container id up and prefetches or forgets its session.

@@ -66,6 +66,7 @@ const (
 // still work), 1 h sessions, no tags, the regional endpoint.
 func DefaultConfig() Config {
 	return Config{
+		Namespaces:      map[string][]string{}, // as `namespaces: {}` reads
 		SessionDuration: field.Duration{Duration: DefaultSessionDuration},
 		STSRate:         DefaultSTSRate,
 		STSBurst:        DefaultSTSBurst,

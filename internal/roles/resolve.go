@@ -74,6 +74,10 @@ func NewResolver(c Config) *Resolver {
 	return &Resolver{base: c.BaseARN, namespaces: c.Namespaces, tags: c.SessionTags}
 }
 
+// TakesAnnotations reports whether some namespace's pods may take a role
+// from their annotations (roles.namespaces is not empty).
+func (r *Resolver) TakesAnnotations() bool { return r != nil && len(r.namespaces) > 0 }
+
 // Resolve says which role s gets: the rule's role first, else the pod's
 // kube2iam annotation when its namespace may take that role, else none.
 func (r *Resolver) Resolve(s Subject) Assignment {

@@ -92,6 +92,7 @@ func TestPackageDefaultConfig(t *testing.T) {
 			got.Upstream.TokenTTL.Text = ""
 			got.Audit.SummaryInterval.Text = ""
 			got.Cache.StaleGrace.Text = ""
+			got.Roles.SessionDuration.Text = ""
 			if !reflect.DeepEqual(*got, want) {
 				t.Errorf("not the defaults:\n got %+v\nwant %+v", *got, want)
 			}
