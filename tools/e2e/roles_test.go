@@ -270,6 +270,7 @@ func TestRoles(t *testing.T) {
 	before := b.stsMetrics(t)
 
 	t.Run("docker-ci-container", b.dockerCI)
+	t.Run("first-request-at-start", b.firstRequest)
 	t.Run("host-user-botocore-awscli", b.hostUser)
 	t.Run("no-role-containers", b.noRole)
 	t.Run("faults", func(t *testing.T) {
@@ -324,6 +325,22 @@ func (b *rolesBench) dockerCI(t *testing.T) {
 		noNodeRole(t, p, w.body)
 	}
 	t.Logf("listing %q; node role's name, another name and iam/info: 404", strings.TrimSpace(list.body))
+}
+
+// A container whose command is the credentials read (its first request,
+// made as it starts) gets its own role, never the node's: the start-up
+// race of kube2iam and kiam.
+func (b *rolesBench) firstRequest(t *testing.T) {
+	for i := range 3 {
+		name := fmt.Sprintf("starter-%d", i)
+		r := b.e.Run(b.d.Docker("run", "--rm", "--name", name, "--label", "app=ci", clientImage,
+			"/bin/imdsclient", "-sdk", "v2", "-no-fallback", "-creds"))
+		if want := minted("ci-builder", name, 1); r.Err != nil || !strings.Contains(r.Stdout, want) {
+			t.Errorf("%s: want %s: %v", name, want, r)
+		}
+		noNodeRole(t, name, r.Stdout+r.Stderr)
+		t.Logf("%s: %s", name, lastLine(r.Stdout))
+	}
 }
 
 // A host user with a role: botocore and the AWS CLI, unconfigured.
@@ -446,28 +463,45 @@ func (b *rolesBench) slowSTS(t *testing.T) {
 	t.Logf("after the fetch: %d %s in %v", status, accessKey(body), took.Round(time.Millisecond))
 }
 
-// accessDenied: 500, and the denial remembered: no second STS call for
-// the session while it is asked again.
+// accessDenied: 500, and the denial remembered for about 30 s: reads
+// every 3 s make no second STS call for the session until 30 s after the
+// first; a read after that asks STS again (denied again: 500).
 func (b *rolesBench) accessDenied(t *testing.T) {
+	const remembered = 30 * time.Second // sts.DeniedFor
 	b.sts.SetRoleFault("deployer", fakests.Fault{Code: fakests.AccessDenied})
 	defer b.sts.ClearFaults()
 	id := b.run(t, "denied-a", "app=deploy")
-	start := time.Now()
-	for i := range 5 {
+	read := func(what string) {
+		t.Helper()
 		n := auditCount(b.g)
 		w := b.creds(t, id, "deployer")
 		if w.status != 500 {
-			t.Errorf("read %d: %+v; want 500", i, w)
+			t.Errorf("%s: %+v; want 500", what, w)
 		}
 		noNodeRole(t, "denied-a", w.body)
 		wantRoleEvent(t, lastCredsEvent(t, b.g, n), "deployer", "denied-a", 500)
-		time.Sleep(500 * time.Millisecond)
+	}
+	read("first read")
+	first := b.waitCall(t, "denied-a", string(fakests.AccessDenied))[0].Time
+	reads := 1
+	for time.Since(first) < remembered-3*time.Second {
+		time.Sleep(3 * time.Second)
+		read(fmt.Sprintf("read at +%v", time.Since(first).Round(time.Second)))
+		reads++
 	}
 	calls := b.callsOf(t, "denied-a")
 	if len(calls) != 1 || calls[0].Outcome != string(fakests.AccessDenied) {
-		t.Errorf("STS calls for denied-a over %v: %+v; want one AccessDenied", time.Since(start).Round(time.Millisecond), calls)
+		t.Errorf("STS calls for denied-a over %v: %+v; want one AccessDenied", time.Since(first).Round(time.Millisecond), calls)
 	}
-	t.Logf("5 reads over %v: 500 each; %d STS call(s)", time.Since(start).Round(time.Millisecond), len(calls))
+	t.Logf("%d reads over %v after the denial: 500 each; %d STS call", reads, time.Since(first).Round(time.Millisecond), len(calls))
+	time.Sleep(time.Until(first.Add(remembered + time.Second)))
+	read("read after the denial expired")
+	calls = b.callsOf(t, "denied-a")
+	if len(calls) != 2 {
+		t.Errorf("STS calls for denied-a at +%v: %d; want a second one once the denial expired", time.Since(first).Round(time.Second), len(calls))
+	} else {
+		t.Logf("at +%v: STS asked again (%s, %v after the first)", time.Since(first).Round(time.Second), calls[1].Outcome, calls[1].Time.Sub(calls[0].Time).Round(time.Millisecond))
+	}
 }
 
 // bucket: containers with roles start at once; every one gets its own
