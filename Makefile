@@ -60,13 +60,16 @@ demo: demo-deps build
 	bin/demo
 
 # As root. Writes docs/BENCHMARKS.md (bin/bench, tools/cmd/bench: imdsguard
-# against nginx in a network namespace it makes) and docs/IDENTITY_BENCH.md
-# (the caller identity lookup). BENCH_FLAGS are bin/bench's flags, e.g.
+# against nginx in a network namespace it makes), docs/IDENTITY_BENCH.md
+# (the caller identity lookup) and docs/ROLES_BENCH.md (roles per workload:
+# first credentials with STS cold, cached reads; tools/e2e BenchmarkRoles).
+# BENCH_FLAGS are bin/bench's flags, e.g.
 # BENCH_FLAGS='-imdsguard-b /tmp/old/imdsguard' for an A/B of two builds.
 BENCH_FLAGS ?=
 bench: deps build
 	bin/bench $(BENCH_FLAGS)
 	scripts/bench-identity.sh
+	scripts/bench-roles.sh
 
 # dist/imdsguard_<version>_amd64.deb (the script derives a Debian-valid
 # version from git describe and stamps the binary with it).

@@ -27,6 +27,10 @@ type FakeSTSOptions struct {
 	Keys []fakests.Key
 	// Addr is where it listens; "" = 127.0.0.1 and a free port.
 	Addr string
+	// Now is the fake's clock (fakests.Options.Now), served from the test
+	// process only; nil: time.Now. A clock a few minutes behind mints
+	// credentials that expire sooner (signatures stay within STS's 15 min).
+	Now func() time.Time
 }
 
 // FakeSTS is a running fake STS. Its methods drive it wherever it runs
@@ -77,7 +81,7 @@ func (f *FakeSTS) serve(o FakeSTSOptions) {
 		f.t.Fatalf("fake STS: listen on %s in %q: %v", addr, o.NS, err)
 	}
 	f.Addr = ln.Addr().String()
-	f.Server = fakests.New(fakests.Options{Keys: o.Keys})
+	f.Server = fakests.New(fakests.Options{Keys: o.Keys, Now: o.Now})
 	srv := &http.Server{Handler: f.Server, ReadHeaderTimeout: 5 * time.Second}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()

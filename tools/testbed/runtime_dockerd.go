@@ -47,8 +47,13 @@ type Dockerd struct {
 	Sock     string // unix socket path (-H unix://Sock)
 	PidFile  string
 	Restarts int
-	proc     *Proc
-	procs    []*Proc // every dockerd process started, for the logs
+	// Containerd is the containerd socket dockerd uses (--containerd); ""
+	// lets dockerd choose: /run/containerd/containerd.sock when a
+	// containerd answers there (a cluster test's, which may stop under
+	// it), else one it starts itself.
+	Containerd string
+	proc       *Proc
+	procs      []*Proc // every dockerd process started, for the logs
 }
 
 // StartDockerd starts dockerd in the named network namespace and waits
@@ -56,6 +61,14 @@ type Dockerd struct {
 // dockerd is stopped (it stops its containerd) and reaped; its output is
 // shown if the test failed.
 func (e *Env) StartDockerd(ns string) *Dockerd {
+	e.T.Helper()
+	return e.StartDockerdOn(ns, "")
+}
+
+// StartDockerdOn is StartDockerd on the containerd at containerdSock (a
+// Containerd's Sock; "" = dockerd's choice): a test that must not share
+// /run/containerd/containerd.sock with a cluster test running beside it.
+func (e *Env) StartDockerdOn(ns, containerdSock string) *Dockerd {
 	e.T.Helper()
 	for _, p := range []string{DockerdPath, DockerPath, "/usr/bin/nsenter"} {
 		if _, err := os.Stat(p); err != nil {
@@ -69,6 +82,8 @@ func (e *Env) StartDockerd(ns string) *Dockerd {
 		ExecRoot: filepath.Join(short, "x"),
 		Sock:     filepath.Join(short, "docker.sock"),
 		PidFile:  filepath.Join(short, "dockerd.pid"),
+
+		Containerd: containerdSock,
 	}
 	e.T.Cleanup(d.stop)
 	d.start()
@@ -78,13 +93,17 @@ func (e *Env) StartDockerd(ns string) *Dockerd {
 // args are dockerd's arguments after nsenter's.
 func (d *Dockerd) args() []string {
 	conf := d.e.WriteFile("daemon.json", "{}\n")
-	return []string{
+	var ctd []string
+	if d.Containerd != "" {
+		ctd = []string{"--containerd", d.Containerd}
+	}
+	return append([]string{
 		"--net=/run/netns/" + d.NS, DockerdPath,
 		"--config-file", conf,
 		"--data-root", d.DataRoot, "--exec-root", d.ExecRoot, "--pidfile", d.PidFile,
 		"-H", "unix://" + d.Sock, "--bip", DockerBridge,
 		"--userland-proxy=false", "--shutdown-timeout", "2", "--log-level", "warn",
-	}
+	}, ctd...)
 }
 
 // start starts one dockerd process and waits until the API answers.
