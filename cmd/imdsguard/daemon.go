@@ -53,6 +53,10 @@ type daemon struct {
 	usage    *usage.Table
 	metrics  *metrics.Metrics
 	pid      int
+	// hup delivers SIGHUP (caught from the start: run); cfgDigest is the
+	// digest of the configuration file as it was loaded.
+	hup       <-chan os.Signal
+	cfgDigest string
 }
 
 func newDaemon(cfg *config.Config, log *slog.Logger) (*daemon, error) {
@@ -488,13 +492,14 @@ func (d *daemon) rulesState() string {
 // stays, and the file is tried again once it changes again.
 func (d *daemon) reloads(ctx context.Context) {
 	path := d.configPath()
-	last := fileDigest(path)
-	hup := hangups(ctx)
+	last := d.cfgDigest
 	tick := time.NewTicker(configPoll)
 	defer tick.Stop()
 	for {
 		select {
-		case _, ok := <-hup:
+		case <-ctx.Done():
+			return
+		case _, ok := <-d.hup:
 			if !ok {
 				return
 			}

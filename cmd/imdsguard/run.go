@@ -65,8 +65,13 @@ Logs and audit events are JSON lines on stderr.`,
 	return cmd
 }
 
-// run loads the configuration and serves until ctx ends.
+// run loads the configuration and serves until ctx ends. SIGHUP is caught
+// from the first moment (its default action would kill the daemon: a
+// `systemctl reload` right after a start must not), and the file's digest
+// is taken before it is read, so that no change is missed in between.
 func run(ctx context.Context, path string, explicit bool, log *slog.Logger) error {
+	hup := hangups(ctx)
+	digest := fileDigest(path)
 	cfg, err := config.Load(path, !explicit)
 	if err != nil {
 		return err
@@ -75,6 +80,7 @@ func run(ctx context.Context, path string, explicit bool, log *slog.Logger) erro
 	if err != nil {
 		return err
 	}
+	d.hup, d.cfgDigest = hup, digest
 	return d.serve(ctx)
 }
 

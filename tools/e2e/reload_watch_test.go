@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -102,4 +104,45 @@ func TestReloadOnFileChange(t *testing.T) {
 	if s := status(); s != 403 {
 		t.Errorf("after a refused reload: %d, want the policy in force's 403", s)
 	}
+}
+
+// TestHangupAtStart: SIGHUP sent again and again from the daemon's first
+// moments (a reload right after a start) never kills it: it is caught
+// before the configuration is even read, let alone the port opened. (In
+// the very first milliseconds of the process, before the Go runtime has
+// run main, SIGHUP's default action kills any program; systemd sends none
+// before READY=1.)
+func TestHangupAtStart(t *testing.T) {
+	e := testbed.New(t)
+	e.RequireBins("aemm", "imdsguard")
+	h := e.NewHost(testbed.HostOptions{})
+	g0 := h.StartGuard(testbed.HostGuardConfig{})
+	if err := g0.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	p := testbed.StartProc(t, testbed.ProcSpec{Name: "imdsguard", Path: e.Bin("imdsguard"), NS: h.HostNS,
+		Args: []string{"run", "--config", g0.ConfigPath}})
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", p.Pid())); strings.HasSuffix(exe, "/imdsguard") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("imdsguard did not start")
+		}
+	}
+	time.Sleep(20 * time.Millisecond) // the Go runtime's start, up to main
+	sent := 0
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if err := p.Signal(syscall.SIGHUP); err == nil {
+			sent++
+		}
+		if done, err := p.Exited(); done {
+			t.Fatalf("imdsguard died after %d SIGHUPs from its start: %v\n%s", sent, err, p.Logs())
+		}
+	}
+	testbed.WaitListening(t, p, h.HostNS, g0.Addr)
+	if done, err := p.Exited(); done {
+		t.Fatalf("imdsguard died: %v", err)
+	}
+	t.Logf("%d SIGHUPs in the daemon's first second: it started, serves, and reloaded", sent)
 }
