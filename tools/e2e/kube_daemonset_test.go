@@ -104,10 +104,14 @@ func TestKubeDaemonSet(t *testing.T) {
 	c.Apply(fmt.Sprintf(kubeDSPod, ctrImage, "early", "team-a", "early"))
 	c.WaitReady("team-a", "pod/early", time.Minute)
 	early := podNetns(t, c, "team-a", "early")
+	direct := len(aemmRequests(h.AEMM4))
 	if r, err := rawGet(early, 4); err != nil || r.Status != 401 {
 		t.Fatalf("a pod before imdsguard and its rules: v1 GET %+v %v; want IMDS's own 401 (tokens required)", r, err)
 	}
 	t.Log("1. no rules yet: a pod's IMDSv1 GET reached IMDS, which answered 401 itself (the gap the AMI's unit closes)")
+	// AEMM writes its log on its own time: wait for that request to be in
+	// it, so that what follows counts from here.
+	testbed.WaitFor(t, "AEMM to log the pod's direct request", func() bool { return len(aemmRequests(h.AEMM4)) > direct })
 	aemmBefore := [2]int{len(aemmRequests(h.AEMM4)), len(aemmRequests(h.AEMM6))} // from here on, only imdsguard may ask IMDS
 
 	// 2. The AMI's rules first: refused, never let through.
