@@ -40,7 +40,9 @@ func TestKubeRoles(t *testing.T) {
 	e.RequireBins("aemm", "imdsguard", "imdsclient-static")
 	h := e.NewHost(testbed.HostOptions{})
 	sts := h.StartFakeSTS()
-	c := h.StartCluster(testbed.ClusterOptions{})
+	// The 200 pods of many-pods and the others: more than the kubelet's
+	// default 110.
+	c := h.StartCluster(testbed.ClusterOptions{KubeletConfig: "maxPods: 250\n"})
 	g := h.StartGuardWith(testbed.HostGuardConfig{Extra: fmt.Sprintf(kubeRolesConfig, testbed.KubeContainerdSock)},
 		testbed.GuardOptions{Env: []string{sts.Env()}})
 	c.ImportImage(e.OCIArchive(e.ClientImage(), ctrImage, []string{"/bin/sh"}))
@@ -435,25 +437,29 @@ func (k *kubeRoles) reusedAddress(t *testing.T) {
 		oldIP, oldKey, newIP, want, oldKey)
 }
 
-// manyPods: 20 pods over 4 role sessions (the session-name annotation
-// shares one session among 5 pods), started together, each reading its
+// manyPods: 200 pods over 8 role sessions (the session-name annotation
+// shares one session among 25 pods), started together, each reading its
 // credentials as it starts: every one gets its session's, and the fake
 // STS saw one AssumeRole per session.
 func (k *kubeRoles) manyPods(t *testing.T) {
-	const pods, sessions = 20, 4
+	const pods, sessions = 200, 8
 	before := len(k.sts.Calls())
 	var docs []string
 	for i := 0; i < pods; i++ {
-		p := kubeRolesPod{ns: "payments", name: fmt.Sprintf("crowd-%02d", i), script: readCreds, annotations: map[string]string{
+		p := kubeRolesPod{ns: "payments", name: fmt.Sprintf("crowd-%03d", i), script: readCreds, annotations: map[string]string{
 			"iam.amazonaws.com/role":         fmt.Sprintf("payments-crowd-%d", i%sessions),
 			"iam.amazonaws.com/session-name": fmt.Sprintf("crowd-%d", i%sessions),
 		}}
 		docs = append(docs, p.yaml())
 	}
 	from := time.Now()
-	k.c.Apply(strings.Join(docs, "---\n"))
+	// In batches: kubectl apply of all at once outlasts its command's
+	// bound here; the pods still start together, seconds apart at most.
+	for i := 0; i < len(docs); i += 25 {
+		k.c.Apply(strings.Join(docs[i:min(i+25, len(docs))], "---\n"))
+	}
 	for i := 0; i < pods; i++ {
-		name := fmt.Sprintf("crowd-%02d", i)
+		name := fmt.Sprintf("crowd-%03d", i)
 		logs := k.waitLogs(t, "payments", name, "exit=")
 		k.record("payments/"+name, logs)
 		arn, session := kubeRolesBase+fmt.Sprintf("payments-crowd-%d", i%sessions), fmt.Sprintf("crowd-%d", i%sessions)
@@ -475,6 +481,24 @@ func (k *kubeRoles) manyPods(t *testing.T) {
 	}
 	t.Logf("%d pods over %d sessions, applied together: every one read its session's credentials at start (all within %v); the fake STS saw %d AssumeRoles: %v",
 		pods, sessions, took.Round(time.Millisecond), len(calls), per)
+	// The crowd goes now, in batches (the cluster's drain at the end is
+	// bounded for a handful of pods), and its sessions with it.
+	var names []string
+	for i := 0; i < pods; i++ {
+		names = append(names, fmt.Sprintf("crowd-%03d", i))
+	}
+	gone := time.Now()
+	for i := 0; i < len(names); i += 50 {
+		k.c.MustKubectl(append([]string{"-n", "payments", "delete", "pod", "--wait=false", "--grace-period=1"}, names[i:min(i+50, len(names))]...)...)
+	}
+	deadline := time.Now().Add(5 * time.Minute)
+	for strings.Contains(k.c.MustKubectl("-n", "payments", "get", "pods", "-o", "name"), "crowd-") {
+		if time.Now().After(deadline) {
+			t.Fatal("the crowd's pods were not gone within 5 minutes")
+		}
+		time.Sleep(time.Second)
+	}
+	t.Logf("the %d pods deleted in %v", pods, time.Since(gone).Round(time.Millisecond))
 }
 
 // nodeRoleNever: the node role's AccessKeyId (AEMM's) is in no answer to
