@@ -52,8 +52,8 @@ build() {
 
 build aemm github.com/aws/amazon-ec2-metadata-mock/cmd go.mod go.sum
 build imdsclient ./cmd/imdsclient go.mod go.sum cmd/imdsclient
-build fakeimds ./cmd/fakeimds go.mod go.sum cmd/fakeimds fakeimds
-build fakests ./cmd/fakests go.mod go.sum cmd/fakests fakests fakeimds
+build fakeimds ./cmd/fakeimds go.mod go.sum cmd/fakeimds fakeimds httpserve
+build fakests ./cmd/fakests go.mod go.sum cmd/fakests fakests fakeimds httpserve
 build bench ./cmd/bench go.mod go.sum cmd/bench testbed fakeimds fakests ../internal ../go.mod
 build demo ./cmd/demo go.mod go.sum cmd/demo testbed fakeimds fakests ../internal ../go.mod
 # A static copy for the client images of the container runtime tests

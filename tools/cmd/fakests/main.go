@@ -11,18 +11,16 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/imdsguard/imdsguard/tools/fakests"
+	"github.com/imdsguard/imdsguard/tools/httpserve"
 )
 
 func main() {
@@ -44,7 +42,7 @@ func run(ctx context.Context, listen string, keys []fakests.Key) error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", listen, err)
 	}
-	if err := serve(ctx, ln, s); err != nil {
+	if err := httpserve.Serve(ctx, ln, s); err != nil {
 		return err
 	}
 	enc := json.NewEncoder(os.Stdout)
@@ -52,24 +50,6 @@ func run(ctx context.Context, listen string, keys []fakests.Key) error {
 		if err := enc.Encode(c); err != nil {
 			return fmt.Errorf("print calls: %w", err)
 		}
-	}
-	return nil
-}
-
-// serve answers on ln until ctx ends, then shuts down within a second.
-func serve(ctx context.Context, ln net.Listener, h http.Handler) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serve %s: %w", ln.Addr(), err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("shut down: %w", err)
 	}
 	return nil
 }
