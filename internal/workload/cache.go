@@ -125,20 +125,13 @@ func (c *Cache) Find(ctx context.Context, id, cgroup string) Result {
 	}
 	e := c.entry(id, cgroup)
 	select {
-	case <-e.done:
+	case <-e.done: // known: no timer on the path of nearly every connection
 		return e.res
 	default:
 	}
 	t := time.NewTimer(c.o.Wait)
 	defer t.Stop()
-	select {
-	case <-e.done:
-		return e.res
-	case <-t.C:
-		return Result{Reason: fmt.Sprintf("no runtime answered about container %s within %s; the lookup goes on for the next connection", short(id), c.o.Wait)}
-	case <-ctx.Done():
-		return Result{Reason: "gave up waiting for the runtime: " + ctx.Err().Error()}
-	}
+	return c.await(ctx, e, t.C, id)
 }
 
 // Lookup is Find without the Wait bound: it waits for the runtime's
@@ -148,10 +141,17 @@ func (c *Cache) Lookup(ctx context.Context, id, cgroup string) Result {
 	if id == "" {
 		return Result{Reason: "no container id"}
 	}
-	e := c.entry(id, cgroup)
+	return c.await(ctx, c.entry(id, cgroup), nil, id)
+}
+
+// await waits for e's answer, until bound fires (nil: no bound) or ctx
+// ends.
+func (c *Cache) await(ctx context.Context, e *entry, bound <-chan time.Time, id string) Result {
 	select {
 	case <-e.done:
 		return e.res
+	case <-bound:
+		return Result{Reason: fmt.Sprintf("no runtime answered about container %s within %s; the lookup goes on for the next connection", short(id), c.o.Wait)}
 	case <-ctx.Done():
 		return Result{Reason: "gave up waiting for the runtime: " + ctx.Err().Error()}
 	}
