@@ -49,6 +49,10 @@ test_packages=(
 	etcd-server      # the cluster tests' etcd (3.4.23; kube-apiserver 1.30 needs >= 3.4.22), run by the harness, never as a service
 	catatonit        # a static init: the whole content of the cluster's offline pause image
 	conntrack        # the cluster tests read the node namespace's connection tracking (pods are not NATed; failure diagnostics)
+	nftables         # nft: kube-proxy's nftables mode in the cluster tests, and reading the nft rule set in diagnostics
+	rpm              # rpm -qp/--root: the .rpm's file list, scripts, requires and a scratch-root install
+	packer           # packer validate of packaging/packer (Debian's 1.6.6)
+	prometheus       # promtool: the alerting/recording rules' unit tests and the dashboard's PromQL
 )
 
 packages=("${demo_packages[@]}")
