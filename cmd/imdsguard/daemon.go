@@ -82,7 +82,7 @@ func newDaemon(cfg *config.Config, log *slog.Logger) (*daemon, error) {
 	if d.broker, err = newBroker(cfg, d.cache, log); err != nil {
 		return nil, err
 	}
-	d.metrics = metrics.New(metrics.Sources{TokenRefreshes: d.up.TokenPuts, RuleRestores: d.ruleRestores, Cache: d.cache.Stats, Roles: d.broker.Stats})
+	d.metrics = metrics.New(metrics.Sources{TokenRefreshes: d.up.TokenPuts, RuleRestores: d.ruleRestores, Cache: d.cache.Stats, Roles: d.broker.Stats, Rules: d.ruleHealth()})
 	d.who = identity.NewResolver(identity.Options{Log: log, InterfaceFor: d.interfaceFor})
 	if d.rts, err = newRuntimes(cfg.Runtimes, log); err != nil {
 		return nil, err
@@ -190,6 +190,14 @@ func (d *daemon) interfaceFor(a netip.Addr) string {
 		return ""
 	}
 	return d.rules.InterfaceFor(a)
+}
+
+// ruleHealth is the rules' health for the metrics; nil without rules.
+func (d *daemon) ruleHealth() func() []redirect.Health {
+	if d.rules == nil {
+		return nil
+	}
+	return d.rules.Health
 }
 
 func (d *daemon) ruleRestores() uint64 {

@@ -1,6 +1,7 @@
 // Package metrics exposes what imdsguard does to Prometheus: requests by
 // IMDS version, decision, rule and caller class; upstream latency; tokens
-// minted; upstream token refreshes; rule restores; identity lookup
+// minted; upstream token refreshes; rule restores, rules in place and
+// fence rejects (rules.go); identity lookup
 // failures; policy reloads; STS calls and role credentials (roles.go); and IMDSv1 requests by workload, a bounded
 // series that tells, scraped from every node, who still uses IMDSv1
 // across a fleet.
@@ -24,6 +25,7 @@ import (
 
 	"github.com/imdsguard/imdsguard/internal/audit"
 	"github.com/imdsguard/imdsguard/internal/cache"
+	"github.com/imdsguard/imdsguard/internal/redirect"
 	"github.com/imdsguard/imdsguard/internal/sts"
 )
 
@@ -33,6 +35,9 @@ type Sources struct {
 	RuleRestores   func() uint64      // rules restored after an outside deletion (redirect.Rules.Restores)
 	Cache          func() cache.Stats // what the metadata cache did (cache.Cache.Stats); nil: no cache
 	Roles          func() sts.Stats   // what the STS broker did (sts.Broker.Stats); nil: none
+	// Rules is the redirect rules' health per family (redirect.Rules.Health);
+	// nil: the daemon installs no rules.
+	Rules func() []redirect.Health
 }
 
 // Metrics holds the collectors.
@@ -88,6 +93,9 @@ func New(src Sources) *Metrics {
 	}
 	if src.Roles != nil {
 		m.reg.MustRegister(rolesCollector{src.Roles})
+	}
+	if src.Rules != nil {
+		m.reg.MustRegister(rulesCollector{src.Rules})
 	}
 	return m
 }

@@ -73,6 +73,7 @@ func openBackend(name string, cfg Config, log *slog.Logger) (string, []familyRun
 // set, moving a rule to the top in one step, dropping a table.
 type xtables struct {
 	*iptables.IPTables
+	fam           family
 	save, restore string
 	dropTables    bool // nf_tables: a table can be deleted
 }
@@ -91,7 +92,7 @@ func newXtables(backend string, f family) (*xtables, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redirect: %s: %w", path, err)
 	}
-	x := &xtables{IPTables: ipt, dropTables: backend == "nft"}
+	x := &xtables{IPTables: ipt, fam: f, dropTables: backend == "nft"}
 	if x.save, err = findTool(t.save); err != nil {
 		return nil, err
 	}
@@ -120,6 +121,27 @@ func findTool(name string) (string, error) {
 // and creates none (legacy reads /proc/net/ip{,6}_tables_names).
 func (x *xtables) Save() (string, error) {
 	return run(x.save, nil)
+}
+
+// Stamp: nf_tables' generation (exact), or the headers of the legacy
+// tables (stamp_linux.go).
+func (x *xtables) Stamp() (stamp, error) {
+	if !x.dropTables {
+		v, err := legacyStamp(x.fam)
+		return stamp{value: v}, err
+	}
+	gen, by, err := nftGeneration()
+	return stamp{value: fmt.Sprintf("nft generation %d", gen), exact: true, by: by}, err
+}
+
+// TableExists asks nf_tables, or reads the legacy table list; neither
+// creates the table.
+func (x *xtables) TableExists(table string) (bool, error) {
+	if x.dropTables {
+		return nftTableExists(x.fam, table)
+	}
+	names, err := legacyTables(x.fam)
+	return names[table], err
 }
 
 // CanDropTables: only nf_tables tables can be deleted.

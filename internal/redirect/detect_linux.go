@@ -3,6 +3,7 @@ package redirect
 import (
 	"fmt"
 	"log/slog"
+	"math/bits"
 )
 
 // detectBackend picks the iptables backend the way kube-proxy's
@@ -16,6 +17,10 @@ import (
 // absent backend: guessing could put rules into a second backend beside the
 // first one's.
 func detectBackend(log *slog.Logger) (string, error) {
+	if empty, err := legacyEmpty(); err == nil && empty {
+		log.Info("iptables backend detected", "backend", "nft", "legacy_rules", 0)
+		return "nft", nil
+	}
 	type count struct{ rules, ours int }
 	counts := map[string]*count{}
 	for name, fams := range backendTools {
@@ -43,4 +48,29 @@ func detectBackend(log *slog.Logger) (string, error) {
 		log.Warn("imdsguard chains exist in both iptables backends; remove the stale ones with the other backend")
 	}
 	return pick, nil
+}
+
+// legacyEmpty reports whether no x_tables table of either family holds a
+// rule or a user chain, read from the tables' headers alone (an empty
+// table has one entry per built-in chain and a terminator): then the
+// choice is nft whatever nf_tables holds, known without running either
+// save tool, which on a node with tens of thousands of rules would cost
+// most of a second at every start and every `rules status`.
+func legacyEmpty() (bool, error) {
+	for _, f := range []family{familyV4, familyV6} {
+		names, err := legacyTables(f)
+		if err != nil {
+			return false, err
+		}
+		for name := range names {
+			info, err := legacyTableInfo(f, name)
+			if err != nil {
+				return false, err
+			}
+			if info.NumEntries > uint32(bits.OnesCount32(info.ValidHooks))+1 {
+				return false, nil
+			}
+		}
+	}
+	return true, nil
 }

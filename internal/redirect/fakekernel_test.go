@@ -569,8 +569,8 @@ func TestKeepRestores(t *testing.T) {
 // the reference must not become the reference: the next check restores it.
 func TestKeepRaceAfterInstall(t *testing.T) {
 	h := newFakeHost(t, "nft", DefaultConfig())
-	h.v4.beforeSave = func(n int) {
-		if n == 2 { // Install: 1 = before writing, 2 = the reference
+	h.v4.beforeStamp = func(n int) {
+		if n == 1 { // Install: the reference's reading (nothing to verify before the writes)
 			h.v4.deleteRuleContaining("nat", "OUTPUT", "-j "+ChainOut)
 		}
 	}
@@ -587,31 +587,36 @@ func TestKeepRaceAfterInstall(t *testing.T) {
 	}
 }
 
-func TestInSave(t *testing.T) {
+func TestReadingComplete(t *testing.T) {
 	h := newFakeHost(t, "legacy", DefaultConfig())
 	plans := plan(familyV4, goldenParams)
-	if inSave(h.v4.save(), plans) {
+	complete := func() bool {
+		rd, err := read(h.v4, plans)
+		must(t, err)
+		return rd.complete(plans)
+	}
+	if complete() {
 		t.Error("empty rule set reported complete")
 	}
 	must(t, h.r.Install(context.Background()))
-	if !inSave(h.v4.save(), plans) {
+	if !complete() {
 		t.Errorf("installed rule set reported incomplete:\n%s", h.v4.save())
 	}
 	for _, damage := range []func(){
 		func() { h.v4.flushChain("filter", ChainFwd) },
 		func() { h.v4.deleteRuleContaining("nat", "PREROUTING", ChainPre) },
 		func() { h.v4.addForeign("nat", ChainOut, "-j RETURN") },
-		func() { h.v4.insertForeign("nat", "PREROUTING", "-j KUBE-SERVICES") },
 	} {
 		must(t, h.r.Install(context.Background()))
 		damage()
-		if inSave(h.v4.save(), plans) {
+		if complete() {
 			t.Errorf("damaged rule set reported complete:\n%s", h.v4.save())
 		}
 	}
 }
 
-// While nothing changes, a check costs one read per family and no writes.
+// While nothing changes, a check costs one stamp per family: no rule is
+// read, nothing written.
 func TestKeepCheckIsCheap(t *testing.T) {
 	h := newFakeHost(t, "nft", DefaultConfig())
 	stop := runKeep(t, h.r)
@@ -626,8 +631,8 @@ func TestKeepCheckIsCheap(t *testing.T) {
 			t.Fatal("no checks ran")
 		}
 		for _, c := range calls {
-			if c != "Save /" {
-				t.Errorf("check did %q; want only one Save per tick", c)
+			if c != "Stamp /" {
+				t.Errorf("check did %q; want only one Stamp per tick", c)
 			}
 		}
 	}

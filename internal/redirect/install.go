@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"strings"
 )
 
@@ -19,13 +20,16 @@ func (r *Rules) Install(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		fixed, err := r.ensureFamily(fr)
+		fixed, verified, err := r.ensureFamily(fr)
 		if err != nil {
 			return err
 		}
 		if len(fixed) > 0 {
 			r.log.Info("installed rules", "family", fr.fam.Name, "pieces", fixed)
 			r.dropDirectFlows(fr.fam)
+		}
+		if verified && len(fixed) == 0 {
+			continue
 		}
 		if err := r.snapshot(fr); err != nil {
 			return err
@@ -37,24 +41,63 @@ func (r *Rules) Install(ctx context.Context) error {
 	return nil
 }
 
-// snapshot records ourLines of fr as Keep's reference, but only when that
-// read shows every piece in place: something deleted from outside between
-// the install and this read must not become the reference (Keep would never
+// snapshot records fr's reading as Keep's reference, but only when it
+// shows every piece in place: something deleted from outside between the
+// install and this read must not become the reference (Keep would never
 // restore it). Without a reference the next check restores. The reference
 // is the verified picture of the rules: Keep compares with it, and
-// ensureFamily takes lines equal to it as checked (state.go).
+// ensureFamily takes a reading equal to it as checked (state.go).
 func (r *Rules) snapshot(fr familyRunner) error {
-	save, err := fr.ipt.Save()
+	st, stErr := fr.ipt.Stamp()
+	plans := plan(fr.fam, r.params)
+	rd, err := read(fr.ipt, plans)
 	if err != nil {
-		delete(r.snap, fr.fam.Name)
+		r.forget(fr.fam)
 		return fmt.Errorf("read %s rules: %w", fr.fam.Name, err)
 	}
-	if !inSave(save, plan(fr.fam, r.params)) {
-		delete(r.snap, fr.fam.Name)
+	if !rd.complete(plans) || !r.placedAll(fr, rd, plans) {
+		r.forget(fr.fam)
 		return nil
 	}
-	r.snap[fr.fam.Name] = ourLines(save)
+	r.snap[fr.fam.Name] = rd.lines(plans)
+	r.looked(fr.fam, st, stErr)
 	return nil
+}
+
+// verify reports whether fr's rules are exactly the reference, every jump
+// well placed: one targeted read, nothing written. When they are, it
+// records the stamp taken before the read, so that Keep reads again only
+// after something changed.
+func (r *Rules) verify(fr familyRunner) (bool, error) {
+	ref, ok := r.snap[fr.fam.Name]
+	if !ok {
+		return false, nil
+	}
+	st, stErr := fr.ipt.Stamp()
+	plans := plan(fr.fam, r.params)
+	rd, err := read(fr.ipt, plans)
+	if err != nil {
+		return false, fmt.Errorf("read %s rules: %w", fr.fam.Name, err)
+	}
+	if !slices.Equal(rd.lines(plans), ref) || !rd.complete(plans) || !r.placedAll(fr, rd, plans) {
+		return false, nil
+	}
+	r.looked(fr.fam, st, stErr)
+	return true, nil
+}
+
+// placedAll reports whether every jump of plans is well placed in rd
+// (place); a jump accepted below someone else's rules is logged once per
+// such arrangement.
+func (r *Rules) placedAll(fr familyRunner, rd reading, plans []chainPlan) bool {
+	for _, c := range plans {
+		p := place(fr.ipt, rd[c.Table+"/"+c.Hook], c, fr.fam, r.params.Mark)
+		if !p.ok {
+			return false
+		}
+		r.noteBelow(fr.fam, c, p)
+	}
+	return true
 }
 
 // dropDirectFlows deletes the conntrack entries of metadata connections
@@ -75,45 +118,46 @@ func (r *Rules) dropDirectFlows(f family) {
 }
 
 // ensureFamily installs what is missing in one family and returns what it
-// had to fix, as "table/chain piece" strings (empty when all was in place).
+// had to fix, as "table/chain piece" strings (empty when all was in place),
+// and whether it found the rules equal to the verified reference (then
+// nothing was checked rule by rule, and no snapshot is needed).
 // The landing address goes in first, so that no DNAT points nowhere.
-func (r *Rules) ensureFamily(fr familyRunner) ([]string, error) {
-	fixed, err := ensureLanding(r.lo, fr.fam, r.params)
+func (r *Rules) ensureFamily(fr familyRunner) (fixed []string, verified bool, err error) {
+	fixed, err = ensureLanding(r.lo, fr.fam, r.params)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	save, err := fr.ipt.Save()
-	if err != nil {
-		return fixed, fmt.Errorf("install %s: read rules: %w", fr.fam.Name, err)
-	}
-	if r.unchanged(fr, save) {
-		return fixed, nil // byte-identical to what a full check verified
+	if ok, err := r.verify(fr); err == nil && ok {
+		return fixed, true, nil // identical to what a full check verified
 	}
 	if fr.ipt.CanDropTables() {
-		have := savedTables(save)
 		for _, t := range tables() {
-			if have[t] {
+			have, err := fr.ipt.TableExists(t)
+			if err != nil {
+				return fixed, false, fmt.Errorf("install %s: table %s: %w", fr.fam.Name, t, err)
+			}
+			if have {
 				continue
 			}
 			if err := fr.ipt.NewChain(t, ChainMadeTable); err != nil {
-				return nil, fmt.Errorf("install %s %s/%s: %w", fr.fam.Name, t, ChainMadeTable, err)
+				return nil, false, fmt.Errorf("install %s %s/%s: %w", fr.fam.Name, t, ChainMadeTable, err)
 			}
 			fixed = append(fixed, t+" table")
 		}
 	}
 	for _, c := range plan(fr.fam, r.params) {
-		f, err := ensureChain(fr.ipt, c)
+		f, err := ensureChain(fr.ipt, c, fr.fam, r.params.Mark)
 		if err != nil {
-			return fixed, fmt.Errorf("install %s %s/%s: %w", fr.fam.Name, c.Table, c.Name, err)
+			return fixed, false, fmt.Errorf("install %s %s/%s: %w", fr.fam.Name, c.Table, c.Name, err)
 		}
 		fixed = append(fixed, f...)
 	}
-	return fixed, nil
+	return fixed, false, nil
 }
 
 // ensureChain makes c exist, hold exactly its rules in order, and be jumped
 // to from its hook; it returns the pieces it had to fix.
-func ensureChain(ipt runner, c chainPlan) ([]string, error) {
+func ensureChain(ipt runner, c chainPlan, f family, mark uint32) ([]string, error) {
 	var fixed []string
 	where := c.Table + "/" + c.Name
 	ok, err := ipt.ChainExists(c.Table, c.Name)
@@ -135,28 +179,31 @@ func ensureChain(ipt runner, c chainPlan) ([]string, error) {
 		}
 		fixed = append(fixed, where+" rules")
 	}
-	f, err := ensureJumpFirst(ipt, c)
-	return append(fixed, f...), err
+	fx, err := ensureJumpPlaced(ipt, c, f, mark)
+	return append(fixed, fx...), err
 }
 
-// ensureJumpFirst makes c's jump the first rule of its hook: inserted there
-// when missing, moved there (in one step) when something was put before it
-// (kube-proxy, Calico or dockerd inserting their own jumps at the top).
-func ensureJumpFirst(ipt runner, c chainPlan) ([]string, error) {
-	pos, _, err := jumpPosition(ipt, c)
-	switch {
-	case err != nil:
+// ensureJumpPlaced makes c's jump the first rule of its hook, or leaves it
+// below rules that provably cannot touch metadata traffic (above.go):
+// inserted at the top when missing, moved there in one step when something
+// that could touch metadata traffic was put before it.
+func ensureJumpPlaced(ipt runner, c chainPlan, f family, mark uint32) ([]string, error) {
+	listing, err := ipt.List(c.Table, c.Hook)
+	if err != nil {
 		return nil, fmt.Errorf("check jump from %s: %w", c.Hook, err)
-	case pos == 0:
+	}
+	p := place(ipt, ruleLines(listing), c, f, mark)
+	switch {
+	case p.pos == 0:
 		if err := ipt.Insert(c.Table, c.Hook, 1, c.Jump.Spec()...); err != nil {
 			return nil, fmt.Errorf("jump from %s: %w", c.Hook, err)
 		}
 		return []string{c.Table + "/" + c.Hook + " jump"}, nil
-	case pos > 1:
+	case !p.ok:
 		if err := ipt.MoveFirst(c.Table, c.Hook, c.Jump.Spec()...); err != nil {
 			return nil, fmt.Errorf("move the jump from %s to position 1: %w", c.Hook, err)
 		}
-		return []string{fmt.Sprintf("%s/%s jump moved to position 1 (was %d)", c.Table, c.Hook, pos)}, nil
+		return []string{fmt.Sprintf("%s/%s jump moved to position 1 (was %d, below %s)", c.Table, c.Hook, p.pos, p.why)}, nil
 	}
 	return nil, nil
 }

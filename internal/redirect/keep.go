@@ -9,11 +9,14 @@ import (
 // that it stands on its own; after the daemon's own Install (which runs
 // first so that a start without the rules fails before any listener opens)
 // that is a no-op: one read of each family's rules, nothing written. Then
-// every r.every (750 ms) reads each family's rule set once (iptables-save)
-// and, when the imdsguard lines differ from what Install left (an outside
-// `iptables -t nat -F`, a flushed chain, a deleted jump, a rule put before
-// a jump, a firewalld reload) or a landing address is gone from lo,
-// restores what is missing, logs it and counts it (Restores).
+// every r.every (250 ms) asks for each family's stamp (nf_tables'
+// generation: one netlink request, no rule read); only when it changed does
+// it read imdsguard's chains and their hooks (targeted, verify.go), and
+// when they differ from what Install left (an outside `iptables -t nat -F`,
+// a flushed chain, a deleted jump, a rule that could touch metadata traffic
+// put before a jump, a firewalld reload) or a landing address is gone from
+// lo, it restores what is missing, logs it once per episode and counts it
+// (Restores).
 // It also follows the container interfaces through netlink and logs those
 // that appear or vanish. When ctx ends the rules stay (KeepOnExit: fail
 // closed) or are removed.
@@ -52,21 +55,26 @@ func (r *Rules) Keep(ctx context.Context) error {
 	}
 }
 
-// check compares each family's imdsguard lines with the snapshot, and
-// looks for its landing address on lo; it restores the family when either
-// differs.
+// check looks at each family: when its stamp (runner.go) shows no change
+// since the rules were last verified and its landing address is on lo,
+// that is all; otherwise one targeted read compares the rules with the
+// reference, and the family is restored when they differ.
 func (r *Rules) check() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, fr := range r.active {
-		save, err := fr.ipt.Save()
+		if r.fresh(fr) && r.landingThere(fr.fam) {
+			continue
+		}
+		ok, err := r.verify(fr)
 		if err != nil {
 			r.log.Warn("cannot read rules", "family", fr.fam.Name, "err", err)
 			continue
 		}
-		if r.unchanged(fr, save) && r.landingThere(fr.fam) {
+		if ok && r.landingThere(fr.fam) {
 			continue
 		}
+		r.setInPlace(fr.fam, false)
 		r.restore(fr)
 	}
 }
@@ -86,19 +94,18 @@ func (r *Rules) landingThere(f family) bool {
 	return !landingMissing(f, r.params, have)
 }
 
-// restore reinstalls one family and records the new snapshot; it counts a
-// restore when something had to be put back.
+// restore reinstalls one family and records the new reference; it counts
+// a restore when something had to be put back.
 func (r *Rules) restore(fr familyRunner) {
 	start := time.Now()
-	fixed, err := r.ensureFamily(fr)
+	st, _ := fr.ipt.Stamp() // who changed the rules, for the log
+	fixed, _, err := r.ensureFamily(fr)
 	if err != nil {
 		r.log.Error("restoring rules failed; retrying at the next check", "family", fr.fam.Name, "fixed", fixed, "err", err)
 		return
 	}
 	if len(fixed) > 0 {
-		n := r.restores.Add(1)
-		r.log.Warn("restored rules deleted from outside", "family", fr.fam.Name, "fixed", fixed,
-			"took", time.Since(start).String(), "restores", n)
+		r.noteRestore(fr.fam, fixed, time.Since(start), st.by)
 		r.dropDirectFlows(fr.fam)
 	}
 	if err := r.snapshot(fr); err != nil {

@@ -118,8 +118,8 @@ func keepDamages(backend string) []damage {
 		}},
 	}
 	damages = append(damages,
-		damage{"iptables -t nat -I PREROUTING 1 (a rule before the jump)", [][]string{{v4, "-t", "nat", "-I", "PREROUTING", "1", "-p", "udp", "-j", "RETURN"}}},
-		damage{"ip6tables -I FORWARD 1 (a rule before the jump)", [][]string{{v6, "-I", "FORWARD", "1", "-p", "udp", "-j", "ACCEPT"}}},
+		damage{"iptables -t nat -I PREROUTING 1 (a rule before the jump)", [][]string{{v4, "-t", "nat", "-I", "PREROUTING", "1", "-p", "tcp", "-j", "RETURN"}}},
+		damage{"ip6tables -I FORWARD 1 (a rule before the jump)", [][]string{{v6, "-I", "FORWARD", "1", "-p", "tcp", "-j", "ACCEPT"}}},
 		damage{"ip addr del the IPv4 landing address", [][]string{{"ip", "addr", "del", "169.254.254.169/32", "dev", "lo"}}},
 		damage{"ip -6 addr del the IPv6 landing address", [][]string{{"ip", "-6", "addr", "del", "fd69:6d64:7367::254/128", "dev", "lo"}}},
 	)
@@ -199,4 +199,54 @@ func TestRealKeepRemovesOnExit(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Rules put above the jumps that cannot touch metadata traffic (a
+// kube-proxy-like chain of services, a udp rule) stay where they are:
+// no restore, the status is OK, and the rules are found in place.
+func TestRealKeepBelowHarmless(t *testing.T) {
+	for _, backend := range backends {
+		t.Run(backend, func(t *testing.T) {
+			requireBackend(t, backend)
+			ns := netnstest.New(t, "rg-below")
+			v4 := "iptables-" + backend
+			logs := &syncBuffer{}
+			r := newRulesIn(t, ns, Options{Config: DefaultConfig(), Port: testPort, Backend: backend, Log: testLog(t, logs)})
+			stop := keepIn(t, ns, r)
+			ipt(t, ns, v4, "-t", "nat", "-N", "KUBE-SERVICES")
+			ipt(t, ns, v4, "-t", "nat", "-A", "KUBE-SERVICES", "-d", "10.96.0.1/32", "-p", "tcp", "--dport", "443", "-j", "DNAT", "--to-destination", "10.0.0.1:6443")
+			ipt(t, ns, v4, "-t", "nat", "-I", "PREROUTING", "1", "-j", "KUBE-SERVICES")
+			ipt(t, ns, v4, "-t", "nat", "-I", "OUTPUT", "1", "-j", "KUBE-SERVICES")
+			ipt(t, ns, v4, "-t", "filter", "-I", "FORWARD", "1", "-p", "udp", "-j", "ACCEPT")
+			time.Sleep(4 * r.every)
+			if n := r.Restores(); n != 0 {
+				t.Errorf("%d restores below harmless rules:\n%s", n, logs)
+			}
+			st, err := nsStatus(ns, r)
+			if err != nil || !st.OK() {
+				t.Errorf("status (%v):\n%s", err, st)
+			}
+			if !strings.Contains(st.String(), "(position 2 of 2)") {
+				t.Errorf("status does not show the jump's place:\n%s", st)
+			}
+			if !strings.Contains(logs.String(), "leaving the jump below rules that cannot touch metadata traffic") {
+				t.Errorf("not logged:\n%s", logs)
+			}
+			if !r.InPlace()["ipv4"] {
+				t.Error("InPlace says ipv4 rules are missing")
+			}
+			must(t, stop())
+		})
+	}
+}
+
+// nsStatus runs r.Status inside ns.
+func nsStatus(ns string, r *Rules) (Status, error) {
+	var st Status
+	err := netnstest.Do(ns, func() error {
+		var err error
+		st, err = r.Status(context.Background())
+		return err
+	})
+	return st, err
 }

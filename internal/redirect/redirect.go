@@ -39,7 +39,11 @@ type Rules struct {
 	all    []familyRunner // every family this host has: Remove cleans them all
 
 	mu       sync.Mutex          // one install/remove/check at a time
-	snap     map[string][]string // family → ourLines after the last install
+	snap     map[string][]string // family → reading.lines verified by the last full check
+	seen     map[string]seenStamp
+	below    map[string]string   // "family table/hook" → rules above a jump accepted (logged)
+	episodes map[string]*episode // family → the restores of one outside change, repeated
+	inPlace  map[string]*atomic.Bool
 	restores atomic.Uint64
 	handed   atomic.Bool // HandedOver: Keep's end leaves the rules to a successor
 	// statePath is Options.StateFile: the verified references (snap)
@@ -47,6 +51,9 @@ type Rules struct {
 	statePath string
 
 	every time.Duration // Keep's check interval
+	// backstop: with a stamp that is not exact (legacy), Keep reads the
+	// rules at least this often even when the stamp stays the same.
+	backstop time.Duration
 	kernel
 	links linkCache
 
@@ -138,14 +145,19 @@ func newRules(o Options, backend string, fams []familyRunner, k kernel) *Rules {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	r := &Rules{
-		cfg:     o.Config,
-		params:  o.Config.params(o.Port, o.Mark).withLocalRedirect(o.LocalRedirectPort),
-		backend: backend,
-		log:     o.Log.With("component", "redirect", "backend", backend),
-		all:     fams,
-		snap:    map[string][]string{},
-		every:   750 * time.Millisecond,
-		kernel:  k,
+		cfg:      o.Config,
+		params:   o.Config.params(o.Port, o.Mark).withLocalRedirect(o.LocalRedirectPort),
+		backend:  backend,
+		log:      o.Log.With("component", "redirect", "backend", backend),
+		all:      fams,
+		snap:     map[string][]string{},
+		seen:     map[string]seenStamp{},
+		below:    map[string]string{},
+		episodes: map[string]*episode{},
+		inPlace:  map[string]*atomic.Bool{},
+		every:    250 * time.Millisecond,
+		backstop: 30 * time.Second,
+		kernel:   k,
 
 		statePath: o.StateFile,
 	}
@@ -153,6 +165,7 @@ func newRules(o Options, backend string, fams []familyRunner, k kernel) *Rules {
 		for _, fr := range fams {
 			if fr.fam == f {
 				r.active = append(r.active, fr)
+				r.inPlace[f.Name] = new(atomic.Bool)
 			}
 		}
 	}

@@ -3,7 +3,8 @@ package redirect
 // runner is what this package needs from iptables for one address family.
 // The first group is the part of *iptables.IPTables
 // (github.com/coreos/go-iptables) every rule operation goes through; the
-// backend adds what go-iptables lacks (MoveFirst, Save, DropTable). A fake that
+// backend adds what go-iptables lacks (MoveFirst, Save, DropTable, Stamp,
+// TableExists). A fake that
 // keeps real state stands in for it in tests (fake_test.go).
 type runner interface {
 	ChainExists(table, chain string) (bool, error)
@@ -32,6 +33,25 @@ type runner interface {
 	// Remove uses it for tables that Install created, and nothing else.
 	DropTable(table string) error
 	CanDropTables() bool
+
+	// Stamp marks the rule set's state without reading a rule: Keep reads
+	// the rules only when it differs from the stamp of its last look.
+	Stamp() (stamp, error)
+	// TableExists reports whether table exists; asking creates nothing
+	// (a plain -S would create a legacy table).
+	TableExists(table string) (bool, error)
+}
+
+// stamp is a cheap mark of a rule set's state. With exact set (nf_tables'
+// generation, which every committed change increments) equal stamps prove
+// that nothing changed; without (the legacy tables' headers: number of
+// entries, size, hook offsets) a change that keeps every size, such as one
+// rule replaced by another of the same length, could go unseen, so Keep
+// also reads the rules every backstop interval.
+type stamp struct {
+	value string
+	exact bool
+	by    string // the process that made the last change, when known
 }
 
 // familyRunner is the runner of one address family.

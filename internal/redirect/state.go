@@ -30,7 +30,7 @@ import (
 // full check verified.
 
 // stateVersion changes when the meaning of the file does.
-const stateVersion = 1
+const stateVersion = 2 // 2: the lines of a targeted reading (verify.go), not of iptables-save
 
 type stateFile struct {
 	Version  int                    `json:"version"`
@@ -40,7 +40,7 @@ type stateFile struct {
 
 type familyState struct {
 	Plan  string   `json:"plan"`  // planFingerprint of the plan verified
-	Lines []string `json:"lines"` // ourLines after that check
+	Lines []string `json:"lines"` // reading.lines after that check
 }
 
 // planFingerprint identifies family f's plan: every chain, hook, rule and
@@ -132,11 +132,4 @@ func (r *Rules) dropState() error {
 		return err
 	}
 	return nil
-}
-
-// unchanged reports whether save shows family fr's rules exactly as the
-// verified reference has them, every piece of the plan in place.
-func (r *Rules) unchanged(fr familyRunner, save string) bool {
-	ref, ok := r.snap[fr.fam.Name]
-	return ok && slices.Equal(ourLines(save), ref) && inSave(save, plan(fr.fam, r.params))
 }

@@ -14,7 +14,7 @@ import (
 func readsOnly(f *fakeIPT) []string {
 	var other []string
 	for _, c := range f.callsSnapshot() {
-		if !strings.HasPrefix(c, "Save") {
+		if !strings.HasPrefix(c, "Stamp") && !strings.HasPrefix(c, "List") && !strings.HasPrefix(c, "TableExists") {
 			other = append(other, c)
 		}
 	}
@@ -22,7 +22,7 @@ func readsOnly(f *fakeIPT) []string {
 }
 
 // TestStateFileRestart: a daemon restarted over intact rules (same plan,
-// same backend) reads iptables-save and nothing else; any difference from
+// same backend) reads its own chains and their hooks and nothing else; any difference from
 // the verified lines, a new plan or a bad file takes the full check, which
 // repairs; Remove drops the file.
 func TestStateFileRestart(t *testing.T) {

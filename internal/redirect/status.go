@@ -119,14 +119,13 @@ func (r *Rules) Status(ctx context.Context) (Status, error) {
 
 // inspectFamily lists every expected piece of one family with its presence.
 func inspectFamily(fr familyRunner, p params) ([]Item, error) {
-	save, err := fr.ipt.Save()
-	if err != nil {
-		return nil, fmt.Errorf("status %s: read rules: %w", fr.fam.Name, err)
-	}
-	have := savedTables(save)
 	var items []Item
 	for _, c := range plan(fr.fam, p) {
-		its, err := inspectChain(fr.ipt, c, have[c.Table])
+		have, err := fr.ipt.TableExists(c.Table)
+		if err != nil {
+			return items, fmt.Errorf("status %s: table %s: %w", fr.fam.Name, c.Table, err)
+		}
+		its, err := inspectChain(fr.ipt, c, have, fr.fam, p.Mark)
 		for i := range its {
 			its[i].Family = fr.fam.Name
 		}
@@ -139,9 +138,10 @@ func inspectFamily(fr familyRunner, p params) ([]Item, error) {
 }
 
 // inspectChain checks one chain: it exists, holds each rule in its place
-// and nothing else, and is jumped to by the first rule of its hook. With
-// tableExists false nothing is asked (every piece is missing).
-func inspectChain(ipt runner, c chainPlan, tableExists bool) ([]Item, error) {
+// and nothing else, and is jumped to from its hook by a well placed jump
+// (first, or below rules that cannot touch metadata traffic: above.go).
+// With tableExists false nothing is asked (every piece is missing).
+func inspectChain(ipt runner, c chainPlan, tableExists bool, f family, mark uint32) ([]Item, error) {
 	item := func(what string) Item { return Item{Table: c.Table, Chain: c.Name, What: what} }
 	chainIt := item("chain")
 	jumpIt := Item{Table: c.Table, Chain: c.Hook, What: c.Jump.String(), Jump: true}
@@ -157,18 +157,20 @@ func inspectChain(ipt runner, c chainPlan, tableExists bool) ([]Item, error) {
 	if !tableExists {
 		return collect(), nil
 	}
-	var err error
-	if chainIt.Present, err = ipt.ChainExists(c.Table, c.Name); err != nil || !chainIt.Present {
-		return collect(), err // no chain, no jump to it (see removeChain)
-	}
-	if jumpIt.Position, jumpIt.Of, err = jumpPosition(ipt, c); err != nil {
+	listing, err := ipt.List(c.Table, c.Name)
+	switch {
+	case isNotExist(err):
+		return collect(), nil // no chain, no jump to it (see removeChain)
+	case err != nil:
 		return collect(), err
 	}
-	jumpIt.Present = jumpIt.Position == 1
-	listing, err := ipt.List(c.Table, c.Name)
+	chainIt.Present = true
+	hook, err := ipt.List(c.Table, c.Hook)
 	if err != nil {
 		return collect(), err
 	}
+	pl := place(ipt, ruleLines(hook), c, f, mark)
+	jumpIt.Position, jumpIt.Of, jumpIt.Present = pl.pos, pl.of, pl.ok
 	got := ruleLines(listing)
 	onlyIt.Present = len(got) == len(c.Rules)
 	for i, rl := range c.Rules {
