@@ -149,6 +149,10 @@ func TestQueriesParseCatches(t *testing.T) {
 	if err != nil || parsed[0].Error == "" {
 		t.Fatalf("an unclosed parenthesis parsed: %+v %v", parsed, err)
 	}
+	nested := []byte(`{"panels": [{"id": 1, "type": "row", "panels": [{"id": 2, "title": "x", "targets": [{"refId": "A", "expr": "up"}]}]}]}`)
+	if qs, err := Queries(nested); err != nil || len(qs) != 1 || qs[0].Expr != "up" {
+		t.Fatalf("a collapsed row's panel: queries %v, %v", qs, err)
+	}
 	if _, err := (Query{"x", "rate(x[$__range])"}).PromQL(); err == nil {
 		t.Fatal("an undefined variable was accepted")
 	}

@@ -16,17 +16,21 @@ type Query struct {
 	Expr  string // as the file holds it, Grafana's variables in it
 }
 
+// panel is the part of a panel that holds queries; a collapsed row holds
+// its panels.
+type panel struct {
+	ID      int    `json:"id"`
+	Title   string `json:"title"`
+	Targets []struct {
+		RefID string `json:"refId"`
+		Expr  string `json:"expr"`
+	} `json:"targets"`
+	Panels []panel `json:"panels"`
+}
+
 // file is the part of the dashboard JSON that holds queries.
 type file struct {
-	Panels []struct {
-		ID      int    `json:"id"`
-		Type    string `json:"type"`
-		Title   string `json:"title"`
-		Targets []struct {
-			RefID string `json:"refId"`
-			Expr  string `json:"expr"`
-		} `json:"targets"`
-	} `json:"panels"`
+	Panels     []panel `json:"panels"`
 	Templating struct {
 		List []struct {
 			Type  string `json:"type"`
@@ -42,12 +46,7 @@ func Queries(b []byte) ([]Query, error) {
 	if err := json.Unmarshal(b, &f); err != nil {
 		return nil, fmt.Errorf("parse dashboard: %w", err)
 	}
-	var out []Query
-	for _, p := range f.Panels {
-		for _, t := range p.Targets {
-			out = append(out, Query{fmt.Sprintf("panel %d %q target %s", p.ID, p.Title, t.RefID), t.Expr})
-		}
-	}
+	out := panelQueries(f.Panels)
 	for _, v := range f.Templating.List {
 		if v.Type != "query" {
 			continue
@@ -60,6 +59,17 @@ func Queries(b []byte) ([]Query, error) {
 		out = append(out, Query{"variable " + v.Name, m[1]})
 	}
 	return out, nil
+}
+
+func panelQueries(panels []panel) []Query {
+	var out []Query
+	for _, p := range panels {
+		for _, t := range p.Targets {
+			out = append(out, Query{fmt.Sprintf("panel %d %q target %s", p.ID, p.Title, t.RefID), t.Expr})
+		}
+		out = append(out, panelQueries(p.Panels)...)
+	}
+	return out
 }
 
 var labelValues = regexp.MustCompile(`^label_values\((.+), *\w+\)$`)
