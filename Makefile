@@ -27,13 +27,15 @@ tools:
 	scripts/build-tools.sh
 
 # go.mod and go.sum of every module (the main one, tools/, helm's wrapper
-# tools/helm and Kubernetes' wrapper tools/kube) must be what `go mod tidy`
-# makes them; on a difference this prints tidy's diff.
+# tools/helm, Kubernetes' wrapper tools/kube, the PromQL parser's
+# tools/promql) must be what `go mod tidy` makes them; on a difference this
+# prints tidy's diff.
 tidy-check:
 	@$(GO) mod tidy -diff || { echo "tidy-check: go.mod/go.sum are not tidy (see above): run 'go mod tidy'" >&2; exit 1; }
 	@cd tools && $(GO) mod tidy -diff || { echo "tidy-check: tools/go.mod/go.sum are not tidy (see above): run 'cd tools && go mod tidy'" >&2; exit 1; }
 	@cd tools/helm && $(GO) mod tidy -diff || { echo "tidy-check: tools/helm/go.mod/go.sum are not tidy (see above): run 'cd tools/helm && go mod tidy'" >&2; exit 1; }
 	@cd tools/kube && $(GO) mod tidy -diff || { echo "tidy-check: tools/kube/go.mod/go.sum are not tidy (see above): run 'cd tools/kube && go mod tidy'" >&2; exit 1; }
+	@cd tools/promql && $(GO) mod tidy -diff || { echo "tidy-check: tools/promql/go.mod/go.sum are not tidy (see above): run 'cd tools/promql && go mod tidy'" >&2; exit 1; }
 
 # Every test: the tidy check, unit tests (privileged ones run as root, skip
 # otherwise) and the end-to-end tests with real clients against the IMDS mock.
@@ -46,6 +48,7 @@ test: tidy-check deps build
 	cd tools && $(GO) vet ./...
 	$(GO) test -count=1 ./...
 	cd tools && $(GO) test -count=1 -timeout 30m ./...
+	cd tools/promql && $(GO) vet ./... && $(GO) test -count=1 ./...
 
 unit:
 	$(GO) test -count=1 ./...

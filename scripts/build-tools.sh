@@ -56,6 +56,13 @@ build fakeimds ./cmd/fakeimds go.mod go.sum cmd/fakeimds fakeimds httpserve
 build fakests ./cmd/fakests go.mod go.sum cmd/fakests fakests fakeimds httpserve
 build bench ./cmd/bench go.mod go.sum cmd/bench testbed fakeimds fakests ../internal ../go.mod
 build demo ./cmd/demo go.mod go.sum cmd/demo testbed fakeimds fakests ../internal ../go.mod
+# promqlnames: Prometheus's PromQL parser for the dashboard tests, from a
+# module of its own (tools/promql: the Prometheus module would raise the
+# tools module's aws-sdk-go, pinned for bin/imdsclient).
+if wanted promqlnames && stale "$bin/promqlnames" promql; then
+	echo "build-tools: bin/promqlnames"
+	(cd promql && go build -buildvcs=false -o "$bin/promqlnames" .)
+fi
 # A static copy for the client images of the container runtime tests
 # (a busybox root has no libc).
 CGO_ENABLED=0 build imdsclient-static ./cmd/imdsclient go.mod go.sum cmd/imdsclient

@@ -82,7 +82,7 @@ func newDaemon(cfg *config.Config, log *slog.Logger) (*daemon, error) {
 	if d.broker, err = newBroker(cfg, d.cache, log); err != nil {
 		return nil, err
 	}
-	d.metrics = metrics.New(metrics.Sources{TokenRefreshes: d.up.TokenPuts, RuleRestores: d.ruleRestores, Cache: d.cache.Stats, Roles: d.broker.Stats, Rules: d.ruleHealth()})
+	d.metrics = metrics.New(metrics.Sources{TokenRefreshes: d.up.TokenPuts, TokenFailures: d.up.TokenPutFailures, RuleRestores: d.ruleRestores, Cache: d.cache.Stats, Roles: d.broker.Stats, Rules: d.ruleHealth()})
 	d.who = identity.NewResolver(identity.Options{Log: log, InterfaceFor: d.interfaceFor})
 	if d.rts, err = newRuntimes(cfg.Runtimes, log); err != nil {
 		return nil, err

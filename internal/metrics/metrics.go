@@ -1,7 +1,7 @@
 // Package metrics exposes what imdsguard does to Prometheus: requests by
 // IMDS version, decision, rule and caller class; upstream latency; tokens
-// minted; upstream token refreshes; rule restores, rules in place and
-// fence rejects (rules.go); identity lookup
+// minted; upstream token refreshes and their failures; rule restores,
+// rules in place and fence rejects (rules.go); identity lookup
 // failures; policy reloads; STS calls and role credentials (roles.go); and IMDSv1 requests by workload, a bounded
 // series that tells, scraped from every node, who still uses IMDSv1
 // across a fleet.
@@ -32,6 +32,7 @@ import (
 // Sources are counters kept elsewhere, read when Prometheus scrapes.
 type Sources struct {
 	TokenRefreshes func() uint64      // upstream token PUTs (upstream.Client.TokenPuts)
+	TokenFailures  func() uint64      // upstream token PUTs that failed (upstream.Client.TokenPutFailures)
 	RuleRestores   func() uint64      // rules restored after an outside deletion (redirect.Rules.Restores)
 	Cache          func() cache.Stats // what the metadata cache did (cache.Cache.Stats); nil: no cache
 	Roles          func() sts.Stats   // what the STS broker did (sts.Broker.Stats); nil: none
@@ -86,6 +87,7 @@ func New(src Sources) *Metrics {
 	}
 	m.reg.MustRegister(m.requests, m.upstream, m.minted, m.identity, m.reloads, m.v1,
 		counterFunc("imdsguard_upstream_token_refreshes_total", "IMDSv2 session token PUTs sent to IMDS.", src.TokenRefreshes),
+		counterFunc("imdsguard_upstream_token_failures_total", "IMDSv2 session token PUTs that failed: no answer, a status other than 200, or no usable token.", src.TokenFailures),
 		counterFunc("imdsguard_rule_restores_total", "Redirect rules restored after something outside deleted them.", src.RuleRestores),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if src.Cache != nil {

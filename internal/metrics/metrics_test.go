@@ -22,7 +22,7 @@ func scrape(t *testing.T, m *Metrics) string {
 }
 
 func TestCounts(t *testing.T) {
-	m := New(Sources{TokenRefreshes: func() uint64 { return 3 }, RuleRestores: func() uint64 { return 2 }})
+	m := New(Sources{TokenRefreshes: func() uint64 { return 3 }, TokenFailures: func() uint64 { return 1 }, RuleRestores: func() uint64 { return 2 }})
 	host := &identity.Caller{}
 	cont := &identity.Caller{Class: identity.Container}
 	m.Observe(&audit.Event{Caller: host, Method: "GET", Version: audit.V1, Decision: audit.Allow, Rule: "root", Status: 200, Upstream: 2 * time.Millisecond})
@@ -49,6 +49,7 @@ func TestCounts(t *testing.T) {
 		`imdsguard_policy_reloads_total{result="ok"} 1`,
 		`imdsguard_policy_reloads_total{result="failed"} 2`,
 		`imdsguard_upstream_token_refreshes_total 3`,
+		`imdsguard_upstream_token_failures_total 1`,
 		`imdsguard_rule_restores_total 2`,
 		`go_goroutines`,
 	} {

@@ -303,6 +303,9 @@ func TestPutFailureBacksOff(t *testing.T) {
 		if m := f.maxPuts.Load(); m != 1 {
 			t.Fatalf("%d PUTs in flight at once, want 1", m)
 		}
+		if n := c.TokenPutFailures(); n != uint64(f.puts.Load()) {
+			t.Fatalf("%d failed PUTs counted of %d sent, all refused", n, f.puts.Load())
+		}
 		// Fail until the back-off is longer than a budget: a caller then
 		// fails at once, sending nothing.
 		for c.backoffLeft() <= FetchTimeout {
@@ -318,12 +321,15 @@ func TestPutFailureBacksOff(t *testing.T) {
 		}
 		f.putCode.Store(0)
 		time.Sleep(c.backoffLeft())
-		before = f.puts.Load()
+		before, fails := f.puts.Load(), c.TokenPutFailures()
 		if code, _ := fetchBody(t, c); code != 200 {
 			t.Fatalf("after the backoff: %d, want 200", code)
 		}
 		if n := f.puts.Load() - before; n != 1 {
 			t.Fatalf("after the backoff: %d PUTs, want 1", n)
+		}
+		if n := c.TokenPutFailures(); n != fails {
+			t.Fatalf("a PUT that succeeded counted as failed: %d failures, were %d", n, fails)
 		}
 	})
 }

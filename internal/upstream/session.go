@@ -62,7 +62,8 @@ type session struct {
 	refusedUntil time.Time // no replacement of a refused token before this
 	refusing     atomic.Bool
 
-	puts atomic.Uint64 // token PUTs sent, for metrics and tests
+	puts     atomic.Uint64 // token PUTs sent, for metrics and tests
+	putFails atomic.Uint64 // token PUTs that failed (error or not 200), for metrics
 }
 
 type flight struct {
@@ -163,6 +164,7 @@ func (s *session) run(f *flight) {
 	f.tok, f.err = tok, err
 	close(f.done)
 	if err != nil {
+		s.putFails.Add(1)
 		s.failed++
 		s.lastErr = err
 		wait := jitter(backoff(s.failed, minBackoff, maxBackoff))
@@ -246,3 +248,7 @@ func (c *Client) putToken(ctx context.Context, ttl time.Duration) (string, error
 
 // TokenPuts is the number of token PUTs sent upstream so far.
 func (c *Client) TokenPuts() uint64 { return c.session.puts.Load() }
+
+// TokenPutFailures is the number of token PUTs that failed so far: no
+// answer, a status other than 200, or no usable token.
+func (c *Client) TokenPutFailures() uint64 { return c.session.putFails.Load() }

@@ -127,6 +127,7 @@ func TestMetricsCountRequests(t *testing.T) {
 		`imdsguard_cache_reads_total{outcome="hit"}`:  4,
 		`imdsguard_upstream_latency_seconds_count`:    1,
 		`imdsguard_upstream_token_refreshes_total`:    1,
+		`imdsguard_upstream_token_failures_total`:     0,
 		`imdsguard_rule_restores_total`:               0,
 		`imdsguard_policy_reloads_total`:              -1, // no reload: not exported yet
 	} {
