@@ -41,8 +41,12 @@ func proxyAnswers(ctx context.Context, p Probes) Result {
 
 // tokensRequired: IMDS itself must answer an unauthenticated IMDSv1 GET
 // with 401; otherwise anything that gets around imdsguard reads IMDS freely.
-func tokensRequired(ctx context.Context, p Probes, instanceID string) Result {
-	r := Result{Name: "IMDS itself rejects IMDSv1 without a token (http-tokens required)"}
+// It returns IMDS's status too (0 when it did not answer) and the
+// instance id it saw.
+func tokensRequired(ctx context.Context, p Probes, instanceID string) (redirectedResult, int) {
+	var rr redirectedResult
+	r := &rr.Result
+	r.Name = "IMDS itself rejects IMDSv1 without a token (http-tokens required)"
 	status, body, err := p.Direct(ctx, instanceIDPath)
 	switch {
 	case err != nil:
@@ -54,13 +58,17 @@ func tokensRequired(ctx context.Context, p Probes, instanceID string) Result {
 		if instanceID == "" {
 			instanceID = strings.TrimSpace(body)
 		}
+		rr.instanceID = instanceID
 		r.Detail = "IMDS answered 200: the instance still serves IMDSv1 (http-tokens optional)"
+		r.Fix = fixTokens(instanceID)
+	case status == http.StatusForbidden:
+		r.Detail = "IMDS answered 403: it refuses every request (its endpoint is disabled, see that check), so whether it requires tokens cannot be seen"
 		r.Fix = fixTokens(instanceID)
 	default:
 		r.Detail = fmt.Sprintf("IMDS answered %d, not 401", status)
 		r.Fix = fixTokens(instanceID)
 	}
-	return r
+	return rr, status
 }
 
 func fixTokens(instanceID string) string {

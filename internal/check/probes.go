@@ -48,6 +48,9 @@ type System struct {
 	// RuntimeClients are the configured runtimes (runtimes:), each with
 	// the client the daemon looks containers up with.
 	RuntimeClients []RuntimeClient
+	// TagsAllowedTo names who the policy lets read the instance's tags
+	// (MetadataOptions.TagsAllowedTo).
+	TagsAllowedTo []string
 }
 
 var _ Probes = System{}
@@ -215,7 +218,10 @@ func (s System) Proxy(ctx context.Context) (int, error) {
 	return status, err
 }
 
+// Direct is bounded by DirectTimeout, as MetadataOptions' requests.
 func (s System) Direct(ctx context.Context, path string) (int, string, error) {
+	ctx, cancel := context.WithTimeout(ctx, DirectTimeout)
+	defer cancel()
 	return get(ctx, upstream.NewTransport(s.Mark), s.Upstream+path)
 }
 
