@@ -49,6 +49,9 @@ func tokensRequired(ctx context.Context, p Probes, instanceID string) (redirecte
 	r.Name = "IMDS itself rejects IMDSv1 without a token (http-tokens required)"
 	status, body, err := p.Direct(ctx, instanceIDPath)
 	switch {
+	case err != nil && (DirectAnswer{Sent: true, Err: err}).timedOut():
+		r.Detail = fmt.Sprintf("IMDS did not answer an IMDSv1 GET within %s: whether it requires tokens cannot be seen", DirectTimeout)
+		r.Fix = "see the endpoint check"
 	case err != nil:
 		r.Detail = "cannot reach IMDS directly: " + err.Error()
 		r.Fix = "run imdsguard check as root (the direct probe needs the daemon's firewall mark); check upstream.url"

@@ -132,7 +132,7 @@ func endpoint(o MetadataOptions, redirected Result, instanceID string) Result {
 func callersSee(redirected Result) string {
 	d := redirected.Detail
 	if strings.HasPrefix(d, "answered ") {
-		return d + " (an IMDSv1 GET through the redirect; imdsguard passes IMDS's refusal on, or answers 502, or 504 when IMDS did not answer in time)"
+		return d + " to an IMDSv1 GET through the redirect (imdsguard answers 502 when IMDS refuses its requests, 504 when IMDS does not answer in time; a caller's token PUT is still answered by imdsguard itself)"
 	}
 	return d
 }

@@ -40,6 +40,8 @@ func TestMetadataOptions(t *testing.T) {
 			"--http-endpoint enabled"}, nil},
 		{"endpoint unreachable", func(f *fake) { f.options.Token = DirectAnswer{Sent: true, Err: errors.New("operation not permitted")} },
 			endpointName, false, "FAIL", []string{"cannot reach IMDS directly: operation not permitted", "as root"}, []string{"--http-endpoint enabled"}},
+		{"tokens check on a silent endpoint", func(f *fake) { f.directErr = errTimeout }, "IMDS itself rejects IMDSv1 without a token (http-tokens required)",
+			false, "FAIL", []string{"IMDS did not answer an IMDSv1 GET within 500ms", "fix: see the endpoint check"}, []string{"as root"}},
 		{"tokens check on a disabled endpoint", func(f *fake) { f.directStatus = 403 }, "IMDS itself rejects IMDSv1 without a token (http-tokens required)",
 			false, "FAIL", []string{"IMDS answered 403: it refuses every request"}, nil},
 

@@ -111,8 +111,12 @@ func TestCheckOptionsTagsHopLimit(t *testing.T) {
 func TestCheckOptionsEndpointDisabled(t *testing.T) {
 	e, h, g := optionsHost(t, true, "-endpoint", "disabled")
 	v1 := c1Status(t, e, h, testbed.IMDSURL(4)+"/latest/meta-data/instance-id")
-	put := c1Status(t, e, h, testbed.IMDSURL(4)+"/latest/api/token", "-X", "PUT", "-H", "X-aws-ec2-metadata-token-ttl-seconds: 60")
-	t.Logf("a caller in c1 through imdsguard, IMDS's endpoint disabled: IMDSv1 GET %d, token PUT %d", v1, put)
+	tok, put := testbed.CurlStatus(e.Run(h.InC1(e.Curl(testbed.IMDSURL(4)+"/latest/api/token", "-X", "PUT", "-H", "X-aws-ec2-metadata-token-ttl-seconds: 60"))))
+	v2 := c1Status(t, e, h, testbed.IMDSURL(4)+"/latest/meta-data/instance-id", "-H", "X-aws-ec2-metadata-token: "+tok)
+	t.Logf("a caller in c1 through imdsguard, IMDS's endpoint disabled: IMDSv1 GET %d, token PUT %d, IMDSv2 GET %d", v1, put, v2)
+	if put != 200 || v2 == 200 {
+		t.Errorf("c1 through imdsguard: token PUT %d (want imdsguard's 200), IMDSv2 GET %d (want a refusal)", put, v2)
+	}
 	out := checkLines(t, e, h, g, false,
 		"FAIL  IMDS's endpoint is enabled (http-endpoint)", "a token PUT got 403 Forbidden", "callers of imdsguard get meanwhile: answered ",
 		"fix: aws ec2 modify-instance-metadata-options --instance-id INSTANCE_ID --http-endpoint enabled",
@@ -127,10 +131,18 @@ func TestCheckOptionsEndpointDisabled(t *testing.T) {
 // endpoint check fails within its bound, the whole check stays quick.
 func TestCheckOptionsEndpointSilent(t *testing.T) {
 	e, h, g := optionsHost(t, true, "-endpoint", "silent")
+	start := time.Now()
+	v1 := c1Status(t, e, h, testbed.IMDSURL(4)+"/latest/meta-data/instance-id")
+	t.Logf("a caller in c1 through imdsguard, IMDS silent: IMDSv1 GET %d after %v", v1, time.Since(start).Round(time.Millisecond))
+	if v1 == 200 {
+		t.Errorf("c1's IMDSv1 GET served with IMDS silent")
+	}
 	checkLines(t, e, h, g, false,
+		"FAIL  IMDS itself rejects IMDSv1", "IMDS did not answer an IMDSv1 GET within 500ms", "fix: see the endpoint check",
 		"FAIL  IMDS's endpoint is enabled (http-endpoint)", "did not answer a token PUT within 500ms",
 		"callers of imdsguard get meanwhile: ", "--http-endpoint enabled",
-		"INFO  IMDS's IPv6 endpoint answers as redirect.ipv6 expects", "not judged: IMDS answers on neither family")
+		"INFO  IMDS's IPv6 endpoint answers as redirect.ipv6 expects", "not judged: IMDS answers on neither family",
+		"callers of imdsguard get meanwhile: answered "+strconv.Itoa(v1))
 }
 
 // TestCheckOptionsIPv6Off: nothing listens on [fd00:ec2::254] while
