@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"github.com/imdsguard/imdsguard/policy"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -174,5 +175,28 @@ func TestCheckOffline(t *testing.T) {
 	put("/etc/imdsguard/imdsguard.yaml", "version: 1\nlisten: {port: nope}\n")
 	if code, out, _ = runCLI(t, "check", "--offline", "--root", root); code != 1 || !strings.Contains(out, "FAIL  the configuration file loads and validates") {
 		t.Errorf("check --offline, bad configuration: exit %d\n%s", code, out)
+	}
+}
+
+// tagsAllowedTo: the rules that, applying, give the instance's tags.
+func TestTagsAllowedTo(t *testing.T) {
+	deny := policy.DefaultConfig()
+	deny.Rules[1].Deny = append(deny.Rules[1].Deny, "/meta-data/tags/**")
+	onlyName := policy.Config{Default: "allow", Rules: []policy.RuleConfig{
+		{Name: "app", Match: &policy.MatchConfig{Users: []string{"1000"}}, Allow: []string{"/meta-data/tags/instance/Name"}},
+		{Name: "none", Match: &policy.MatchConfig{Users: []string{"1001"}}, Allow: []string{"/meta-data/instance-id"}},
+	}}
+	for _, c := range []struct {
+		name string
+		cfg  policy.Config
+		want string
+	}{
+		{"default policy", policy.DefaultConfig(), "rule root, rule others"},
+		{"tags denied to others", deny, "rule root"},
+		{"one tag, default allow", onlyName, "rule app, callers no rule matches (default: allow)"},
+	} {
+		if got := strings.Join(tagsAllowedTo(c.cfg), ", "); got != c.want {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
 	}
 }

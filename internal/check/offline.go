@@ -51,6 +51,14 @@ func (o Offline) Run() Report {
 
 func (o Offline) at(p string) string { return filepath.Join(o.Root, p) }
 
+// systemctl is the command line that acts on Root.
+func (o Offline) systemctl() string {
+	if o.Root == "" || filepath.Clean(o.Root) == "/" {
+		return "systemctl"
+	}
+	return "systemctl --root=" + o.Root
+}
+
 func (o Offline) config() Result {
 	r := Result{Name: "the configuration file loads and validates"}
 	switch {
@@ -70,7 +78,7 @@ func (o Offline) config() Result {
 // names, pointing at an installed unit file.
 func (o Offline) unit(name string) Result {
 	r := Result{Name: name + " is installed and enabled"}
-	fix := "systemctl --root=" + o.Root + " enable " + name + "  (works without a running systemd)"
+	fix := o.systemctl() + " enable " + name + "  (works without a running systemd)"
 	file := o.findUnit(name)
 	if file == "" {
 		r.Detail = name + " is in none of " + strings.Join(unitDirs, ", ")
@@ -79,7 +87,7 @@ func (o Offline) unit(name string) Result {
 	}
 	if dst, err := os.Readlink(o.at(path.Join("/etc/systemd/system", name))); err == nil && dst == "/dev/null" {
 		r.Detail = name + " is masked (/etc/systemd/system/" + name + " -> /dev/null)"
-		r.Fix = "systemctl --root=" + o.Root + " unmask " + name + "; " + fix
+		r.Fix = o.systemctl() + " unmask " + name + "; " + fix
 		return r
 	}
 	targets, err := wantedBy(o.at(file))

@@ -112,3 +112,11 @@ func TestOffline(t *testing.T) {
 		})
 	}
 }
+
+func TestOfflineSystemctl(t *testing.T) {
+	for root, want := range map[string]string{"/": "systemctl", "": "systemctl", "/mnt/img/": "systemctl --root=/mnt/img/"} {
+		if got := (Offline{Root: root}).systemctl(); got != want {
+			t.Errorf("root %q: %q, want %q", root, got, want)
+		}
+	}
+}
