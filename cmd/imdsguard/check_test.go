@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"github.com/imdsguard/imdsguard/policy"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +13,8 @@ import (
 
 	"google.golang.org/grpc"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/imdsguard/imdsguard/policy"
 )
 
 // These run `imdsguard check` with the redirect off, so that nothing is
