@@ -44,8 +44,10 @@ func (a DirectAnswer) describe() string {
 	switch {
 	case !a.Sent:
 		return "not sent"
+	case a.timedOut() && a.Took > 0:
+		return fmt.Sprintf("no answer within %s", a.Took.Round(10*time.Millisecond))
 	case a.timedOut():
-		return fmt.Sprintf("no answer within %s", DirectTimeout)
+		return "no answer"
 	case errors.Is(a.Err, syscall.ECONNREFUSED):
 		return "connection refused"
 	case a.Err != nil:
@@ -115,7 +117,7 @@ func endpoint(o MetadataOptions, redirected Result, instanceID string) Result {
 	case tok.answered() && tok.Status == http.StatusForbidden:
 		r.Detail = "IMDS refuses every request: a token PUT got 403 Forbidden, which IMDS answers when its endpoint is disabled (http-endpoint disabled)"
 	case tok.timedOut():
-		r.Detail = fmt.Sprintf("IMDS did not answer a token PUT within %s: its endpoint is disabled or unreachable from this host", DirectTimeout)
+		r.Detail = "IMDS did not answer a token PUT (" + tok.describe() + "): its endpoint is disabled or unreachable from this host"
 	case tok.Err != nil:
 		r.Detail = "cannot reach IMDS directly: " + tok.Err.Error()
 		r.Fix = "run imdsguard check as root (the direct probe needs the daemon's firewall mark); check upstream.url"

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // The metadata options: each setting as the direct probes see it, and the
@@ -16,7 +17,7 @@ var errTimeout = context.DeadlineExceeded
 
 func TestMetadataOptions(t *testing.T) {
 	disabled := DirectAnswer{Sent: true, Status: 403, Body: "403 - Forbidden"}
-	silent := DirectAnswer{Sent: true, Err: errTimeout}
+	silent := DirectAnswer{Sent: true, Err: errTimeout, Took: 503 * time.Millisecond}
 	for _, c := range []struct {
 		name     string
 		change   func(*fake)
@@ -36,7 +37,7 @@ func TestMetadataOptions(t *testing.T) {
 		{"endpoint silent", func(f *fake) {
 			f.options.Token, f.options.Hop, f.options.Tags = silent, HopProbe{}, DirectAnswer{}
 			f.redirectCode = 504
-		}, endpointName, false, "FAIL", []string{"did not answer a token PUT within 500ms", "callers of imdsguard get meanwhile: answered 504",
+		}, endpointName, false, "FAIL", []string{"IMDS did not answer a token PUT (no answer within 500ms)", "callers of imdsguard get meanwhile: answered 504",
 			"--http-endpoint enabled"}, nil},
 		{"endpoint unreachable", func(f *fake) { f.options.Token = DirectAnswer{Sent: true, Err: errors.New("operation not permitted")} },
 			endpointName, false, "FAIL", []string{"cannot reach IMDS directly: operation not permitted", "as root"}, []string{"--http-endpoint enabled"}},

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imdsguard/imdsguard/internal/netnstest"
 	"github.com/imdsguard/imdsguard/tools/testbed"
 )
 
@@ -14,11 +15,16 @@ import (
 // namespace of a test host, and `imdsguard check`'s lines for them, with
 // the daemon running as on an instance.
 
+// How the IPv6 endpoint is played.
+const (
+	v6On      = "on"      // fakeimds on [fd00:ec2::254]:80 as on the IPv4 address
+	v6Refused = "refused" // nothing listens there: connection refused
+	v6Dropped = "dropped" // the address is gone from the imds namespace: packets to it are dropped, no answer at all
+)
+
 // optionsHost is a host whose IMDS is fakeimds started with args on the
-// IPv4 address, and on the IPv6 one unless v6 is false (the IPv6
-// endpoint off: nothing listens on [fd00:ec2::254]:80), with imdsguard
-// running.
-func optionsHost(t *testing.T, v6 bool, args ...string) (*testbed.Env, *testbed.Host, *testbed.Guard) {
+// IPv4 address, and on the IPv6 one as v6 says, with imdsguard running.
+func optionsHost(t *testing.T, v6 string, args ...string) (*testbed.Env, *testbed.Host, *testbed.Guard) {
 	t.Helper()
 	e := testbed.New(t)
 	e.RequireBins("fakeimds", "imdsguard")
@@ -29,8 +35,11 @@ func optionsHost(t *testing.T, v6 bool, args ...string) (*testbed.Env, *testbed.
 		}
 	}
 	addrs := []string{testbed.IMDSAddr(4)}
-	if v6 {
+	switch v6 {
+	case v6On:
 		addrs = append(addrs, testbed.IMDSAddr(6))
+	case v6Dropped:
+		netnstest.IP(t, h.IMDSNS, "-6", "addr", "del", testbed.IMDSv6+"/128", "dev", "lo")
 	}
 	for _, a := range addrs {
 		p := testbed.StartProc(t, testbed.ProcSpec{Name: "fakeimds " + a, Path: e.Bin("fakeimds"), NS: h.IMDSNS,
@@ -93,7 +102,7 @@ func directPUT(t *testing.T, e *testbed.Env, h *testbed.Host, g *testbed.Guard) 
 // passes; tags are reported off, and the default policy's rules that
 // would give them are named.
 func TestCheckOptionsEnabled(t *testing.T) {
-	e, h, g := optionsHost(t, true, "-hop-limit", "1")
+	e, h, g := optionsHost(t, v6On, "-hop-limit", "1")
 	checkLines(t, e, h, g, true,
 		"PASS  IMDS's endpoint is enabled (http-endpoint)", "IMDS answered a token PUT: 200 in ",
 		"PASS  IMDS's IPv6 endpoint answers as redirect.ipv6 expects", "IMDS answered a token PUT on [fd00:ec2::254]: answered 200",
@@ -111,7 +120,7 @@ func TestCheckOptionsEnabled(t *testing.T) {
 // TestCheckOptionsTagsHopLimit: tags on, hop limit 2: tags reported with
 // their keys; the hop limit a WARN with its fix, the exit still 0.
 func TestCheckOptionsTagsHopLimit(t *testing.T) {
-	e, h, g := optionsHost(t, true, "-tags", "-hop-limit", "2")
+	e, h, g := optionsHost(t, v6On, "-tags", "-hop-limit", "2")
 	checkLines(t, e, h, g, true,
 		"INFO  tags in instance metadata", "on: IMDS lists 2 tag keys (Environment, Name)", "the policy allows tags to rule root, rule others",
 		"WARN  IMDS's token answers stay on this host", "hop limit 2 or more", "gets an IMDSv2 token of its own",
@@ -128,7 +137,7 @@ func TestCheckOptionsTagsHopLimit(t *testing.T) {
 // endpoint check fails with the fix and says what callers get, which is
 // what a caller in c1 gets too.
 func TestCheckOptionsEndpointDisabled(t *testing.T) {
-	e, h, g := optionsHost(t, true, "-endpoint", "disabled")
+	e, h, g := optionsHost(t, v6On, "-endpoint", "disabled")
 	v1 := c1Status(t, e, h, testbed.IMDSURL(4)+"/latest/meta-data/instance-id")
 	tok, put := testbed.CurlStatus(e.Run(h.InC1(e.Curl(testbed.IMDSURL(4)+"/latest/api/token", "-X", "PUT", "-H", "X-aws-ec2-metadata-token-ttl-seconds: 60"))))
 	v2 := c1Status(t, e, h, testbed.IMDSURL(4)+"/latest/meta-data/instance-id", "-H", "X-aws-ec2-metadata-token: "+tok)
@@ -149,7 +158,7 @@ func TestCheckOptionsEndpointDisabled(t *testing.T) {
 // TestCheckOptionsEndpointSilent: IMDS accepts and never answers: the
 // endpoint check fails within its bound, the whole check stays quick.
 func TestCheckOptionsEndpointSilent(t *testing.T) {
-	e, h, g := optionsHost(t, true, "-endpoint", "silent")
+	e, h, g := optionsHost(t, v6On, "-endpoint", "silent")
 	start := time.Now()
 	v1 := c1Status(t, e, h, testbed.IMDSURL(4)+"/latest/meta-data/instance-id")
 	t.Logf("a caller in c1 through imdsguard, IMDS silent: IMDSv1 GET %d after %v", v1, time.Since(start).Round(time.Millisecond))
@@ -158,7 +167,7 @@ func TestCheckOptionsEndpointSilent(t *testing.T) {
 	}
 	checkLines(t, e, h, g, false,
 		"FAIL  IMDS itself rejects IMDSv1", "IMDS did not answer an IMDSv1 GET within 500ms", "fix: see the endpoint check",
-		"FAIL  IMDS's endpoint is enabled (http-endpoint)", "did not answer a token PUT within 500ms",
+		"FAIL  IMDS's endpoint is enabled (http-endpoint)", "IMDS did not answer a token PUT (no answer within ",
 		"callers of imdsguard get meanwhile: ", "--http-endpoint enabled",
 		"INFO  IMDS's IPv6 endpoint answers as redirect.ipv6 expects", "not judged: IMDS answers on neither family",
 		"callers of imdsguard get meanwhile: answered "+strconv.Itoa(v1))
@@ -168,7 +177,7 @@ func TestCheckOptionsEndpointSilent(t *testing.T) {
 // redirect.ipv6 is on: a WARN with both fixes; a caller in c1 is served
 // over IPv6 all the same, by imdsguard from IMDS's IPv4 endpoint.
 func TestCheckOptionsIPv6Off(t *testing.T) {
-	e, h, g := optionsHost(t, false)
+	e, h, g := optionsHost(t, v6Refused)
 	checkLines(t, e, h, g, true,
 		"WARN  IMDS's IPv6 endpoint answers as redirect.ipv6 expects (http-protocol-ipv6)",
 		"IMDS does not answer on [fd00:ec2::254] (connection refused) while IPv4 answers",
@@ -177,6 +186,17 @@ func TestCheckOptionsIPv6Off(t *testing.T) {
 	if s := c1Status(t, e, h, testbed.IMDSURL(6)+"/latest/meta-data/instance-id"); s != 200 {
 		t.Errorf("c1's IMDSv1 GET to [fd00:ec2::254] through imdsguard: %d, want 200 (served from IPv4)", s)
 	}
+}
+
+// TestCheckOptionsIPv6Dropped: [fd00:ec2::254] does not answer at all
+// (nothing on the path has the address): the same WARN, within the
+// probe's bound.
+func TestCheckOptionsIPv6Dropped(t *testing.T) {
+	e, h, g := optionsHost(t, v6Dropped)
+	checkLines(t, e, h, g, true,
+		"WARN  IMDS's IPv6 endpoint answers as redirect.ipv6 expects (http-protocol-ipv6)",
+		"IMDS does not answer on [fd00:ec2::254] (no answer within ", "ms) while IPv4 answers",
+		"--http-protocol-ipv6 enabled", "enforcement is in effect")
 }
 
 // TestCheckOptionsTokensOptional: AEMM with tokens optional (and, as AEMM
