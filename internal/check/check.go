@@ -5,8 +5,14 @@
 // has), the container runtimes that name callers answer, the daemon
 // answers on its port and through the redirect, IMDS itself refuses
 // unauthenticated IMDSv1 (the instance is set to http-tokens required),
-// and an IMDSv1 request through the redirect is served. Each check says
-// PASS or FAIL and, on FAIL, the fix.
+// and an IMDSv1 request through the redirect is served. Then the
+// instance's metadata options, asked of IMDS directly (options.go): the
+// endpoint enabled, the IPv6 endpoint as redirect.ipv6 expects, tags in
+// metadata, the token answers' hop limit. Each check says PASS or FAIL
+// and, on FAIL, the fix; WARN (with its fix) and INFO leave the report OK.
+//
+// Offline (offline.go) checks an image being baked instead: no network,
+// no IMDS, no running systemd.
 //
 // Ready is the subset that says "this node's imdsguard is enforcing and
 // serving", for a DaemonSet's readiness and liveness probes: it needs
