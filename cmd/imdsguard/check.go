@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -19,12 +22,14 @@ import (
 	"github.com/imdsguard/imdsguard/internal/runtime/containerd"
 	"github.com/imdsguard/imdsguard/internal/runtime/cri"
 	"github.com/imdsguard/imdsguard/internal/runtime/docker"
+	"github.com/imdsguard/imdsguard/internal/token"
 	"github.com/imdsguard/imdsguard/internal/workload"
+	"github.com/imdsguard/imdsguard/policy"
 )
 
 func newCheckCmd() *cobra.Command {
-	var path, metadata string
-	var ready bool
+	var path, metadata, root string
+	var ready, offline bool
 	cmd := &cobra.Command{
 		Use:   "check",
 		Short: "Verify that enforcement is in effect on this instance (exit 0 only when it is)",
@@ -54,7 +59,40 @@ func newCheckCmd() *cobra.Command {
      instance is set to http-tokens required (this probe goes straight to
      IMDS, past the redirect, with the daemon's firewall mark; if IMDS answers
      200, the fix is the aws CLI command that requires tokens);
-  8. an IMDSv1 GET through the redirect is served.
+  8. an IMDSv1 GET through the redirect is served;
+  9. IMDS's endpoint is enabled (http-endpoint): IMDS answers a token
+     PUT. FAIL when it answers 403 (what IMDS answers with the endpoint
+     disabled, per AWS's troubleshooting guide) or nothing within 500 ms,
+     saying what callers of imdsguard get meanwhile (its answer to 8);
+ 10. with redirect.ipv6 on, IMDS answers on [fd00:ec2::254] too
+     (http-protocol-ipv6): WARN when it does not while IPv4 answers, since
+     imdsguard then serves IPv6 callers from IMDS's IPv4 endpoint;
+ 11. INFO: tags in instance metadata on or off
+     (/latest/meta-data/tags/instance answers the keys, or 404), and
+     which policy rules allow tags;
+ 12. IMDS's token answers have hop limit 1
+     (http-put-response-hop-limit): a token PUT on a socket that drops
+     packets with an IP TTL below 2 (IP_MINTTL / IPV6_MINHOPCOUNT) gets no
+     answer, the kernel counting the drop (TcpExt TCPMinTTLDrop). WARN
+     when the answer arrives (hop limit 2 or more): a container whose
+     traffic gets past the redirect then gets IMDS tokens of its own, and
+     with tokens optional needs none.
+
+Checks 7 and 9 to 12 ask IMDS itself, past the redirect, each request
+bounded by 500 ms. What is documented and what is assumed of IMDS in each
+setting is in the README (section "imdsguard check").
+
+WARN and INFO lines leave the exit status 0.
+
+--offline checks an image instead (the AMI bake: Packer, EC2 Image
+Builder's validate phase), with no network, no IMDS, no rules and no
+running systemd: the binary runs (its version), the configuration file
+loads and validates, imdsguard.service and imdsguard.socket are installed
+and enabled (read from the enablement symlinks under
+/etc/systemd/system/*.wants, as a chroot has them) and not masked, and
+the state: the token key's directory (made by systemd at the first start
+when absent), no token key in the image (WARN: every instance would share
+it), the tmpfiles.d entry. --root DIR checks an image mounted at DIR.
 
 --ready runs only 1, 2 and 6: "this node's imdsguard is enforcing and
 serving". It asks neither IMDS (an instance not yet at http-tokens
@@ -65,9 +103,13 @@ probe of the DaemonSet (packaging/kubernetes/daemonset.yaml).
 Run it as root (reading the rules and the marked probe need CAP_NET_ADMIN).
 Exit status: 0 when every check passes, 1 otherwise.`,
 		Example: `  sudo imdsguard check
+  imdsguard check --offline                                      # in the image build
   imdsguard check --ready --config /etc/imdsguard/imdsguard.yaml   # a probe`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if offline {
+				return runOffline(cmd.OutOrStdout(), root, path, !cmd.Flags().Changed("config"))
+			}
 			cfg, err := config.Load(path, !cmd.Flags().Changed("config"))
 			if err != nil {
 				return err
@@ -90,7 +132,10 @@ Exit status: 0 when every check passes, 1 otherwise.`,
 	}
 	cmd.Flags().StringVar(&path, "config", config.DefaultPath, "configuration file")
 	cmd.Flags().StringVar(&metadata, "metadata-url", "http://169.254.169.254", "the metadata address callers use (probed through the redirect)")
+	cmd.Flags().BoolVar(&offline, "offline", false, "check an image, not a running instance: binary, configuration, units installed and enabled, state (no network, no IMDS, no systemd)")
+	cmd.Flags().StringVar(&root, "root", "/", "with --offline: the image's root directory (the configuration path is read inside it)")
 	cmd.Flags().BoolVar(&ready, "ready", false, "only the rules, the landing addresses and a token OPTIONS through the redirect: a readiness/liveness probe (one line when ready)")
+	cmd.MarkFlagsMutuallyExclusive("offline", "ready")
 	return cmd
 }
 
@@ -109,10 +154,11 @@ func runReady(ctx context.Context, out io.Writer, p check.Probes) error {
 
 func systemProbes(cfg *config.Config, metadata string) check.System {
 	s := check.System{
-		ProxyAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.Listen.Port)),
-		Upstream:  cfg.Upstream.URL,
-		Metadata:  metadata,
-		Mark:      redirect.Mark,
+		ProxyAddr:     net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.Listen.Port)),
+		Upstream:      cfg.Upstream.URL,
+		Metadata:      metadata,
+		Mark:          redirect.Mark,
+		TagsAllowedTo: tagsAllowedTo(cfg.Policy),
 	}
 	if cfg.Redirect.IPv4 {
 		s.Families = append(s.Families, check.Family{Name: "IPv4", Host: imds.Host})
@@ -129,6 +175,52 @@ func systemProbes(cfg *config.Config, metadata string) check.System {
 		}
 	}
 	return s
+}
+
+// runOffline runs check.Offline on the image at root and prints it;
+// exit status 1 unless every check passes.
+func runOffline(out io.Writer, root, path string, missingOK bool) error {
+	o := check.Offline{Root: root, Version: version, Config: path, KeyFile: token.DefaultConfig().KeyFile}
+	full := filepath.Join(root, path)
+	if _, err := os.Stat(full); errors.Is(err, fs.ErrNotExist) && missingOK {
+		o.ConfigDefault = true
+	}
+	if cfg, err := config.Load(full, missingOK); err != nil {
+		o.ConfigErr = err
+	} else {
+		o.KeyFile = cfg.Tokens.KeyFile
+	}
+	report := o.Run()
+	fmt.Fprint(out, report)
+	if !report.OK() {
+		return &exitError{code: 1, err: errors.New("the image is not ready: see the FAIL lines")}
+	}
+	fmt.Fprintln(out, "the image is ready: imdsguard starts enforcing at boot")
+	return nil
+}
+
+// tagsAllowedTo names who policy lets read the instance's tags: each rule
+// that, applying, allows /meta-data/tags/instance or a tag under it, and
+// the callers no rule matches when the default is allow.
+func tagsAllowedTo(c policy.Config) []string {
+	var who []string
+	for _, rc := range c.Rules {
+		rc.Match, rc.Role = &policy.MatchConfig{}, ""
+		p, _, err := policy.Compile(policy.Config{Rules: []policy.RuleConfig{rc}}, nil)
+		if err != nil {
+			continue
+		}
+		for _, path := range []string{"/meta-data/tags/instance", "/meta-data/tags/instance/Name"} {
+			if p.Decide(policy.Request{Caller: policy.Caller{UIDKnown: true}, Path: path}).Allow {
+				who = append(who, "rule "+rc.Name)
+				break
+			}
+		}
+	}
+	if c.Default == "allow" {
+		who = append(who, "callers no rule matches (default: allow)")
+	}
+	return who
 }
 
 // versioner is a runtime client as check uses it.

@@ -13,6 +13,8 @@ import (
 
 	"google.golang.org/grpc"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/imdsguard/imdsguard/policy"
 )
 
 // These run `imdsguard check` with the redirect off, so that nothing is
@@ -51,7 +53,14 @@ func checkConfig(t *testing.T, imds, runtimes string) string {
 
 func TestCheckCommand(t *testing.T) {
 	imds := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(http.StatusUnauthorized) // http-tokens required
+		switch {
+		case r.Method == http.MethodPut && r.URL.Path == "/latest/api/token":
+			w.Write([]byte("tok"))
+		case r.Header.Get("X-aws-ec2-metadata-token") == "tok":
+			w.WriteHeader(http.StatusNotFound) // tags off
+		default:
+			w.WriteHeader(http.StatusUnauthorized) // http-tokens required
+		}
 	}))
 	defer imds.Close()
 	dir := t.TempDir()
@@ -67,8 +76,8 @@ func TestCheckCommand(t *testing.T) {
 	cfg := checkConfig(t, imds.URL, `{docker: "`+filepath.Join(dir, "docker.sock")+`", containerd: "", crio: "`+crio+`"}`)
 
 	code, out, errb := runCLI(t, "check", "--config", cfg, "--metadata-url", imds.URL)
-	if code != 1 || strings.Count(out, "PASS  ")+strings.Count(out, "FAIL  ") != 8 {
-		t.Fatalf("check: exit %d, want 1 with 8 results\n%s%s", code, out, errb)
+	if n := strings.Count(out, "PASS  ") + strings.Count(out, "FAIL  ") + strings.Count(out, "WARN  ") + strings.Count(out, "INFO  "); code != 1 || n != 12 {
+		t.Fatalf("check: exit %d with %d results, want 1 with 12\n%s%s", code, n, out, errb)
 	}
 	for _, want := range []string{
 		"FAIL  redirect rules installed", "redirect.ipv4 and redirect.ipv6 are off",
@@ -84,8 +93,15 @@ func TestCheckCommand(t *testing.T) {
 		}
 	}
 	// The direct probe sets the daemon's firewall mark: root's (CAP_NET_ADMIN).
-	if os.Geteuid() == 0 && !strings.Contains(out, "PASS  IMDS itself rejects IMDSv1 without a token") {
-		t.Errorf("the local IMDS answered 401, check says otherwise:\n%s", out)
+	if os.Geteuid() == 0 {
+		for _, want := range []string{"PASS  IMDS itself rejects IMDSv1 without a token", "PASS  IMDS's endpoint is enabled",
+			"INFO  IMDS's IPv6 endpoint answers as redirect.ipv6 expects", "not asked: redirect.ipv6 is off",
+			"INFO  tags in instance metadata", "off: /latest/meta-data/tags/instance answers 404",
+			"the policy allows tags to rule root, rule others: they get 404 until tags are on"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("check output lacks %q:\n%s", want, out)
+			}
+		}
 	}
 }
 
@@ -113,5 +129,75 @@ func TestCheckReadyFlag(t *testing.T) {
 	code, out, _ = runCLI(t, "check", "--help")
 	if code != 0 || !strings.Contains(out, "--ready") || !strings.Contains(out, `--ready runs only 1, 2 and 6`) {
 		t.Errorf("check --help: %d\n%s", code, out)
+	}
+}
+
+// --offline on an image root: the units installed and enabled as
+// systemctl --root enable leaves them, the configuration file loaded from
+// inside the root; exit 0. Without the enablement symlinks: exit 1.
+func TestCheckOffline(t *testing.T) {
+	root := t.TempDir()
+	put := func(p, body string) {
+		full := filepath.Join(root, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, u := range []string{"imdsguard.service", "imdsguard.socket"} {
+		b, err := os.ReadFile(filepath.Join("..", "..", "systemd", u))
+		if err != nil {
+			t.Fatal(err)
+		}
+		put("/usr/lib/systemd/system/"+u, string(b))
+	}
+	put("/usr/lib/tmpfiles.d/imdsguard.conf", "f /run/xtables.lock 0600 root root -\n")
+	put("/etc/imdsguard/imdsguard.yaml", "version: 1\nlisten: {port: 8989}\n")
+	code, out, errb := runCLI(t, "check", "--offline", "--root", root)
+	if code != 1 || !strings.Contains(out, "FAIL  imdsguard.service is installed and enabled") {
+		t.Fatalf("check --offline, not enabled: exit %d\n%s%s", code, out, errb)
+	}
+	for target, u := range map[string]string{"multi-user.target": "imdsguard.service", "sockets.target": "imdsguard.socket"} {
+		link := filepath.Join(root, "/etc/systemd/system", target+".wants", u)
+		if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink("/usr/lib/systemd/system/"+u, link); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, out, errb = runCLI(t, "check", "--offline", "--root", root)
+	if code != 0 || strings.Contains(out, "FAIL") || !strings.Contains(out, "/etc/imdsguard/imdsguard.yaml loads and validates") ||
+		!strings.Contains(out, "the image is ready") {
+		t.Fatalf("check --offline: exit %d\n%s%s", code, out, errb)
+	}
+	put("/etc/imdsguard/imdsguard.yaml", "version: 1\nlisten: {port: nope}\n")
+	if code, out, _ = runCLI(t, "check", "--offline", "--root", root); code != 1 || !strings.Contains(out, "FAIL  the configuration file loads and validates") {
+		t.Errorf("check --offline, bad configuration: exit %d\n%s", code, out)
+	}
+}
+
+// tagsAllowedTo: the rules that, applying, give the instance's tags.
+func TestTagsAllowedTo(t *testing.T) {
+	deny := policy.DefaultConfig()
+	deny.Rules[1].Deny = append(deny.Rules[1].Deny, "/meta-data/tags/**")
+	onlyName := policy.Config{Default: "allow", Rules: []policy.RuleConfig{
+		{Name: "app", Match: &policy.MatchConfig{Users: []string{"1000"}}, Allow: []string{"/meta-data/tags/instance/Name"}},
+		{Name: "none", Match: &policy.MatchConfig{Users: []string{"1001"}}, Allow: []string{"/meta-data/instance-id"}},
+	}}
+	for _, c := range []struct {
+		name string
+		cfg  policy.Config
+		want string
+	}{
+		{"default policy", policy.DefaultConfig(), "rule root, rule others"},
+		{"tags denied to others", deny, "rule root"},
+		{"one tag, default allow", onlyName, "rule app, callers no rule matches (default: allow)"},
+	} {
+		if got := strings.Join(tagsAllowedTo(c.cfg), ", "); got != c.want {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
 	}
 }

@@ -5,8 +5,14 @@
 // has), the container runtimes that name callers answer, the daemon
 // answers on its port and through the redirect, IMDS itself refuses
 // unauthenticated IMDSv1 (the instance is set to http-tokens required),
-// and an IMDSv1 request through the redirect is served. Each check says
-// PASS or FAIL and, on FAIL, the fix.
+// and an IMDSv1 request through the redirect is served. Then the
+// instance's metadata options, asked of IMDS directly (options.go): the
+// endpoint enabled, the IPv6 endpoint as redirect.ipv6 expects, tags in
+// metadata, the token answers' hop limit. Each check says PASS or FAIL
+// and, on FAIL, the fix; WARN (with its fix) and INFO leave the report OK.
+//
+// Offline (offline.go) checks an image being baked instead: no network,
+// no IMDS, no running systemd.
 //
 // Ready is the subset that says "this node's imdsguard is enforcing and
 // serving", for a DaemonSet's readiness and liveness probes: it needs
@@ -22,10 +28,15 @@ import (
 
 // Result is one check.
 type Result struct {
-	Name   string
-	Pass   bool
-	Detail string // what was seen
-	Fix    string // what to do, on FAIL
+	Name string
+	Pass bool
+	// Warn (with Pass) is a finding that leaves enforcement in effect but
+	// weakens it or differs from what IMDS itself does: printed WARN with
+	// its fix; the exit status stays 0. Info (with Pass) only reports a
+	// setting: printed INFO.
+	Warn, Info bool
+	Detail     string // what was seen
+	Fix        string // what to do, on FAIL or WARN
 	// Short is what a passing check says on Report.Line's one line; ""
 	// for the Name.
 	Short string
@@ -47,21 +58,31 @@ func (r Report) OK() bool {
 func (r Report) String() string {
 	var b strings.Builder
 	for _, c := range r {
-		verdict := "PASS"
-		if !c.Pass {
-			verdict = "FAIL"
-		}
+		verdict := c.verdict()
 		fmt.Fprintf(&b, "%s  %s\n", verdict, c.Name)
 		for _, l := range strings.Split(c.Detail, "\n") {
 			if l != "" {
 				fmt.Fprintf(&b, "      %s\n", l)
 			}
 		}
-		if !c.Pass && c.Fix != "" {
+		if (!c.Pass || c.Warn) && c.Fix != "" {
 			fmt.Fprintf(&b, "      fix: %s\n", c.Fix)
 		}
 	}
 	return b.String()
+}
+
+// verdict is the word a report prints for c.
+func (c Result) verdict() string {
+	switch {
+	case !c.Pass:
+		return "FAIL"
+	case c.Warn:
+		return "WARN"
+	case c.Info:
+		return "INFO"
+	}
+	return "PASS"
 }
 
 // Line is the report on one line, each check's Short (or Name), for a
@@ -100,18 +121,31 @@ type Probes interface {
 	// Redirected sends an IMDSv1 GET for path to the metadata address the
 	// way any process would, through the redirect.
 	Redirected(ctx context.Context, path string) (status int, body string, err error)
+	// MetadataOptions asks IMDS directly, past the redirect, how the
+	// instance's metadata options are set.
+	MetadataOptions(ctx context.Context) MetadataOptions
 }
 
 const instanceIDPath = "/latest/meta-data/instance-id"
 
-// Run runs every check.
+// Run runs every check. The metadata options are asked meanwhile (their
+// requests go straight to IMDS, each bounded by DirectTimeout).
 func Run(ctx context.Context, p Probes) Report {
+	optc := make(chan MetadataOptions, 1)
+	go func() { optc <- p.MetadataOptions(ctx) }()
 	ru := rules(ctx, p)
 	c, cerr := p.Containers(ctx)
 	redirected := redirectedV1(ctx, p)
+	tokens, tokensStatus := tokensRequired(ctx, p, redirected.instanceID)
+	id := redirected.instanceID
+	if id == "" {
+		id = tokens.instanceID
+	}
+	o := <-optc
 	return Report{
 		ru, landing(ctx, p), containers(c, cerr), runtimes(ctx, p, c, cerr),
-		proxyAnswers(ctx, p), served(ctx, p, ru.Pass), tokensRequired(ctx, p, redirected.instanceID), redirected.Result,
+		proxyAnswers(ctx, p), served(ctx, p, ru.Pass), tokens.Result, redirected.Result,
+		endpoint(o, redirected.Result, id), ipv6Endpoint(o, id), tags(o, id), hopLimit(o, tokensStatus, id),
 	}
 }
 

@@ -27,6 +27,7 @@ type fake struct {
 	landingErr    error
 	runtimes      []Runtime
 	served        []Answer
+	options       MetadataOptions
 	// asked counts the probes a run used (nil: not counted).
 	asked map[string]int
 }
@@ -57,6 +58,10 @@ func (f fake) Direct(context.Context, string) (int, string, error) {
 	f.ask("direct")
 	return f.directStatus, "i-0direct", f.directErr
 }
+func (f fake) MetadataOptions(context.Context) MetadataOptions {
+	f.ask("options")
+	return f.options
+}
 func (f fake) Redirected(context.Context, string) (int, string, error) {
 	f.ask("redirected")
 	return f.redirectCode, "i-0abc\n", f.redirectError
@@ -78,6 +83,12 @@ var healthy = fake{rulesOK: true, proxyStatus: 200, directStatus: 401, redirectC
 	served: []Answer{
 		{Family: "IPv4", Addr: "169.254.169.254:80", Status: 200, Took: 1234 * time.Microsecond},
 		{Family: "IPv6", Addr: "[fd00:ec2::254]:80", Status: 200, Took: 456 * time.Microsecond},
+	},
+	options: MetadataOptions{
+		Token: DirectAnswer{Sent: true, Status: 200, Body: "tok", Took: time.Millisecond},
+		IPv6:  DirectAnswer{Sent: true, Status: 200, Body: "tok", Took: time.Millisecond},
+		Tags:  DirectAnswer{Sent: true, Status: 404},
+		Hop:   HopProbe{Sent: true, Drops: 2, Waited: 200 * time.Millisecond},
 	},
 }
 
@@ -110,7 +121,7 @@ func TestRun(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			r := Run(context.Background(), c.f)
 			out := r.String()
-			if r.OK() != c.ok || len(r) != 8 {
+			if r.OK() != c.ok || len(r) != 12 {
 				t.Fatalf("OK() = %v with %d checks, want %v:\n%s", r.OK(), len(r), c.ok, out)
 			}
 			for _, want := range c.fails {

@@ -41,10 +41,17 @@ func proxyAnswers(ctx context.Context, p Probes) Result {
 
 // tokensRequired: IMDS itself must answer an unauthenticated IMDSv1 GET
 // with 401; otherwise anything that gets around imdsguard reads IMDS freely.
-func tokensRequired(ctx context.Context, p Probes, instanceID string) Result {
-	r := Result{Name: "IMDS itself rejects IMDSv1 without a token (http-tokens required)"}
+// It returns IMDS's status too (0 when it did not answer) and the
+// instance id it saw.
+func tokensRequired(ctx context.Context, p Probes, instanceID string) (redirectedResult, int) {
+	var rr redirectedResult
+	r := &rr.Result
+	r.Name = "IMDS itself rejects IMDSv1 without a token (http-tokens required)"
 	status, body, err := p.Direct(ctx, instanceIDPath)
 	switch {
+	case err != nil && (DirectAnswer{Sent: true, Err: err}).timedOut():
+		r.Detail = fmt.Sprintf("IMDS did not answer an IMDSv1 GET within %s: whether it requires tokens cannot be seen", DirectTimeout)
+		r.Fix = "see the endpoint check"
 	case err != nil:
 		r.Detail = "cannot reach IMDS directly: " + err.Error()
 		r.Fix = "run imdsguard check as root (the direct probe needs the daemon's firewall mark); check upstream.url"
@@ -54,13 +61,17 @@ func tokensRequired(ctx context.Context, p Probes, instanceID string) Result {
 		if instanceID == "" {
 			instanceID = strings.TrimSpace(body)
 		}
+		rr.instanceID = instanceID
 		r.Detail = "IMDS answered 200: the instance still serves IMDSv1 (http-tokens optional)"
+		r.Fix = fixTokens(instanceID)
+	case status == http.StatusForbidden:
+		r.Detail = "IMDS answered 403: it refuses every request (its endpoint is disabled, see that check), so whether it requires tokens cannot be seen"
 		r.Fix = fixTokens(instanceID)
 	default:
 		r.Detail = fmt.Sprintf("IMDS answered %d, not 401", status)
 		r.Fix = fixTokens(instanceID)
 	}
-	return r
+	return rr, status
 }
 
 func fixTokens(instanceID string) string {

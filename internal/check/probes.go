@@ -48,6 +48,9 @@ type System struct {
 	// RuntimeClients are the configured runtimes (runtimes:), each with
 	// the client the daemon looks containers up with.
 	RuntimeClients []RuntimeClient
+	// TagsAllowedTo names who the policy lets read the instance's tags
+	// (MetadataOptions.TagsAllowedTo).
+	TagsAllowedTo []string
 }
 
 var _ Probes = System{}
@@ -215,12 +218,22 @@ func (s System) Proxy(ctx context.Context) (int, error) {
 	return status, err
 }
 
+// Direct is bounded by DirectTimeout, as MetadataOptions' requests.
 func (s System) Direct(ctx context.Context, path string) (int, string, error) {
+	ctx, cancel := context.WithTimeout(ctx, DirectTimeout)
+	defer cancel()
 	return get(ctx, upstream.NewTransport(s.Mark), s.Upstream+path)
 }
 
+// RedirectedWait bounds the answer to Redirected: past imdsguard's own
+// wait for IMDS (upstream.FetchTimeout, then its 504), so that check sees
+// what a caller gets when IMDS does not answer.
+const RedirectedWait = 2*upstream.FetchTimeout + upstream.DialTimeout
+
 func (s System) Redirected(ctx context.Context, path string) (int, string, error) {
-	return get(ctx, upstream.NewTransport(0), s.Metadata+path)
+	tr := upstream.NewTransport(0)
+	tr.ResponseHeaderTimeout = RedirectedWait
+	return get(ctx, tr, s.Metadata+path)
 }
 
 func get(ctx context.Context, tr http.RoundTripper, url string) (int, string, error) {

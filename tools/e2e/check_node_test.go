@@ -18,7 +18,8 @@ import (
 // with containerd stopped, with the daemon stopped (its rules kept), and
 // with the rules removed.
 //
-//   - running: all eight checks pass; check names the landing addresses
+//   - running: the eight enforcement checks and the endpoint and IPv6
+//     endpoint checks pass (tags INFO, AEMM's hop limit WARN); check names the landing addresses
 //     per family, the pod's interface and the CNI it looks like, that
 //     containerd answers (its version, through the daemon's client) while
 //     the docker and CRI-O sockets are not on this node, and the token
@@ -45,7 +46,7 @@ func TestCheckNode(t *testing.T) {
 
 	r := e.Run(guardCmd(e, h, g, "check"))
 	t.Logf("imdsguard check, daemon running:\n%s", r.Stdout)
-	if r.Err != nil || strings.Count(r.Stdout, "PASS  ") != 8 || strings.Contains(r.Stdout, "FAIL") {
+	if r.Err != nil || strings.Count(r.Stdout, "PASS  ") != 10 || strings.Contains(r.Stdout, "FAIL") {
 		t.Fatalf("check: %v\n%s%s", r.Err, r.Stdout, r.Stderr)
 	}
 	wantLines(t, "check", r.Stdout,

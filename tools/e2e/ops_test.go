@@ -24,7 +24,7 @@ func TestCheckTokensRequired(t *testing.T) {
 	e, h, g := transparent(t, testbed.HostOptions{}, testbed.HostGuardConfig{})
 	r := e.Run(guardCmd(e, h, g, "check"))
 	t.Logf("imdsguard check (IMDS stand-in with tokens required):\n%s", r.Stdout)
-	if r.Err != nil || strings.Count(r.Stdout, "PASS  ") != 8 || strings.Contains(r.Stdout, "FAIL") ||
+	if r.Err != nil || strings.Count(r.Stdout, "PASS  ") != 10 || strings.Contains(r.Stdout, "FAIL") ||
 		!strings.Contains(r.Stdout, "enforcement is in effect") || !strings.Contains(r.Stdout, testbed.AEMMInstanceID) {
 		t.Fatalf("check: %v\n%s%s", r.Err, r.Stdout, r.Stderr)
 	}
@@ -48,7 +48,7 @@ func TestCheckTokensOptional(t *testing.T) {
 	fix := "fix: aws ec2 modify-instance-metadata-options --instance-id " + testbed.AEMMInstanceID +
 		" --http-tokens required --http-put-response-hop-limit 1 --http-endpoint enabled"
 	if r.Err == nil || !strings.Contains(r.Stdout, "FAIL  IMDS itself rejects IMDSv1") || !strings.Contains(r.Stdout, fix) ||
-		strings.Count(r.Stdout, "PASS  ") != 7 {
+		strings.Count(r.Stdout, "PASS  ") != 9 {
 		t.Fatalf("check: %v\n%s%s", r.Err, r.Stdout, r.Stderr)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -23,16 +24,36 @@ type Server struct {
 	tokens *minter
 	count  counters
 	rec    *recorder
+	opts   Options
+	tree   map[string]string
 }
 
 // New returns a Server; when record is not nil every request except those
 // to /_fakeimds/ is written to it as a JSON line.
 func New(record io.Writer) (*Server, error) {
+	return NewWithOptions(record, Options{})
+}
+
+// NewWithOptions is New for an instance with the metadata options o.
+func NewWithOptions(record io.Writer, o Options) (*Server, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
 	m, err := newMinter()
 	if err != nil {
 		return nil, fmt.Errorf("new fakeimds: %w", err)
 	}
-	s := &Server{tokens: m}
+	s := &Server{tokens: m, opts: o, tree: tree}
+	if o.Tags {
+		s.tree = make(map[string]string, len(tree)+4)
+		for k, v := range tree {
+			s.tree[k] = v
+		}
+		for k, v := range tagsTree() {
+			s.tree[k] = v
+		}
+		s.tree["/meta-data/"] += "\ntags/"
+	}
 	if record != nil {
 		s.rec = newRecorder(record)
 	}
@@ -53,6 +74,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.URL.Path == StatsPath:
 		s.serveStats(w)
+	case s.opts.refuse(w, r):
 	case r.URL.Path == TokenPath:
 		s.serveToken(w, r)
 	case r.Method != http.MethodGet && r.Method != http.MethodHead:
@@ -79,9 +101,16 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest)
 		return
 	}
+	tok := s.tokens.mint(time.Now(), ttl)
+	if s.opts.HopLimit > 0 {
+		if err := writeTokenTTL(w, s.opts.HopLimit, ttl, tok); err != nil {
+			fmt.Fprintln(os.Stderr, "fakeimds:", err)
+		}
+		return
+	}
 	h := w.Header()
 	h.Set("X-aws-ec2-metadata-token-ttl-seconds", strconv.Itoa(ttl))
-	writeText(w, s.tokens.mint(time.Now(), ttl))
+	writeText(w, tok)
 }
 
 func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request) {
@@ -98,13 +127,13 @@ func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request) {
 	case rest == "":
 		redirect(w, r.URL.Path+"/")
 	default:
-		serveTree(w, rest, r.URL.Path)
+		serveTree(w, s.tree, rest, r.URL.Path)
 	}
 }
 
-// serveTree answers path (below /latest) from the tree; full is the request
+// serveTree answers path (below /latest) from tree; full is the request
 // path, used for the Location of a directory asked without its slash.
-func serveTree(w http.ResponseWriter, path, full string) {
+func serveTree(w http.ResponseWriter, tree map[string]string, path, full string) {
 	if body, ok := tree[path]; ok {
 		writeText(w, body)
 		return

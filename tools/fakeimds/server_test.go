@@ -169,3 +169,74 @@ func TestTokenExpiry(t *testing.T) {
 		t.Fatal("token valid under another key")
 	}
 }
+
+func newOptServer(t *testing.T, o Options) *Server {
+	t.Helper()
+	s, err := NewWithOptions(nil, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestEndpointDisabled: every request, the token PUT too, is answered 403
+// with IMDS's error body.
+func TestEndpointDisabled(t *testing.T) {
+	s := newOptServer(t, Options{Endpoint: EndpointDisabled})
+	for _, c := range []struct{ method, target string }{
+		{"PUT", TokenPath}, {"GET", "/latest/meta-data/instance-id"}, {"GET", "/"},
+	} {
+		w := do(s, c.method, c.target, "X-aws-ec2-metadata-token-ttl-seconds", "60")
+		if w.Code != 403 || !strings.Contains(w.Body.String(), "403 - Forbidden") {
+			t.Errorf("%s %s: %d %q, want 403", c.method, c.target, w.Code, w.Body)
+		}
+	}
+}
+
+// TestEndpointSilent: the request is held until the client gives up.
+func TestEndpointSilent(t *testing.T) {
+	srv := httptest.NewServer(newOptServer(t, Options{Endpoint: EndpointSilent}))
+	defer srv.Close()
+	c := &http.Client{Timeout: 200 * time.Millisecond}
+	resp, err := c.Get(srv.URL + "/latest/meta-data/instance-id")
+	if err == nil {
+		resp.Body.Close()
+		t.Fatalf("silent endpoint answered %s", resp.Status)
+	}
+}
+
+func TestTags(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		s := newOptServer(t, Options{Tags: on})
+		tok := token(t, s)
+		want, wantName := 404, 404
+		if on {
+			want, wantName = 200, 200
+		}
+		dir := 404 // a directory asked without its slash: 301 when there
+		if on {
+			dir = 301
+		}
+		if w := do(s, "GET", "/latest/meta-data/tags/instance", "X-aws-ec2-metadata-token", tok); w.Code != dir {
+			t.Errorf("tags %v: tags/instance %d, want %d", on, w.Code, dir)
+		}
+		if w := do(s, "GET", "/latest/meta-data/tags/instance/", "X-aws-ec2-metadata-token", tok); w.Code != want ||
+			on && w.Body.String() != "Environment\nName" {
+			t.Errorf("tags %v: tags/instance/ %d %q, want %d", on, w.Code, w.Body, want)
+		}
+		if w := do(s, "GET", "/latest/meta-data/tags/instance/Name", "X-aws-ec2-metadata-token", tok); w.Code != wantName ||
+			on && w.Body.String() != Tags["Name"] {
+			t.Errorf("tags %v: Name %d %q", on, w.Code, w.Body)
+		}
+		listing := do(s, "GET", "/latest/meta-data/", "X-aws-ec2-metadata-token", tok).Body.String()
+		if strings.Contains(listing, "tags/") != on {
+			t.Errorf("tags %v: meta-data/ lists %q", on, listing)
+		}
+	}
+	if _, err := NewWithOptions(nil, Options{HopLimit: 65}); err == nil {
+		t.Error("hop limit 65 accepted")
+	}
+	if _, err := NewWithOptions(nil, Options{Endpoint: "off"}); err == nil {
+		t.Error("endpoint \"off\" accepted")
+	}
+}

@@ -3,6 +3,14 @@
 // answers them at GET /_fakeimds/stats.
 //
 //	fakeimds -listen 127.0.0.1:8990 [-record requests.jsonl]
+//	         [-endpoint enabled|disabled|silent] [-tags] [-hop-limit N]
+//
+// The last three play the instance's metadata options: -endpoint disabled
+// answers everything 403 (--http-endpoint disabled), silent never
+// answers; -tags serves /latest/meta-data/tags/instance
+// (--instance-metadata-tags enabled; without it those paths are 404);
+// -hop-limit N sends token answers with IP TTL N
+// (--http-put-response-hop-limit N).
 package main
 
 import (
@@ -23,16 +31,20 @@ import (
 func main() {
 	listen := flag.String("listen", "127.0.0.1:8990", "address to serve on")
 	record := flag.String("record", "", "append every request to this file as a JSON line")
+	var o fakeimds.Options
+	flag.StringVar(&o.Endpoint, "endpoint", fakeimds.EndpointEnabled, "http-endpoint: enabled, disabled (403 to everything) or silent (no answer)")
+	flag.BoolVar(&o.Tags, "tags", false, "serve the instance's tags (instance-metadata-tags enabled)")
+	flag.IntVar(&o.HopLimit, "hop-limit", 0, "IP TTL of token answers (http-put-response-hop-limit); 0: the system default")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if err := run(ctx, *listen, *record); err != nil {
+	if err := run(ctx, *listen, *record, o); err != nil {
 		fmt.Fprintln(os.Stderr, "fakeimds:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, listen, record string) error {
+func run(ctx context.Context, listen, record string, o fakeimds.Options) error {
 	var rec io.Writer
 	if record != "" {
 		f, err := os.OpenFile(record, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
@@ -42,7 +54,7 @@ func run(ctx context.Context, listen, record string) error {
 		defer f.Close()
 		rec = f
 	}
-	s, err := fakeimds.New(rec)
+	s, err := fakeimds.NewWithOptions(rec, o)
 	if err != nil {
 		return err
 	}
