@@ -36,7 +36,7 @@ func newCheckCmd() *cobra.Command {
 		Long: `Verify on this instance, one line each, PASS or FAIL with the fix:
 
   1. the redirect rules are installed (IPv4 and IPv6), each jump first in
-     its chain;
+     its chain or below rules that provably cannot touch metadata traffic;
   2. the landing addresses are on lo, per family (where container
      metadata traffic is DNATed to);
   3. the container path is in place (the PREROUTING DNAT, the landing

@@ -81,7 +81,7 @@ func (s System) Rules(ctx context.Context) (bool, string, error) {
 	if !st.OK() {
 		return false, fmt.Sprintf("%d of %d pieces missing (iptables %s)", len(st.Missing()), len(st.Items), st.Backend), nil
 	}
-	return true, fmt.Sprintf("%d pieces in place, each jump first in its chain (iptables %s)", len(st.Items), st.Backend), nil
+	return true, fmt.Sprintf("%d pieces in place, each jump first in its chain or below rules that cannot touch metadata traffic (iptables %s)", len(st.Items), st.Backend), nil
 }
 
 func (s System) Containers(ctx context.Context) (Containers, error) {
