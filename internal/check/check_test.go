@@ -88,7 +88,9 @@ var healthy = fake{rulesOK: true, proxyStatus: 200, directStatus: 401, redirectC
 		Token: DirectAnswer{Sent: true, Status: 200, Body: "tok", Took: time.Millisecond},
 		IPv6:  DirectAnswer{Sent: true, Status: 200, Body: "tok", Took: time.Millisecond},
 		Tags:  DirectAnswer{Sent: true, Status: 404},
-		Hop:   HopProbe{Sent: true, Drops: 2, Waited: 200 * time.Millisecond},
+
+		IPv6Redirected: true,
+		Hop:            HopProbe{Sent: true, Drops: 2, Waited: 200 * time.Millisecond},
 	},
 }
 

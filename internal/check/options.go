@@ -73,9 +73,10 @@ type HopProbe struct {
 // MetadataOptions is what check saw of the instance's metadata options.
 type MetadataOptions struct {
 	Token DirectAnswer // a token PUT to upstream.url (IPv4)
-	// IPv6 is a token PUT to [fd00:ec2::254]; not Sent when redirect.ipv6
-	// is off.
-	IPv6 DirectAnswer
+	// IPv6 is a token PUT to [fd00:ec2::254], sent whether redirect.ipv6
+	// is on (IPv6Redirected) or not.
+	IPv6           DirectAnswer
+	IPv6Redirected bool
 	// Tags is a GET of /latest/meta-data/tags/instance with the token; not
 	// Sent without one.
 	Tags DirectAnswer
@@ -149,8 +150,10 @@ func ipv6Endpoint(o MetadataOptions, instanceID string) Result {
 	r := Result{Name: ipv6Name, Pass: true}
 	v6 := o.IPv6
 	switch {
+	case !o.IPv6Redirected:
+		return ipv6Unredirected(v6, instanceID)
 	case !v6.Sent:
-		r.Info, r.Detail = true, "not asked: redirect.ipv6 is off (IPv6 callers reach IMDS as the instance lets them, past imdsguard)"
+		r.Info, r.Detail = true, "not asked"
 	case v6.answered():
 		r.Detail = "IMDS answered a token PUT on [fd00:ec2::254]: " + v6.describe()
 	case !o.Token.answered():
@@ -162,6 +165,21 @@ func ipv6Endpoint(o MetadataOptions, instanceID string) Result {
 			"imdsguard still answers callers on [fd00:ec2::254] (redirect.ipv6 is on), from IMDS's IPv4 endpoint: through it, metadata is served over IPv6 where IMDS itself serves none"
 		r.Fix = modifyOptions + orInstance(instanceID) + " --http-protocol-ipv6 enabled; or set redirect.ipv6: false, which leaves [fd00:ec2::254] to IMDS (unanswered)"
 	}
+	return r
+}
+
+// ipv6Unredirected: with redirect.ipv6 off, IMDS must not answer on
+// [fd00:ec2::254]: if it does, every IPv6 caller reaches IMDS past
+// imdsguard (no upgrade, no policy, no hop limit of imdsguard's). A FAIL.
+func ipv6Unredirected(v6 DirectAnswer, instanceID string) Result {
+	r := Result{Name: ipv6Name}
+	if !v6.answered() {
+		r.Pass = true
+		r.Detail = "redirect.ipv6 is off, and IMDS does not answer on [fd00:ec2::254] (" + v6.describe() + "): no IPv6 path passes imdsguard by"
+		return r
+	}
+	r.Detail = "redirect.ipv6 is off, but IMDS answers on [fd00:ec2::254] (" + v6.describe() + "): IPv6 callers reach IMDS directly, past imdsguard"
+	r.Fix = "set redirect.ipv6: true (and restart imdsguard); or " + modifyOptions + orInstance(instanceID) + " --http-protocol-ipv6 disabled"
 	return r
 }
 

@@ -18,14 +18,15 @@ import (
 )
 
 // MetadataOptions asks IMDS directly, past the redirect (with the
-// daemon's mark): a token PUT on each family, then with the token the
+// daemon's mark): a token PUT on each family (IPv6 whether redirected or
+// not), then with the token the
 // tags and the hop limit, each within DirectTimeout.
 func (s System) MetadataOptions(ctx context.Context) MetadataOptions {
-	o := MetadataOptions{TagsAllowedTo: s.TagsAllowedTo}
+	o := MetadataOptions{TagsAllowedTo: s.TagsAllowedTo, IPv6Redirected: s.hasFamily("IPv6")}
 	var wg sync.WaitGroup
-	if s.hasFamily("IPv6") {
-		wg.Go(func() { o.IPv6, _ = s.directToken(ctx, "http://"+imds.HostIPv6) })
-	}
+	// Asked also when redirect.ipv6 is off: an answer then is a path to
+	// IMDS that passes imdsguard by.
+	wg.Go(func() { o.IPv6, _ = s.directToken(ctx, "http://"+imds.HostIPv6) })
 	var tok string
 	o.Token, tok = s.directToken(ctx, s.Upstream)
 	if tok != "" {

@@ -26,6 +26,12 @@ const (
 // IPv4 address, and on the IPv6 one as v6 says, with imdsguard running.
 func optionsHost(t *testing.T, v6 string, args ...string) (*testbed.Env, *testbed.Host, *testbed.Guard) {
 	t.Helper()
+	return optionsHostWith(t, v6, testbed.HostGuardConfig{}, args...)
+}
+
+// optionsHostWith is optionsHost with imdsguard configured as cfg says.
+func optionsHostWith(t *testing.T, v6 string, cfg testbed.HostGuardConfig, args ...string) (*testbed.Env, *testbed.Host, *testbed.Guard) {
+	t.Helper()
 	e := testbed.New(t)
 	e.RequireBins("fakeimds", "imdsguard")
 	h := e.NewHost(testbed.HostOptions{FakeIMDS: true})
@@ -46,7 +52,7 @@ func optionsHost(t *testing.T, v6 string, args ...string) (*testbed.Env, *testbe
 			Args: append([]string{"-listen", a}, args...)})
 		testbed.WaitListening(t, p, h.IMDSNS, a)
 	}
-	return e, h, h.StartGuard(testbed.HostGuardConfig{})
+	return e, h, h.StartGuard(cfg)
 }
 
 // check runs `imdsguard check` on h and wants its exit (ok), each of want
@@ -186,6 +192,18 @@ func TestCheckOptionsIPv6Off(t *testing.T) {
 	if s := c1Status(t, e, h, testbed.IMDSURL(6)+"/latest/meta-data/instance-id"); s != 200 {
 		t.Errorf("c1's IMDSv1 GET to [fd00:ec2::254] through imdsguard: %d, want 200 (served from IPv4)", s)
 	}
+}
+
+// TestCheckOptionsIPv6NotRedirected: redirect.ipv6 is off while IMDS
+// answers on [fd00:ec2::254]: IPv6 callers pass imdsguard by, and check
+// fails, with both ways out.
+func TestCheckOptionsIPv6NotRedirected(t *testing.T) {
+	e, h, g := optionsHostWith(t, v6On, testbed.HostGuardConfig{NoIPv6: true})
+	checkLines(t, e, h, g, false,
+		"FAIL  IMDS's IPv6 endpoint answers as redirect.ipv6 expects (http-protocol-ipv6)",
+		"redirect.ipv6 is off, but IMDS answers on [fd00:ec2::254] (answered 200",
+		"IPv6 callers reach IMDS directly, past imdsguard",
+		"fix: set redirect.ipv6: true (and restart imdsguard); or aws ec2 modify-instance-metadata-options --instance-id i-1234567890abcdef0 --http-protocol-ipv6 disabled")
 }
 
 // TestCheckOptionsIPv6Dropped: [fd00:ec2::254] does not answer at all
