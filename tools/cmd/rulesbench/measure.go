@@ -2,9 +2,11 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -62,9 +64,9 @@ func timeRuns(n int, ns string, argv ...string) timing {
 	var ds []time.Duration
 	var tm timing
 	for range n {
-		d, _, err := nsCmd(ns, "", argv...)
+		d, out, err := nsCmd(ns, "", argv...)
 		if err != nil {
-			tm.Failed = err.Error()
+			tm.Failed = fmt.Sprintf("%v: %s", errors.Unwrap(err), strings.Join(strings.Fields(tail(out, 400)), " "))
 		}
 		ds = append(ds, d)
 	}
@@ -73,28 +75,56 @@ func timeRuns(n int, ns string, argv ...string) timing {
 	return tm
 }
 
-// cpuTicks is utime+stime+cutime+cstime of pid (/proc/PID/stat): its own
-// CPU time and that of the children it has reaped (the daemon's
-// iptables-save and iptables children), in USER_HZ ticks.
+// cpuTicks is the CPU time of pid in USER_HZ ticks: utime+stime+cutime+
+// cstime of /proc/PID/stat (its own and that of the children it has
+// reaped: the daemon's iptables-save and iptables runs), plus utime+stime
+// of the children still running, so that a save that runs for seconds is
+// counted while it runs, not in one lump when it is reaped. The parent is
+// read first: a child reaped in between is missed by this reading only (it
+// is in cutime from the next), never counted twice.
 func cpuTicks(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	own, err := statTicks(pid, 4)
 	if err != nil {
 		return 0, fmt.Errorf("cpu of %d: %w", pid, err)
 	}
+	files, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		for _, s := range strings.Fields(string(b)) {
+			if child, err := strconv.Atoi(s); err == nil {
+				n, _ := statTicks(child, 2) // gone: reaped meanwhile
+				own += n
+			}
+		}
+	}
+	return own, nil
+}
+
+// statTicks sums the first n of utime, stime, cutime, cstime of
+// /proc/PID/stat. The command name, in parentheses, may hold spaces: the
+// fields are counted from the last ')'.
+func statTicks(pid, n int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
 	stat := string(b)
 	i := strings.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("cannot parse %q", tail(stat, 80))
+	}
 	f := strings.Fields(stat[i+1:])
 	// f[0] is field 3 (state); utime..cstime are fields 14..17.
-	if i < 0 || len(f) < 15 {
-		return 0, fmt.Errorf("cpu of %d: cannot parse %q", pid, tail(stat, 80))
+	if len(f) < 15 {
+		return 0, fmt.Errorf("cannot parse %q", tail(stat, 80))
 	}
 	var sum int64
-	for _, s := range f[11:15] {
-		n, err := strconv.ParseInt(s, 10, 64)
+	for _, s := range f[11 : 11+n] {
+		v, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("cpu of %d: field %q: %w", pid, s, err)
+			return 0, fmt.Errorf("field %q: %w", s, err)
 		}
-		sum += n
+		sum += v
 	}
 	return sum, nil
 }

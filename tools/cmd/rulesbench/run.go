@@ -116,10 +116,17 @@ func (rn *runner) commandTimes(t testbed.TB, res *result) {
 	res.Rules = strings.Count(nat, "\n-A ")
 	res.Status = timeRuns(3, ns, rn.guardArgv("rules", "status")...)
 	res.Check = timeRuns(3, ns, rn.guardArgv("check", "--ready")...)
-	for _, tm := range []timing{res.Status, res.Check} {
-		if tm.Failed != "" {
-			res.Notes = append(res.Notes, tm.Failed)
-			rn.t.Logf("note: %s", tm.Failed)
+	if res.Status.Failed != "" {
+		t.Fatalf("rules status before the repairs: %s", res.Status.Failed)
+	}
+	for _, c := range []struct {
+		name string
+		tm   timing
+	}{{"rules status", res.Status}, {"check --ready", res.Check}} {
+		if name, tm := c.name, c.tm; tm.Failed != "" {
+			note := fmt.Sprintf("`imdsguard %s` failed (%s)", name, tm.Failed)
+			res.Notes = append(res.Notes, note)
+			rn.t.Logf("note: %s", note)
 		}
 	}
 }
