@@ -18,7 +18,8 @@
 //
 // Costs are reported, never asserted: the command fails only when a run
 // cannot be measured (the daemon does not serve, picks the wrong backend,
-// or a repair is not seen within 20 s), after writing the report. A
+// or a repair is not seen within 20 s), and then leaves the report as it
+// was (the runs that finished are logged). A
 // `rules status` or `check --ready` that exits non-zero is a finding: it
 // is marked in the table and explained under it.
 package main
@@ -101,7 +102,7 @@ func backendNamed(name string) (backend, bool) {
 }
 
 // run measures every backend at every size, each on a host of its own,
-// then writes the report (with what it got, also after a failure).
+// then writes the report when every run succeeded.
 func run(t testbed.TB, o options) {
 	netnstest.RequireRoot(t)
 	if _, err := os.Stat(o.Guard); err != nil {
@@ -116,10 +117,15 @@ func run(t testbed.TB, o options) {
 			name := fmt.Sprintf("%s/%d", b.Name, n)
 			inScope(t, name, func(st testbed.TB) {
 				res := measure(st, o, b, n)
-				rep.Results = append(rep.Results, res)
-				st.Logf("%s", res.summary())
+				if !st.Failed() {
+					rep.Results = append(rep.Results, res)
+					st.Logf("%s", res.summary())
+				}
 			})
 		}
+	}
+	if t.Failed() {
+		t.Fatalf("not writing %s: a run failed or was interrupted (the runs that finished are logged above)", o.Out)
 	}
 	rep.Machine.LoadAfter = loadAverage()
 	if err := writeReport(o.Out, rep); err != nil {

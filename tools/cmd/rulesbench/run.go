@@ -60,6 +60,9 @@ func measure(t testbed.TB, o options, b backend, extra int) result {
 		t.Fatalf("load %d extra rules: %v", extra, err)
 	}
 	t.Logf("loaded %d extra nat rules with %s in %v", extra, b.Restore, took.Round(time.Millisecond))
+	if t.Failed() { // interrupted
+		return res
+	}
 	start := time.Now()
 	rn.g = rn.h.StartGuardWith(testbed.HostGuardConfig{NoIPv6: true}, testbed.GuardOptions{Bin: o.Guard})
 	res.Start = time.Since(start)
@@ -71,6 +74,9 @@ func measure(t testbed.TB, o options, b backend, extra int) result {
 		t.Fatal(err)
 	}
 	t.Logf("CPU per second over %v: %s (%s–%s)", res.CPU.Window.Round(time.Millisecond), ms(res.CPU.Mean), ms(res.CPU.Min), ms(res.CPU.Max))
+	if t.Failed() {
+		return res
+	}
 	rn.commandTimes(t, &res)
 	res.Repairs = rn.measureRepairs(t)
 	rn.checkServed(t)

@@ -26,16 +26,33 @@ type scope struct {
 // reports whether body finished without failing.
 func inScope(parent testbed.TB, name string, body func(t testbed.TB)) bool {
 	s := &scope{parent: parent, name: name}
+	// Should the program end first (a signal: testbed.Main cleans up after
+	// a grace period, under the body's feet), its cleanups run these too.
+	parent.Cleanup(s.cleanup)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		body(s)
 	}()
 	<-done
-	for i := len(s.cleanups) - 1; i >= 0; i-- {
-		s.cleanups[i]()
-	}
+	s.cleanup()
 	return !s.Failed()
+}
+
+// cleanup runs the cleanups added so far, last added first, each once.
+func (s *scope) cleanup() {
+	for {
+		s.mu.Lock()
+		n := len(s.cleanups)
+		if n == 0 {
+			s.mu.Unlock()
+			return
+		}
+		f := s.cleanups[n-1]
+		s.cleanups = s.cleanups[:n-1]
+		s.mu.Unlock()
+		f()
+	}
 }
 
 func (s *scope) Helper() {}
