@@ -73,6 +73,7 @@ bench: deps build
 	bin/bench $(BENCH_FLAGS)
 	scripts/bench-identity.sh
 	scripts/bench-roles.sh
+	scripts/bench-rules.sh
 
 # dist/imdsguard_<version>_amd64.deb (the script derives a Debian-valid
 # version from git describe and stamps the binary with it).
