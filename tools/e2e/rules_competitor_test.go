@@ -69,8 +69,10 @@ func checkFight(t *testing.T, v testbed.CompetitorVariant, restores int, c testb
 		if restores != 0 {
 			t.Errorf("%d restores: nothing above imdsguard's jumps can match metadata traffic, so they should stay where they are", restores)
 		}
-		if len(warns) != 0 || len(infos) > 1 {
-			t.Errorf("log: want no warning and at most one info line for a harmless rule above the jumps, got %d warnings, %d info lines: %v", len(warns), len(infos), append(warns, infos...))
+		// One info line per built-in chain the competitor sits on top of
+		// (nat PREROUTING, filter FORWARD), said once for the episode.
+		if len(warns) != 0 || len(infos) > 2 {
+			t.Errorf("log: want no warning and at most one info line per chain (2) for a harmless rule above the jumps, got %d warnings, %d info lines: %v", len(warns), len(infos), append(warns, infos...))
 		}
 		return
 	}
