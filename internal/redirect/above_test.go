@@ -140,3 +140,18 @@ func TestHealth(t *testing.T) {
 		t.Errorf("Health = %+v", got)
 	}
 }
+
+// chainsInSave: the chains asked for, declared ones only, with their
+// rules; an empty chain is there with no lines.
+func TestChainsInSave(t *testing.T) {
+	save := "# x\n*nat\n:PREROUTING ACCEPT [0:0]\n:IMDSGUARD-PRE - [0:0]\n:EMPTY - [0:0]\n" +
+		"-A PREROUTING -j KUBE-SERVICES\n-A IMDSGUARD-PRE ! -i lo -j DNAT --to-destination 1.2.3.4:8989\n-A OTHER -j ACCEPT\nCOMMIT\n"
+	got := chainsInSave(save, "nat", []string{"PREROUTING", "IMDSGUARD-PRE", "EMPTY", "MISSING"})
+	if len(got) != 3 || len(got["EMPTY"]) != 0 || got["PREROUTING"][0] != "-A PREROUTING -j KUBE-SERVICES" ||
+		got["IMDSGUARD-PRE"][0] != "-A IMDSGUARD-PRE ! -i lo -j DNAT --to-destination 1.2.3.4:8989" {
+		t.Errorf("chainsInSave = %q", got)
+	}
+	if _, ok := got["MISSING"]; ok {
+		t.Error("an undeclared chain was returned")
+	}
+}

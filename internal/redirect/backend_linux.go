@@ -144,6 +144,21 @@ func (x *xtables) TableExists(table string) (bool, error) {
 	return names[table], err
 }
 
+// ListChains: iptables-nft answers -S CHAIN from that chain alone, so one
+// listing per chain; iptables-legacy copies the whole table from the kernel
+// for any command, so one iptables-legacy-save -t TABLE (one copy instead
+// of one per chain).
+func (x *xtables) ListChains(table string, chains []string) (map[string][]string, error) {
+	if x.dropTables {
+		return listEach(x, table, chains)
+	}
+	save, err := run(x.save, nil, "-t", table)
+	if err != nil {
+		return nil, err
+	}
+	return chainsInSave(save, table, chains), nil
+}
+
 // CanDropTables: only nf_tables tables can be deleted.
 func (x *xtables) CanDropTables() bool { return x.dropTables }
 

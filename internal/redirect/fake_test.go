@@ -535,3 +535,9 @@ func (f *fakeIPT) topIs(table, chain, rule string) bool {
 	c := f.chain(table, chain, false)
 	return c != nil && len(c.rules) > 0 && c.rules[0] == rule
 }
+
+// ListChains lists each chain as the nft backend does (the fake has no
+// whole-table read to save).
+func (f *fakeIPT) ListChains(table string, chains []string) (map[string][]string, error) {
+	return listEach(f, table, chains)
+}

@@ -17,6 +17,10 @@ type runner interface {
 	Append(table, chain string, rulespec ...string) error
 	Delete(table, chain string, rulespec ...string) error
 
+	// ListChains returns the "-A" lines of each of chains in table that
+	// exists, in as few reads as the backend allows (verify.go).
+	ListChains(table string, chains []string) (map[string][]string, error)
+
 	// ListWithCounters is iptables -S CHAIN -v: each rule with "-c PKTS BYTES".
 	ListWithCounters(table, chain string) ([]string, error)
 

@@ -3,6 +3,7 @@ package redirect
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -17,26 +18,69 @@ import (
 // exist has no entry.
 type reading map[string][]string // "table/chain" → rule lines
 
-// read lists every own chain of plans and every hook once.
+// read lists every own chain of plans and every hook, table by table.
 func read(ipt runner, plans []chainPlan) (reading, error) {
 	rd := reading{}
+	var order []string
+	wanted := map[string][]string{} // table → chains, each once
 	for _, c := range plans {
+		if _, ok := wanted[c.Table]; !ok {
+			order = append(order, c.Table)
+		}
 		for _, name := range []string{c.Name, c.Hook} {
-			key := c.Table + "/" + name
-			if _, done := rd[key]; done {
-				continue
+			if !slices.Contains(wanted[c.Table], name) {
+				wanted[c.Table] = append(wanted[c.Table], name)
 			}
-			listing, err := ipt.List(c.Table, name)
-			switch {
-			case isNotExist(err):
-				continue
-			case err != nil:
-				return nil, fmt.Errorf("list %s: %w", key, err)
-			}
-			rd[key] = ruleLines(listing)
+		}
+	}
+	for _, t := range order {
+		lists, err := ipt.ListChains(t, wanted[t])
+		if err != nil {
+			return nil, fmt.Errorf("list %s: %w", t, err)
+		}
+		for name, lines := range lists {
+			rd[t+"/"+name] = lines
 		}
 	}
 	return rd, nil
+}
+
+// listEach lists each chain with its own iptables -S; chains that do not
+// exist are left out.
+func listEach(ipt runner, table string, chains []string) (map[string][]string, error) {
+	out := map[string][]string{}
+	for _, name := range chains {
+		listing, err := ipt.List(table, name)
+		switch {
+		case isNotExist(err):
+			continue
+		case err != nil:
+			return nil, fmt.Errorf("%s/%s: %w", table, name, err)
+		}
+		out[name] = ruleLines(listing)
+	}
+	return out, nil
+}
+
+// chainsInSave picks chains out of iptables-save text of table: each
+// declared one with its "-A" lines (the same lines iptables -S prints).
+func chainsInSave(save, table string, chains []string) map[string][]string {
+	out := map[string][]string{}
+	sec, _ := tableSection(save, table)
+	for _, name := range chains {
+		if hasChain(sec, name) {
+			out[name] = []string{}
+		}
+	}
+	for _, l := range sec {
+		f := strings.Fields(l)
+		if len(f) >= 2 && f[0] == "-A" {
+			if lines, ok := out[f[1]]; ok {
+				out[f[1]] = append(lines, l)
+			}
+		}
+	}
+	return out
 }
 
 // isNotExist reports whether err says that a chain (or table) is not
