@@ -95,7 +95,7 @@ func TestCheckCommand(t *testing.T) {
 	// The direct probe sets the daemon's firewall mark: root's (CAP_NET_ADMIN).
 	if os.Geteuid() == 0 {
 		for _, want := range []string{"PASS  IMDS itself rejects IMDSv1 without a token", "PASS  IMDS's endpoint is enabled",
-			"INFO  IMDS's IPv6 endpoint answers as redirect.ipv6 expects", "not asked: redirect.ipv6 is off",
+			"INFO  IMDS's IPv6 endpoint answers as redirect.ipv6 expects", "not asked: redirect.ipv6 is off and upstream.url is not IMDS's address",
 			"INFO  tags in instance metadata", "off: /latest/meta-data/tags/instance answers 404",
 			"the policy allows tags to rule root, rule others: they get 404 until tags are on"} {
 			if !strings.Contains(out, want) {

@@ -173,6 +173,11 @@ func ipv6Endpoint(o MetadataOptions, instanceID string) Result {
 // imdsguard (no upgrade, no policy, no hop limit of imdsguard's). A FAIL.
 func ipv6Unredirected(v6 DirectAnswer, instanceID string) Result {
 	r := Result{Name: ipv6Name}
+	if !v6.Sent {
+		r.Pass, r.Info = true, true
+		r.Detail = "not asked: redirect.ipv6 is off and upstream.url is not IMDS's address"
+		return r
+	}
 	if !v6.answered() {
 		r.Pass = true
 		r.Detail = "redirect.ipv6 is off, and IMDS does not answer on [fd00:ec2::254] (" + v6.describe() + "): no IPv6 path passes imdsguard by"

@@ -24,9 +24,13 @@ import (
 func (s System) MetadataOptions(ctx context.Context) MetadataOptions {
 	o := MetadataOptions{TagsAllowedTo: s.TagsAllowedTo, IPv6Redirected: s.hasFamily("IPv6")}
 	var wg sync.WaitGroup
-	// Asked also when redirect.ipv6 is off: an answer then is a path to
-	// IMDS that passes imdsguard by.
-	wg.Go(func() { o.IPv6, _ = s.directToken(ctx, "http://"+imds.HostIPv6) })
+	// Asked also when redirect.ipv6 is off (an answer then is a path to
+	// IMDS that passes imdsguard by), but then only when upstream.url is
+	// IMDS's own address: an upstream elsewhere (a test's, a relay's) says
+	// nothing about [fd00:ec2::254].
+	if o.IPv6Redirected || upstreamIsIMDS(s.Upstream) {
+		wg.Go(func() { o.IPv6, _ = s.directToken(ctx, "http://"+imds.HostIPv6) })
+	}
 	var tok string
 	o.Token, tok = s.directToken(ctx, s.Upstream)
 	if tok != "" {
@@ -35,6 +39,12 @@ func (s System) MetadataOptions(ctx context.Context) MetadataOptions {
 	}
 	wg.Wait()
 	return o
+}
+
+// upstreamIsIMDS reports whether raw (upstream.url) is IMDS's IPv4 address.
+func upstreamIsIMDS(raw string) bool {
+	u, err := url.Parse(raw)
+	return err == nil && u.Hostname() == imds.IPv4.String()
 }
 
 func (s System) hasFamily(name string) bool {

@@ -55,6 +55,8 @@ func TestMetadataOptions(t *testing.T) {
 		}, ipv6Name, true, "WARN", []string{"(connection refused) while IPv4 answers"}, nil},
 		{"ipv6 off in the configuration, IMDS silent on IPv6", func(f *fake) { f.options.IPv6, f.options.IPv6Redirected = silent, false }, ipv6Name, true, "PASS",
 			[]string{"redirect.ipv6 is off, and IMDS does not answer on [fd00:ec2::254]"}, []string{"fix:"}},
+		{"ipv6 off in the configuration, upstream elsewhere", func(f *fake) { f.options.IPv6, f.options.IPv6Redirected = DirectAnswer{}, false }, ipv6Name, true, "INFO",
+			[]string{"not asked: redirect.ipv6 is off and upstream.url is not IMDS's address"}, []string{"fix:"}},
 		{"ipv6 off in the configuration, IMDS answers on IPv6", func(f *fake) { f.options.IPv6Redirected = false }, ipv6Name, false, "FAIL",
 			[]string{"IPv6 callers reach IMDS directly, past imdsguard", "fix: set redirect.ipv6: true", "--http-protocol-ipv6 disabled"}, nil},
 		{"ipv6 and ipv4 silent", func(f *fake) { f.options.Token, f.options.IPv6 = silent, silent }, ipv6Name, true, "INFO", []string{"not judged"}, nil},
