@@ -93,6 +93,7 @@ func TestRPMPackage(t *testing.T) {
 	t.Run("files", func(t *testing.T) { rpmSameFiles(t, pkg, deb) })
 	t.Run("header", func(t *testing.T) { rpmHeader(t, pkg, version) })
 	t.Run("requires", func(t *testing.T) { rpmRequires(t, e, pkg) })
+	t.Run("requires resolve", func(t *testing.T) { rpmResolve(t, e, pkg) })
 	t.Run("config", func(t *testing.T) { rpmConfigFile(t, pkg) })
 	t.Run("scriptlets", func(t *testing.T) { rpmScriptletText(t, e, pkg) })
 	t.Run("scratch root", func(t *testing.T) { rpmScratchInstall(t, pkg, version) })
@@ -177,6 +178,55 @@ func rpmRequires(t *testing.T, e *testbed.Env, pkg string) {
 	if newest := newestGLIBC(t, e.Bin("imdsguard")); newest != "" && vercmp(t, m[1], newest) < 0 {
 		t.Errorf("the binary needs GLIBC_%s; the package requires glibc >= %s", newest, m[1])
 	}
+}
+
+// rpmResolve: rpm resolves the dependencies against stand-in packages
+// (empty, named and versioned as on AL2023, RHEL 9 and Amazon Linux 2) in
+// scratch roots: rpm -i --test accepts the package with glibc 2.34 and
+// either iptables-nft or iptables-legacy, and refuses it, naming what is
+// missing, with an older glibc or with only a package named iptables.
+func rpmResolve(t *testing.T, e *testbed.Env, pkg string) {
+	cases := []struct {
+		name      string
+		installed []string // "NAME VERSION" of stand-ins
+		missing   string   // the dependency rpm names, "" if it accepts
+	}{
+		{"glibc 2.34, iptables-nft (AL2023, RHEL 9)", []string{"glibc 2.34", "iptables-nft 1.8.8"}, ""},
+		{"glibc 2.34, iptables-legacy (AL2023)", []string{"glibc 2.34", "iptables-legacy 1.8.8"}, ""},
+		{"a package named iptables only", []string{"glibc 2.34", "iptables 1.8.8"}, "(iptables-nft or iptables-legacy)"},
+		{"glibc 2.26 (Amazon Linux 2)", []string{"glibc 2.26", "iptables-nft 1.8.4"}, "glibc >= 2.34"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for _, nv := range c.installed {
+				rpmIn(t, dir, "-i", standIn(t, e, nv))
+			}
+			r := testbed.RunCombined(time.Minute, nil, "rpm", "--root", dir, "--dbpath", "/var/lib/rpm", "-i", "--test", pkg)
+			switch {
+			case c.missing == "" && r.Err != nil:
+				t.Errorf("rpm -i --test refused it: %v", r)
+			case c.missing != "" && (r.Err == nil || !strings.Contains(r.Out, "\t"+c.missing+" is needed by imdsguard-")):
+				t.Errorf("rpm -i --test: %v, want %q missing", r, c.missing)
+			}
+		})
+	}
+}
+
+// standIn packs an empty RPM named and versioned "NAME VERSION" (bin/nfpm).
+func standIn(t *testing.T, e *testbed.Env, nv string) string {
+	t.Helper()
+	name, version, _ := strings.Cut(nv, " ")
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "nfpm.yaml")
+	yaml := "name: " + name + "\nversion: \"" + version + "\"\nversion_schema: none\narch: amd64\nplatform: linux\n" +
+		"maintainer: test <test@imdsguard.invalid>\ndescription: a stand-in for the distribution's package\n"
+	if err := os.WriteFile(conf, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, name+".rpm")
+	testbed.MustRun(t, e.Bin("nfpm"), "package", "--config", conf, "--packager", "rpm", "--target", out)
+	return out
 }
 
 // newestGLIBC is the newest GLIBC_x symbol version bin needs ("" when it
