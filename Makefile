@@ -5,7 +5,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all build deps demo-deps tools tidy-check test unit e2e demo bench deb fuzz clean
+.PHONY: all build deps demo-deps tools tidy-check test unit e2e demo bench deb rpm fuzz clean
 
 all: build
 
@@ -79,6 +79,11 @@ bench: deps build
 # version from git describe and stamps the binary with it).
 deb:
 	scripts/build-deb.sh
+
+# dist/imdsguard-<version>-1.x86_64.rpm: the same files from the same
+# packaging/nfpm.yaml, for Amazon Linux 2023 and RHEL 9.
+rpm:
+	scripts/build-package.sh --packager rpm
 
 # bin/imdsguard-image.tar: the DaemonSet's image (packaging/image), built
 # from Debian packages without a registry; DOCKER_HOST=unix://... imports it.

@@ -5,7 +5,7 @@ set -euo pipefail
 
 usage() {
 	cat <<'EOF'
-Usage: scripts/bake-ami.sh [OPTIONS] [PACKAGE.deb]
+Usage: scripts/bake-ami.sh [OPTIONS] [PACKAGE.deb | PACKAGE.rpm]
 
 Installs imdsguard on this machine (run as root on the instance being baked,
 or in a chroot of the image) and enables imdsguard.service, so that its
@@ -13,8 +13,14 @@ redirect rules are in place from the first boot of every instance made from
 the image, before any container runtime starts.
 
 Install (one of):
-  PACKAGE.deb         the package to install (apt-get, so iptables comes
-                      along); default: the newest dist/imdsguard_*.deb
+  PACKAGE.deb         the package to install with apt-get (Debian, Ubuntu),
+                      so iptables comes along
+  PACKAGE.rpm         the package to install with dnf (yum without dnf):
+                      Amazon Linux 2023, RHEL 9 and kin, so iptables-nft
+                      comes along
+                      default: the newest dist/imdsguard_*.deb where apt-get
+                      is, else the newest dist/imdsguard-*.rpm where dnf or
+                      yum is
   --binary [PATH]     no package: install PATH (default bin/imdsguard) as
                       /usr/sbin/imdsguard, the units as
                       /etc/systemd/system/imdsguard.{service,socket}, its tmpfiles.d
@@ -61,7 +67,7 @@ socket=imdsguard.socket # the proxy's sockets, held across restarts
 proxy=http://127.0.0.1:8989
 imds=http://169.254.169.254
 
-deb=""
+pkg=""
 binary=""
 start=false
 require_v2=false
@@ -81,7 +87,7 @@ parse_args() {
 		case $1 in
 		--binary)
 			binary=$root/bin/imdsguard
-			if (($# > 1)) && [[ $2 != -* && $2 != *.deb ]]; then
+			if (($# > 1)) && [[ $2 != -* && $2 != *.deb && $2 != *.rpm ]]; then
 				binary=$2
 				shift
 			fi
@@ -102,13 +108,13 @@ parse_args() {
 			exit 2
 			;;
 		*)
-			[[ -z $deb ]] || die "one package at a time ($deb, $1)"
-			deb=$1
+			[[ -z $pkg ]] || die "one package at a time ($pkg, $1)"
+			pkg=$1
 			;;
 		esac
 		shift
 	done
-	if [[ -n $deb && -n $binary ]]; then
+	if [[ -n $pkg && -n $binary ]]; then
 		die "give a package or --binary, not both"
 	fi
 	if [[ -n $lightsail && -n $instance_id ]]; then
@@ -139,28 +145,53 @@ run() {
 
 systemd_running() { [[ -d /run/systemd/system ]]; }
 
-newest_deb() {
-	local newest="" f
-	for f in "$root"/dist/imdsguard_*.deb; do
+# newest_package: the newest package in dist/ of the kind this machine
+# installs (apt-get: .deb; dnf or yum: .rpm).
+newest_package() {
+	local pattern='imdsguard_*.deb' build="make deb" newest="" f
+	if ! command -v apt-get >/dev/null && { command -v dnf || command -v yum; } >/dev/null; then
+		pattern='imdsguard-*.rpm' build="make rpm"
+	fi
+	for f in "$root"/dist/$pattern; do
 		if [[ -f $f && (-z $newest || $f -nt $newest) ]]; then
 			newest=$f
 		fi
 	done
-	[[ -n $newest ]] || die "no dist/imdsguard_*.deb: run scripts/build-deb.sh, or pass a package or --binary"
+	[[ -n $newest ]] || die "no dist/$pattern: run $build, or pass a package or --binary"
 	echo "$newest"
 }
 
-install_deb() {
-	[[ -f $deb ]] || die "no package $deb"
-	deb=$(cd "$(dirname "$deb")" && pwd)/$(basename "$deb")
-	run env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$deb"
+# rpm_installer: dnf (AL2023, RHEL 8 and later), else yum; a dry run on a
+# machine with neither shows dnf.
+rpm_installer() {
+	if command -v dnf >/dev/null; then
+		echo dnf
+	elif command -v yum >/dev/null; then
+		echo yum
+	elif $dry_run; then
+		echo dnf
+	else
+		die "no dnf or yum on this machine to install $pkg (and its dependencies)"
+	fi
+}
+
+# install_package: with the distribution's installer, not dpkg -i or rpm -i,
+# so that the dependencies come along.
+install_package() {
+	[[ -f $pkg ]] || die "no package $pkg"
+	pkg=$(cd "$(dirname "$pkg")" && pwd)/$(basename "$pkg")
+	case $pkg in
+	*.deb) run env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$pkg" ;;
+	*.rpm) run "$(rpm_installer)" install -y "$pkg" ;;
+	*) die "$pkg: not a .deb or an .rpm" ;;
+	esac
 }
 
 install_binary() {
 	[[ -f $binary ]] || die "no binary $binary (go build -o bin/imdsguard ./cmd/imdsguard)"
 	if ! command -v iptables-nft >/dev/null && ! command -v iptables-legacy >/dev/null &&
 		! command -v iptables >/dev/null && ! [[ -x /usr/sbin/iptables ]]; then
-		echo "bake-ami: warning: no iptables on this machine; imdsguard needs it (apt-get install iptables)" >&2
+		echo "bake-ami: warning: no iptables on this machine; imdsguard needs it (apt-get install iptables, dnf install iptables-nft)" >&2
 	fi
 	run install -D -m 0755 "$binary" /usr/sbin/imdsguard
 	run install -D -m 0644 "$root/systemd/imdsguard.service" /etc/systemd/system/$unit
@@ -239,8 +270,8 @@ main() {
 	if [[ -n $binary ]]; then
 		install_binary
 	else
-		[[ -n $deb ]] || deb=$(newest_deb)
-		install_deb
+		[[ -n $pkg ]] || pkg=$(newest_package)
+		install_package
 	fi
 	enable_service
 	if $require_v2 || [[ -n $ami ]]; then

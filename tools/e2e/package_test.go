@@ -134,40 +134,58 @@ func TestBakeAMIDryRun(t *testing.T) {
 	e := testbed.New(t)
 	script := filepath.Join(e.Root, "scripts", "bake-ami.sh")
 	deb := e.WriteFile("imdsguard_1.2.3_amd64.deb", "") // only its name is used
+	rpm := e.WriteFile("imdsguard-1.2.3-1.x86_64.rpm", "")
 	bin := e.WriteFile("imdsguard", "")
+	// A yum (and no dnf) on PATH: what an older RPM distribution has.
+	yum := e.WriteFile("yum/yum", "#!/bin/sh\nexit 1\n")
+	if err := os.Chmod(yum, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	yumOnly := []string{"PATH=" + filepath.Dir(yum) + ":" + os.Getenv("PATH")}
 	aptInstall := "env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends " + deb
 	enable := "systemctl enable imdsguard.socket imdsguard.service"
 	cases := []struct {
 		name     string
 		args     []string
+		env      []string
 		wantCode int
 		want     []string // lines, in this order, among stdout's
 		not      []string // substrings of stdout that must not appear
 	}{
-		{"install and enable", []string{deb}, 0,
-			[]string{aptInstall, enable}, []string{"systemctl start", "aws "}},
-		{"require IMDSv2, ids from IMDS", []string{"--require-imdsv2", deb}, 0,
+		{"install and enable", []string{deb}, nil, 0,
+			[]string{aptInstall, enable}, []string{"systemctl start", "aws ", "dnf", "yum"}},
+		{"rpm: dnf", []string{rpm}, nil, 0,
+			[]string{"dnf install -y " + rpm, enable}, []string{"apt-get", "yum", "systemctl start", "aws "}},
+		{"rpm: yum without dnf", []string{rpm}, yumOnly, 0,
+			[]string{"yum install -y " + rpm, enable}, []string{"apt-get", "dnf"}},
+		{"rpm: require IMDSv2 and start", []string{"--start", "--require-imdsv2", "--instance-id", "i-1", "--region", "us-east-1", rpm}, nil, 0,
+			[]string{"dnf install -y " + rpm, enable, "systemctl start imdsguard.socket imdsguard.service",
+				"aws ec2 modify-instance-metadata-options --region us-east-1 --instance-id i-1 --http-tokens required --http-put-response-hop-limit 1 --http-endpoint enabled"}, []string{"apt-get"}},
+		{"require IMDSv2, ids from IMDS", []string{"--require-imdsv2", deb}, nil, 0,
 			[]string{aptInstall, enable, "aws ec2 modify-instance-metadata-options --region <region> --instance-id <instance-id> --http-tokens required --http-put-response-hop-limit 1 --http-endpoint enabled"}, nil},
-		{"require IMDSv2, ids given", []string{"--require-imdsv2", "--instance-id", "i-0123456789abcdef0", "--region", "eu-west-1", deb}, 0,
+		{"require IMDSv2, ids given", []string{"--require-imdsv2", "--instance-id", "i-0123456789abcdef0", "--region", "eu-west-1", deb}, nil, 0,
 			[]string{aptInstall, enable, "aws ec2 modify-instance-metadata-options --region eu-west-1 --instance-id i-0123456789abcdef0 --http-tokens required --http-put-response-hop-limit 1 --http-endpoint enabled"}, nil},
-		{"lightsail", []string{"--lightsail", "web-1", "--region", "us-east-1", deb}, 0,
+		{"lightsail", []string{"--lightsail", "web-1", "--region", "us-east-1", deb}, nil, 0,
 			[]string{aptInstall, enable, "aws lightsail update-instance-metadata-options --region us-east-1 --instance-name web-1 --http-tokens required"}, []string{"aws ec2"}},
-		{"image attribute", []string{"--require-imdsv2", "--instance-id", "i-1", "--region", "us-east-1", "--ami-id", "ami-0abc", deb}, 0,
+		{"image attribute", []string{"--require-imdsv2", "--instance-id", "i-1", "--region", "us-east-1", "--ami-id", "ami-0abc", deb}, nil, 0,
 			[]string{"aws ec2 modify-instance-metadata-options --region us-east-1 --instance-id i-1 --http-tokens required --http-put-response-hop-limit 1 --http-endpoint enabled",
 				"aws ec2 modify-image-attribute --region us-east-1 --image-id ami-0abc --imds-support v2.0"}, nil},
-		{"binary and start", []string{"--binary", bin, "--start"}, 0,
+		{"binary and start", []string{"--binary", bin, "--start"}, nil, 0,
 			[]string{"install -D -m 0755 " + bin + " /usr/sbin/imdsguard",
 				"install -D -m 0644 " + e.Root + "/systemd/imdsguard.service /etc/systemd/system/imdsguard.service",
 				"install -D -m 0644 " + e.Root + "/systemd/imdsguard.socket /etc/systemd/system/imdsguard.socket",
 				"install -D -m 0644 " + e.Root + "/systemd/imdsguard.tmpfiles /etc/tmpfiles.d/imdsguard.conf",
 				enable, "systemctl start imdsguard.socket imdsguard.service"}, []string{"apt-get"}},
-		{"missing package", []string{filepath.Join(e.Dir, "nope.deb")}, 1, nil, nil},
-		{"package and binary", []string{"--binary", bin, deb}, 1, nil, nil},
-		{"unknown option", []string{"--bogus"}, 2, nil, nil},
+		{"missing package", []string{filepath.Join(e.Dir, "nope.deb")}, nil, 1, nil, nil},
+		{"missing rpm", []string{filepath.Join(e.Dir, "nope.rpm")}, nil, 1, nil, nil},
+		{"not a package", []string{bin}, nil, 1, nil, nil},
+		{"rpm and binary", []string{"--binary", bin, rpm}, nil, 1, nil, nil},
+		{"package and binary", []string{"--binary", bin, deb}, nil, 1, nil, nil},
+		{"unknown option", []string{"--bogus"}, nil, 2, nil, nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			r := testbed.RunCombined(time.Minute, nil, script, append([]string{"--dry-run"}, c.args...)...)
+			r := testbed.RunCombined(time.Minute, c.env, script, append([]string{"--dry-run"}, c.args...)...)
 			code := 0
 			var ee *exec.ExitError
 			if errors.As(r.Err, &ee) {
@@ -196,7 +214,8 @@ func TestBakeAMIDryRun(t *testing.T) {
 	}
 	t.Run("help", func(t *testing.T) {
 		r := testbed.RunCombined(time.Minute, nil, script, "--help")
-		if r.Err != nil || !strings.Contains(r.Out, "--require-imdsv2") || !strings.Contains(r.Out, "--dry-run") {
+		if r.Err != nil || !strings.Contains(r.Out, "--require-imdsv2") || !strings.Contains(r.Out, "--dry-run") ||
+			!strings.Contains(r.Out, "PACKAGE.rpm") || !strings.Contains(r.Out, "dnf") {
 			t.Fatalf("--help: %v", r)
 		}
 	})
