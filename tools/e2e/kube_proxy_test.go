@@ -103,22 +103,7 @@ func testKubeProxy(t *testing.T, mode string) {
 	defer r.readers.stop()
 	from := time.Now() // the readers' start
 
-	// The curve's origin: imdsguard on the node before kube-proxy.
-	g0 := cpuOf(r.g.Pid())
-	time.Sleep(2 * cpuEvery)
-	t.Logf("1. imdsguard's CPU before kube-proxy: %.0f ms/s (its own and its children's, over %v)", perSecond(cpuOf(r.g.Pid())-g0, 2*cpuEvery), 2*cpuEvery)
-
-	// 2. kube-proxy's start.
-	before := r.restores()
-	r.kp = r.c.StartKubeProxy(mode)
-	requireComm(t, r.kp.Pid(), "kube-proxy")
-	time.Sleep(3 * time.Second) // imdsguard's upkeep looks every 750 ms
-	atStart, jumps := r.restores()-before, r.kubeProxyJumps()
-	t.Logf("2. kube-proxy (%s) started: %d jumps of its own in the chains where imdsguard keeps its jumps first; imdsguard restored its rules %d times (its log: %s)",
-		mode, jumps, atStart, r.restoreLog())
-	if atStart > jumps {
-		t.Errorf("2. %d restores at kube-proxy's start: more than one per jump kube-proxy inserted above imdsguard's (%d)", atStart, jumps)
-	}
+	jumps := r.startKubeProxy(mode)
 	r.echoIP = strings.TrimSpace(r.c.MustKubectl("-n", "team-a", "get", "service", "echo", "-o", "jsonpath={.spec.clusterIP}"))
 	r.checkEcho("2. kube-proxy started")
 
@@ -147,6 +132,27 @@ func testKubeProxy(t *testing.T, mode string) {
 		loaded.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 }
 
+// startKubeProxy: imdsguard's CPU before; step 2. It returns kube-proxy's
+// jumps in the chains where imdsguard keeps its own first.
+func (r *kubeProxyRun) startKubeProxy(mode string) int {
+	t := r.t
+	t.Helper()
+	g0 := cpuOf(r.g.Pid())
+	time.Sleep(2 * cpuEvery)
+	t.Logf("1. imdsguard's CPU before kube-proxy: %.0f ms/s (its own and its children's, over %v)", perSecond(cpuOf(r.g.Pid())-g0, 2*cpuEvery), 2*cpuEvery)
+	before := r.restores()
+	r.kp = r.c.StartKubeProxy(mode)
+	requireComm(t, r.kp.Pid(), "kube-proxy")
+	time.Sleep(3 * time.Second) // imdsguard's upkeep looks every 750 ms
+	atStart, jumps := r.restores()-before, r.kubeProxyJumps()
+	t.Logf("2. kube-proxy (%s) started: %d jumps of its own in the chains where imdsguard keeps its jumps first; imdsguard restored its rules %d times (its log: %s)",
+		mode, jumps, atStart, r.restoreLog())
+	if atStart > jumps {
+		t.Errorf("2. %d restores at kube-proxy's start: more than one per jump kube-proxy inserted above imdsguard's (%d)", atStart, jumps)
+	}
+	return jumps
+}
+
 // startKubeProxyRun: step 1.
 func startKubeProxyRun(t *testing.T) *kubeProxyRun {
 	e := testbed.New(t)
@@ -156,8 +162,7 @@ func startKubeProxyRun(t *testing.T) *kubeProxyRun {
 	c.ImportImage(e.OCIArchive(e.ClientImage(), ctrImage, []string{"/bin/sh"}))
 	c.Namespace("team-a")
 	c.Namespace(kubeProxyLoadNS)
-	// Audit summaries, not a line per read: the readers ask 50 times a
-	// second each.
+	// Audit summaries, not a line per read (the readers' 40 a second).
 	g := h.StartGuard(testbed.HostGuardConfig{AuditSummary: "60s",
 		Extra: fmt.Sprintf(`metrics: {listen: "127.0.0.1:%d"}`, kubeProxyMetrics)})
 	requireComm(t, g.Pid(), "imdsguard")
