@@ -213,7 +213,7 @@ func (r *kubeProxyRun) restoreLog() string {
 		}
 	}
 	if len(out) == 0 {
-		return "its log says none"
+		return "none"
 	}
 	return strings.Join(out, "; ")
 }
