@@ -32,8 +32,8 @@ const (
 	KubeCgroupRoot  = "/imdsguard-kube" // the kubelet's cgroupRoot
 	KubePodCIDRv4   = "198.19.0.0/24"   // gateway .1 on CNIBridge
 	KubePodCIDRv6   = "2001:db8:6::/64" // gateway ::1
-	KubeServiceCIDR = "198.19.128.0/24"
-	KubeServiceIP   = "198.19.128.1" // the kubernetes service: in the API server's certificate
+	KubeServiceCIDR = "198.19.128.0/20" // 4,094 addresses: the kube-proxy tests create thousands of services
+	KubeServiceIP   = "198.19.128.1"    // the kubernetes service: in the API server's certificate
 )
 
 // EtcdPath is Debian etcd-server's binary.

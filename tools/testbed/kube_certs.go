@@ -59,6 +59,9 @@ func kubeCerts(node, nodeIP string) []kubeCert {
 		{file: "controller-manager", cn: "system:kube-controller-manager"},
 		{file: "scheduler", cn: "system:kube-scheduler"},
 		{file: "kubelet", cn: "system:node:" + node, orgs: []string{"system:nodes"}},
+		// kube-proxy: the user the bootstrap ClusterRoleBinding
+		// system:node-proxier grants its rights to.
+		{file: "kube-proxy", cn: "system:kube-proxy"},
 	}
 }
 

@@ -37,7 +37,8 @@ func (c *Cluster) etcdArgs() []string {
 // apiserverArgs: authorization Node,RBAC with NodeRestriction (the
 // kubelet's rights are a real node's), privileged pods allowed (the
 // DaemonSet is one), service-account tokens signed with the pki's key.
-// No kube-proxy runs: service addresses are allocated but not routed.
+// No kube-proxy runs unless a test starts one (StartKubeProxy): service
+// addresses are allocated but not routed.
 func (c *Cluster) apiserverArgs() []string {
 	p := c.pki
 	return []string{
@@ -165,4 +166,5 @@ func (c *Cluster) writeKubeconfigs() {
 	c.e.WriteFile("kube/kubelet.kubeconfig", c.pki.kubeconfig(node, "kubelet"))
 	c.e.WriteFile("kube/controller-manager.kubeconfig", c.pki.kubeconfig(local, "controller-manager"))
 	c.e.WriteFile("kube/scheduler.kubeconfig", c.pki.kubeconfig(local, "scheduler"))
+	c.e.WriteFile("kube/kube-proxy.kubeconfig", c.pki.kubeconfig(node, "kube-proxy"))
 }
