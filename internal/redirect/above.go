@@ -263,6 +263,9 @@ type placement struct {
 	why     string // the first rule above that could touch metadata traffic
 }
 
+// first reports whether the jump is the hook's first rule.
+func (p placement) first() bool { return p.pos == 1 }
+
 // place judges c's jump in hook (the hook's "-A" lines).
 func place(ipt runner, hook []string, c chainPlan, f family, mark uint32) placement {
 	i := jumpIndex(hook, c)

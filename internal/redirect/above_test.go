@@ -2,6 +2,7 @@ package redirect
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -88,8 +89,9 @@ func TestSplitArgs(t *testing.T) {
 }
 
 // A competitor that keeps its jump first (Felix's ChainInsertMode
-// insert). Harmless chains: Keep leaves its jumps second, restores
-// nothing and logs the arrangement once. A chain that could touch
+// insert). Harmless chains: Keep moves its jump back once, and when the
+// competitor's jump comes back above it, leaves it second and logs the
+// arrangement once. A chain that could touch
 // metadata traffic: Keep moves its jump back once per competitor refresh
 // and warns once for the whole episode.
 func TestKeepBesideCompetitor(t *testing.T) {
@@ -120,8 +122,8 @@ func TestKeepBesideCompetitor(t *testing.T) {
 			warns := strings.Count(h.log.String(), "restored rules deleted from outside")
 			accepted := strings.Count(h.log.String(), "leaving the jump below rules that cannot touch metadata traffic")
 			t.Logf("restores %d, warnings %d, accepted logged %d", n, warns, accepted)
-			if !tc.harmful && (n != 0 || accepted != 1) {
-				t.Errorf("harmless competitor: %d restores (want 0), accepted logged %d times (want 1):\n%s", n, accepted, h.log)
+			if !tc.harmful && (n != 1 || accepted != 1) {
+				t.Errorf("harmless competitor: %d restores (want 1: the first time), accepted logged %d times (want 1):\n%s", n, accepted, h.log)
 			}
 			if tc.harmful && (n != refreshes || warns != 1) {
 				t.Errorf("competitor that could match: %d restores (want %d, one per refresh), %d warnings (want 1):\n%s", n, refreshes, warns, h.log)
@@ -153,5 +155,33 @@ func TestChainsInSave(t *testing.T) {
 	}
 	if _, ok := got["MISSING"]; ok {
 		t.Error("an undeclared chain was returned")
+	}
+}
+
+// A change elsewhere in the rule set (kube-proxy writing its services)
+// moves the stamp; the digest of imdsguard's chains and hooks shows that
+// none of them changed, so no chain is listed.
+func TestKeepUnrelatedChangeListsNothing(t *testing.T) {
+	h := newFakeHost(t, "nft", DefaultConfig())
+	must(t, h.r.Install(context.Background()))
+	h.r.check() // the first look after the install
+	h.v4.newChainForTest("nat", "KUBE-SVC-X")
+	h.v4.addForeign("nat", "KUBE-SVC-X", "-j DNAT --to-destination 10.0.0.1")
+	h.resetCalls()
+	h.r.check()
+	for _, c := range h.v4.callsSnapshot() {
+		if !strings.HasPrefix(c, "Stamp") && !strings.HasPrefix(c, "Digest") {
+			t.Errorf("check did %q after a change in another chain; want only Stamp and Digest", c)
+		}
+	}
+	if !slices.ContainsFunc(h.v4.callsSnapshot(), func(c string) bool { return strings.HasPrefix(c, "Digest") }) {
+		t.Errorf("the stamp moved but no digest was taken: %v", h.v4.callsSnapshot())
+	}
+	// A change in a hook is read.
+	h.v4.addForeign("nat", "PREROUTING", "-p udp -j ACCEPT")
+	h.resetCalls()
+	h.r.check()
+	if !slices.ContainsFunc(h.v4.callsSnapshot(), func(c string) bool { return strings.HasPrefix(c, "List") }) {
+		t.Errorf("a rule appended to PREROUTING was not read: %v", h.v4.callsSnapshot())
 	}
 }

@@ -159,6 +159,15 @@ func (x *xtables) ListChains(table string, chains []string) (map[string][]string
 	return chainsInSave(save, table, chains), nil
 }
 
+// Digest: nf_tables' rules read in-process; legacy has none (every read
+// copies the whole table: no cheaper than ListChains).
+func (x *xtables) Digest(table string, chains []string) (string, error) {
+	if !x.dropTables {
+		return "", nil
+	}
+	return nftDigest(x.fam, table, chains)
+}
+
 // CanDropTables: only nf_tables tables can be deleted.
 func (x *xtables) CanDropTables() bool { return x.dropTables }
 

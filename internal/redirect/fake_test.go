@@ -541,3 +541,23 @@ func (f *fakeIPT) topIs(table, chain, rule string) bool {
 func (f *fakeIPT) ListChains(table string, chains []string) (map[string][]string, error) {
 	return listEach(f, table, chains)
 }
+
+// Digest: in nft mode the chains' rules themselves (as nf_tables' handles
+// and expressions would change), none in legacy mode.
+func (f *fakeIPT) Digest(table string, chains []string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.call("Digest", table, ""); err != nil {
+		return "", err
+	}
+	if f.mode != "nft" {
+		return "", nil
+	}
+	var b strings.Builder
+	for _, name := range chains {
+		if c := f.chain(table, name, false); c != nil {
+			fmt.Fprintf(&b, "%s: %q\n", name, c.rules)
+		}
+	}
+	return b.String(), nil
+}

@@ -50,17 +50,19 @@ func (r *Rules) Install(ctx context.Context) error {
 func (r *Rules) snapshot(fr familyRunner) error {
 	st, stErr := fr.ipt.Stamp()
 	plans := plan(fr.fam, r.params)
+	dg := digestOf(fr.ipt, plans)
 	rd, err := read(fr.ipt, plans)
 	if err != nil {
 		r.forget(fr.fam)
 		return fmt.Errorf("read %s rules: %w", fr.fam.Name, err)
 	}
-	if !rd.complete(plans) || !r.placedAll(fr, rd, plans) {
+	placed, allFirst := r.placedAll(fr, rd, plans)
+	if !rd.complete(plans) || !placed {
 		r.forget(fr.fam)
 		return nil
 	}
 	r.snap[fr.fam.Name] = rd.lines(plans)
-	r.looked(fr.fam, st, stErr)
+	r.looked(fr.fam, st, stErr, dg, allFirst)
 	return nil
 }
 
@@ -75,29 +77,39 @@ func (r *Rules) verify(fr familyRunner) (bool, error) {
 	}
 	st, stErr := fr.ipt.Stamp()
 	plans := plan(fr.fam, r.params)
+	dg := digestOf(fr.ipt, plans)
+	if last := r.seen[fr.fam.Name]; dg != "" && dg == last.digest && last.allFirst {
+		r.looked(fr.fam, st, stErr, dg, true) // not a rule of those chains changed
+		return true, nil
+	}
 	rd, err := read(fr.ipt, plans)
 	if err != nil {
 		return false, fmt.Errorf("read %s rules: %w", fr.fam.Name, err)
 	}
-	if !slices.Equal(rd.lines(plans), ref) || !rd.complete(plans) || !r.placedAll(fr, rd, plans) {
+	placed, allFirst := r.placedAll(fr, rd, plans)
+	if !slices.Equal(rd.lines(plans), ref) || !rd.complete(plans) || !placed {
 		return false, nil
 	}
-	r.looked(fr.fam, st, stErr)
+	r.looked(fr.fam, st, stErr, dg, allFirst)
 	return true, nil
 }
 
-// placedAll reports whether every jump of plans is well placed in rd
-// (place); a jump accepted below someone else's rules is logged once per
-// such arrangement.
-func (r *Rules) placedAll(fr familyRunner, rd reading, plans []chainPlan) bool {
+// placedAll reports whether every jump of plans is well placed in rd:
+// first, or below harmless rules where such rules came back after the jump
+// was moved above them once (below.go); allFirst says every jump is first
+// (then no other chain matters to the verdict). A jump accepted below
+// someone else's rules is logged once per such arrangement.
+func (r *Rules) placedAll(fr familyRunner, rd reading, plans []chainPlan) (ok, allFirst bool) {
+	allFirst = true
 	for _, c := range plans {
 		p := place(fr.ipt, rd[c.Table+"/"+c.Hook], c, fr.fam, r.params.Mark)
-		if !p.ok {
-			return false
+		if !p.first() && !(p.ok && r.insists.has(fr.fam, c)) {
+			return false, false
 		}
+		allFirst = allFirst && p.first()
 		r.noteBelow(fr.fam, c, p)
 	}
-	return true
+	return true, allFirst
 }
 
 // dropDirectFlows deletes the conntrack entries of metadata connections
@@ -146,7 +158,7 @@ func (r *Rules) ensureFamily(fr familyRunner) (fixed []string, verified bool, er
 		}
 	}
 	for _, c := range plan(fr.fam, r.params) {
-		f, err := ensureChain(fr.ipt, c, fr.fam, r.params.Mark)
+		f, err := ensureChain(fr.ipt, c, fr.fam, r.params.Mark, &r.insists)
 		if err != nil {
 			return fixed, false, fmt.Errorf("install %s %s/%s: %w", fr.fam.Name, c.Table, c.Name, err)
 		}
@@ -157,7 +169,7 @@ func (r *Rules) ensureFamily(fr familyRunner) (fixed []string, verified bool, er
 
 // ensureChain makes c exist, hold exactly its rules in order, and be jumped
 // to from its hook; it returns the pieces it had to fix.
-func ensureChain(ipt runner, c chainPlan, f family, mark uint32) ([]string, error) {
+func ensureChain(ipt runner, c chainPlan, f family, mark uint32, ins *insisters) ([]string, error) {
 	var fixed []string
 	where := c.Table + "/" + c.Name
 	ok, err := ipt.ChainExists(c.Table, c.Name)
@@ -179,15 +191,16 @@ func ensureChain(ipt runner, c chainPlan, f family, mark uint32) ([]string, erro
 		}
 		fixed = append(fixed, where+" rules")
 	}
-	fx, err := ensureJumpPlaced(ipt, c, f, mark)
+	fx, err := ensureJumpPlaced(ipt, c, f, mark, ins)
 	return append(fixed, fx...), err
 }
 
-// ensureJumpPlaced makes c's jump the first rule of its hook, or leaves it
-// below rules that provably cannot touch metadata traffic (above.go):
-// inserted at the top when missing, moved there in one step when something
-// that could touch metadata traffic was put before it.
-func ensureJumpPlaced(ipt runner, c chainPlan, f family, mark uint32) ([]string, error) {
+// ensureJumpPlaced makes c's jump the first rule of its hook: inserted at
+// the top when missing, moved there in one step when something was put
+// before it. Harmless rules above it (above.go) are accepted only when they
+// came back after the jump was moved above them once: an agent that
+// insists on rule 1 (below.go).
+func ensureJumpPlaced(ipt runner, c chainPlan, f family, mark uint32, ins *insisters) ([]string, error) {
 	listing, err := ipt.List(c.Table, c.Hook)
 	if err != nil {
 		return nil, fmt.Errorf("check jump from %s: %w", c.Hook, err)
@@ -199,13 +212,17 @@ func ensureJumpPlaced(ipt runner, c chainPlan, f family, mark uint32) ([]string,
 			return nil, fmt.Errorf("jump from %s: %w", c.Hook, err)
 		}
 		return []string{c.Table + "/" + c.Hook + " jump"}, nil
-	case !p.ok:
-		if err := ipt.MoveFirst(c.Table, c.Hook, c.Jump.Spec()...); err != nil {
-			return nil, fmt.Errorf("move the jump from %s to position 1: %w", c.Hook, err)
-		}
-		return []string{fmt.Sprintf("%s/%s jump moved to position 1 (was %d, below %s)", c.Table, c.Hook, p.pos, p.why)}, nil
+	case p.first() || (p.ok && ins.has(f, c)):
+		return nil, nil
 	}
-	return nil, nil
+	if err := ipt.MoveFirst(c.Table, c.Hook, c.Jump.Spec()...); err != nil {
+		return nil, fmt.Errorf("move the jump from %s to position 1: %w", c.Hook, err)
+	}
+	if p.ok {
+		ins.add(f, c)
+		return []string{fmt.Sprintf("%s/%s jump moved to position 1 (was %d, below rules that cannot touch metadata traffic: accepted if they come back)", c.Table, c.Hook, p.pos)}, nil
+	}
+	return []string{fmt.Sprintf("%s/%s jump moved to position 1 (was %d, below %s)", c.Table, c.Hook, p.pos, p.why)}, nil
 }
 
 // jumpPosition returns the place (from 1) of c's jump among the rules of

@@ -13,18 +13,23 @@ import (
 type seenStamp struct {
 	value string
 	at    time.Time
+	// digest of imdsguard's chains and their hooks (nf_tables only; ""
+	// otherwise) at that reading, and whether every jump was first: then
+	// an equal digest proves them unchanged without reading them.
+	digest   string
+	allFirst bool
 }
 
 // looked records that family f's rules were verified in a reading taken
 // after stamp st; without a stamp (err) nothing is recorded, and Keep
 // reads at every tick.
-func (r *Rules) looked(f family, st stamp, err error) {
+func (r *Rules) looked(f family, st stamp, err error, digest string, allFirst bool) {
+	r.setInPlace(f, true)
 	if err != nil {
 		delete(r.seen, f.Name)
 		return
 	}
-	r.seen[f.Name] = seenStamp{value: st.value, at: time.Now()}
-	r.setInPlace(f, true)
+	r.seen[f.Name] = seenStamp{value: st.value, at: time.Now(), digest: digest, allFirst: allFirst}
 }
 
 // forget drops family f's reference: the next check restores.
@@ -64,6 +69,24 @@ func (r *Rules) InPlace() map[string]bool {
 		out[name] = b.Load()
 	}
 	return out
+}
+
+// insisters remembers, per family and hook, rules that came back above a
+// jump after it was moved above them: an agent that insists on rule 1
+// (Felix). Below those, when they are harmless, the jump stays.
+type insisters map[string]bool
+
+func insistKey(f family, c chainPlan) string { return f.Name + " " + c.Table + "/" + c.Hook }
+
+// has reports whether the jump of c was moved above harmless rules before.
+func (in *insisters) has(f family, c chainPlan) bool { return (*in)[insistKey(f, c)] }
+
+// add records that the jump of c was moved above harmless rules.
+func (in *insisters) add(f family, c chainPlan) {
+	if *in == nil {
+		*in = insisters{}
+	}
+	(*in)[insistKey(f, c)] = true
 }
 
 // noteBelow logs, once per arrangement, that c's jump was left below

@@ -41,7 +41,8 @@ type Rules struct {
 	mu       sync.Mutex          // one install/remove/check at a time
 	snap     map[string][]string // family → reading.lines verified by the last full check
 	seen     map[string]seenStamp
-	below    map[string]string   // "family table/hook" → rules above a jump accepted (logged)
+	below    map[string]string // "family table/hook" → rules above a jump accepted (logged)
+	insists  insisters
 	episodes map[string]*episode // family → the restores of one outside change, repeated
 	inPlace  map[string]*atomic.Bool
 	restores atomic.Uint64

@@ -21,6 +21,11 @@ type runner interface {
 	// exists, in as few reads as the backend allows (verify.go).
 	ListChains(table string, chains []string) (map[string][]string, error)
 
+	// Digest fingerprints the rules of chains in table without an
+	// iptables process (nf_tables: digest_linux.go); "" when the backend
+	// cannot (legacy).
+	Digest(table string, chains []string) (string, error)
+
 	// ListWithCounters is iptables -S CHAIN -v: each rule with "-c PKTS BYTES".
 	ListWithCounters(table, chain string) ([]string, error)
 

@@ -21,18 +21,7 @@ type reading map[string][]string // "table/chain" → rule lines
 // read lists every own chain of plans and every hook, table by table.
 func read(ipt runner, plans []chainPlan) (reading, error) {
 	rd := reading{}
-	var order []string
-	wanted := map[string][]string{} // table → chains, each once
-	for _, c := range plans {
-		if _, ok := wanted[c.Table]; !ok {
-			order = append(order, c.Table)
-		}
-		for _, name := range []string{c.Name, c.Hook} {
-			if !slices.Contains(wanted[c.Table], name) {
-				wanted[c.Table] = append(wanted[c.Table], name)
-			}
-		}
-	}
+	order, wanted := planChains(plans)
 	for _, t := range order {
 		lists, err := ipt.ListChains(t, wanted[t])
 		if err != nil {
@@ -43,6 +32,38 @@ func read(ipt runner, plans []chainPlan) (reading, error) {
 		}
 	}
 	return rd, nil
+}
+
+// digestOf fingerprints the chains read would list (runner.Digest), ""
+// when the backend cannot or a read failed: then only read can tell.
+func digestOf(ipt runner, plans []chainPlan) string {
+	order, wanted := planChains(plans)
+	var b strings.Builder
+	for _, t := range order {
+		d, err := ipt.Digest(t, wanted[t])
+		if err != nil || d == "" {
+			return ""
+		}
+		b.WriteString(t + ":" + d + " ")
+	}
+	return b.String()
+}
+
+// planChains lists, table by table (in plan order), every own chain and
+// every hook of plans, each once.
+func planChains(plans []chainPlan) (order []string, wanted map[string][]string) {
+	wanted = map[string][]string{}
+	for _, c := range plans {
+		if _, ok := wanted[c.Table]; !ok {
+			order = append(order, c.Table)
+		}
+		for _, name := range []string{c.Name, c.Hook} {
+			if !slices.Contains(wanted[c.Table], name) {
+				wanted[c.Table] = append(wanted[c.Table], name)
+			}
+		}
+	}
+	return order, wanted
 }
 
 // listEach lists each chain with its own iptables -S; chains that do not
