@@ -38,4 +38,7 @@ func TestRenderNotesPerBackend(t *testing.T) {
 	if !strings.Contains(nft, "| 60,000 |") || !strings.Contains(nft, "3,000 ms (failed)") {
 		t.Errorf("nft table:\n%s", nft)
 	}
+	if strings.Contains(out, "## Builds") || strings.Contains(out, "Envelope") {
+		t.Errorf("a single build's report has the A/B sections:\n%s", out)
+	}
 }
