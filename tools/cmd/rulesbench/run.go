@@ -69,7 +69,7 @@ func measure(t testbed.TB, o options, b backend, extra int, bd build) result {
 	res.Start = time.Since(start)
 	rn.checkBackend(t)
 	rn.checkServed(t)
-	daemonPid(t, rn.g.Pid())
+	daemonPid(t, rn.g.Pid(), rn.bin)
 	time.Sleep(o.Settle)
 	if res.CPU, err = sampleCPU(rn.g.Pid(), o.Window); err != nil {
 		t.Fatal(err)
@@ -159,11 +159,16 @@ func (rn *runner) shell(t testbed.TB, script string) {
 	}
 }
 
-// daemonPid checks that pid is the daemon itself (ip netns exec execs it):
-// its CPU is what is read.
-func daemonPid(t testbed.TB, pid int) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
-	if err != nil || strings.TrimSpace(string(b)) != "imdsguard" {
-		t.Fatalf("pid %d is %q, not imdsguard: %v", pid, b, err)
+// daemonPid checks that pid runs the binary bin itself (ip netns exec
+// execs it): its CPU is what is read. The executable is compared, not the
+// command name: a build under test may be named anything (/tmp/ig-old).
+func daemonPid(t testbed.TB, pid int, bin string) {
+	exe, err := os.Stat("/proc/" + strconv.Itoa(pid) + "/exe")
+	if err != nil {
+		t.Fatalf("daemon pid %d: %v", pid, err)
+	}
+	want, err := os.Stat(bin)
+	if err != nil || !os.SameFile(exe, want) {
+		t.Fatalf("pid %d does not run %s: %v", pid, bin, err)
 	}
 }
