@@ -160,15 +160,27 @@ func (rn *runner) shell(t testbed.TB, script string) {
 }
 
 // daemonPid checks that pid runs the binary bin itself (ip netns exec
-// execs it): its CPU is what is read. The executable is compared, not the
-// command name: a build under test may be named anything (/tmp/ig-old).
+// execs it): its CPU is what is read.
 func daemonPid(t testbed.TB, pid int, bin string) {
+	if err := runsBinary(pid, bin); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// runsBinary fails unless pid's executable is the file bin. The file is
+// compared, not the command name: a build under test may be named
+// anything (/tmp/ig-old).
+func runsBinary(pid int, bin string) error {
 	exe, err := os.Stat("/proc/" + strconv.Itoa(pid) + "/exe")
 	if err != nil {
-		t.Fatalf("daemon pid %d: %v", pid, err)
+		return fmt.Errorf("executable of pid %d: %w", pid, err)
 	}
 	want, err := os.Stat(bin)
-	if err != nil || !os.SameFile(exe, want) {
-		t.Fatalf("pid %d does not run %s: %v", pid, bin, err)
+	if err != nil {
+		return fmt.Errorf("executable of pid %d: %w", pid, err)
 	}
+	if !os.SameFile(exe, want) {
+		return fmt.Errorf("pid %d does not run %s", pid, bin)
+	}
+	return nil
 }
