@@ -5,6 +5,9 @@
 # the legacy backend, written to docs/RULES_BENCH.md (tools/cmd/rulesbench).
 # Needs root and bin/imdsguard (make build); takes about 5 minutes.
 # RULESBENCH_FLAGS are bin/rulesbench's flags, e.g. '-sizes 0,60000'.
+# To compare bin/imdsguard (A) with another build (B) in one run, cell by
+# cell, side by side with issue 24's envelope for each (about twice as long):
+#   sudo RULESBENCH_FLAGS='-imdsguard-b /tmp/old/imdsguard' scripts/bench-rules.sh
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"

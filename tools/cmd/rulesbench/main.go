@@ -13,8 +13,15 @@
 // and every namespace removed after each run, also on failure or Ctrl-C.
 // It needs root.
 //
+// With -imdsguard-b a second build (B) is measured in the same run: every
+// (backend, size) cell is measured for A (-imdsguard) and B right after
+// each other, on hosts of their own, the order alternating from cell to
+// cell, and the report puts them side by side with issue 24's envelope
+// for each.
+//
 //	bin/rulesbench [-sizes 0,20000,60000] [-backends nft,legacy] [-window 10s]
-//	               [-settle 3s] [-imdsguard bin/imdsguard] [-out docs/RULES_BENCH.md]
+//	               [-settle 3s] [-imdsguard bin/imdsguard] [-imdsguard-b OTHER]
+//	               [-out docs/RULES_BENCH.md]
 //
 // Costs are reported, never asserted: the command fails only when a run
 // cannot be measured (the daemon does not serve, picks the wrong backend,
@@ -43,7 +50,8 @@ type options struct {
 	Backends []backend
 	Window   time.Duration // CPU is read over this
 	Settle   time.Duration // after the daemon serves, before the window
-	Guard    string        // the imdsguard binary
+	Guard    string        // the imdsguard binary (A)
+	GuardB   string        // a second binary measured beside it; "": no A/B
 	Out      string
 	Args     []string // the command line, for the report
 	Root     string   // the repository (its commit is reported)
@@ -71,6 +79,7 @@ func parseOptions(args []string, root string) (options, error) {
 	fs.DurationVar(&o.Window, "window", 10*time.Second, "how long the daemon's CPU is read")
 	fs.DurationVar(&o.Settle, "settle", 3*time.Second, "wait after the daemon serves, before reading its CPU")
 	fs.StringVar(&o.Guard, "imdsguard", filepath.Join(root, "bin", "imdsguard"), "imdsguard binary")
+	fs.StringVar(&o.GuardB, "imdsguard-b", "", "a second imdsguard binary measured in the same run, cell by cell (A/B)")
 	fs.StringVar(&o.Out, "out", filepath.Join(root, "docs", "RULES_BENCH.md"), "report file")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -92,6 +101,50 @@ func parseOptions(args []string, root string) (options, error) {
 	return o, nil
 }
 
+// build is one imdsguard binary under measure: A (-imdsguard) or B
+// (-imdsguard-b).
+type build struct {
+	ID, Path string
+	Version  string // first line of `imdsguard version`, and a digest of the file
+}
+
+// builds are the binaries the run measures: A, and B when asked for.
+func (o options) builds() []build {
+	out := []build{{ID: "A", Path: o.Guard}}
+	if o.GuardB != "" {
+		out = append(out, build{ID: "B", Path: o.GuardB})
+	}
+	return out
+}
+
+// cellOrder is the order the builds are measured in cell number i: A first
+// in even cells, B first in odd ones, so that neither always has the
+// machine in the state the other left it.
+func cellOrder(builds []build, i int) []build {
+	if len(builds) < 2 || i%2 == 0 {
+		return builds
+	}
+	return []build{builds[1], builds[0]}
+}
+
+// measureCell measures build bd on backend b with n extra rules on a host
+// of its own, and returns the result when the run succeeded.
+func measureCell(t testbed.TB, o options, b backend, n int, bd build) []result {
+	name := fmt.Sprintf("%s/%d", b.Name, n)
+	if o.GuardB != "" {
+		name += "/" + bd.ID
+	}
+	var out []result
+	inScope(t, name, func(st testbed.TB) {
+		res := measure(st, o, b, n, bd)
+		if !st.Failed() {
+			out = append(out, res)
+			st.Logf("%s", res.summary())
+		}
+	})
+	return out
+}
+
 func backendNamed(name string) (backend, bool) {
 	for _, b := range backends {
 		if b.Name == name {
@@ -105,23 +158,23 @@ func backendNamed(name string) (backend, bool) {
 // then writes the report when every run succeeded.
 func run(t testbed.TB, o options) {
 	netnstest.RequireRoot(t)
-	if _, err := os.Stat(o.Guard); err != nil {
-		t.Fatalf("imdsguard: %v (make build makes bin/imdsguard)", err)
+	builds := o.builds()
+	for _, bd := range builds {
+		if _, err := os.Stat(bd.Path); err != nil {
+			t.Fatalf("imdsguard %s: %v (make build makes bin/imdsguard)", bd.ID, err)
+		}
 	}
-	rep := report{Machine: readMachine(o.Guard, o.Root), Opts: o}
+	rep := report{Machine: readMachine(o.Guard, o.Root), Opts: o, Builds: describeBuilds(builds)}
+	cell := 0
 	for _, b := range o.Backends {
 		for _, n := range o.Sizes {
-			if t.Failed() {
-				break
-			}
-			name := fmt.Sprintf("%s/%d", b.Name, n)
-			inScope(t, name, func(st testbed.TB) {
-				res := measure(st, o, b, n)
-				if !st.Failed() {
-					rep.Results = append(rep.Results, res)
-					st.Logf("%s", res.summary())
+			for _, bd := range cellOrder(builds, cell) {
+				if t.Failed() {
+					break
 				}
-			})
+				rep.Results = append(rep.Results, measureCell(t, o, b, n, bd)...)
+			}
+			cell++
 		}
 	}
 	if t.Failed() {

@@ -15,8 +15,12 @@ import (
 type report struct {
 	Machine machine
 	Opts    options
+	Builds  []build // A, and B in an A/B run
 	Results []result
 }
+
+// ab is whether the report compares two builds.
+func (rep report) ab() bool { return len(rep.Builds) > 1 }
 
 // machine is where and what ran.
 type machine struct {
@@ -62,6 +66,10 @@ func render(w io.Writer, rep report) {
 	fmt.Fprintf(w, "Date: %s; machine: %s, %d CPUs, kernel %s, %s; imdsguard: %s; load average before %s, after %s (the machine is shared: read the figures as a curve, not to the millisecond)\n\n",
 		m.Date, m.CPU, m.Cores, m.Kernel, m.Iptables, m.Guard, m.LoadBefore, m.LoadAfter)
 	fmt.Fprint(w, method)
+	if rep.ab() {
+		renderAB(w, rep)
+		return
+	}
 	for _, b := range rep.Opts.Backends {
 		renderBackend(w, b, rep.Results)
 	}

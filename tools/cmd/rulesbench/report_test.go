@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -37,5 +39,26 @@ func TestRenderNotesPerBackend(t *testing.T) {
 	}
 	if !strings.Contains(nft, "| 60,000 |") || !strings.Contains(nft, "3,000 ms (failed)") {
 		t.Errorf("nft table:\n%s", nft)
+	}
+	if strings.Contains(out, "## Builds") || strings.Contains(out, "Envelope") {
+		t.Errorf("a single build's report has the A/B sections:\n%s", out)
+	}
+}
+
+// The daemon is known by its executable file, whatever its name.
+func TestRunsBinary(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := runsBinary(os.Getpid(), self); err != nil {
+		t.Errorf("this test's own binary: %v", err)
+	}
+	other := filepath.Join(t.TempDir(), "imdsguard")
+	if err := os.WriteFile(other, []byte("x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := runsBinary(os.Getpid(), other); err == nil {
+		t.Errorf("runsBinary(self, %s) = nil, want an error", other)
 	}
 }

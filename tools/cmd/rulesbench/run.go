@@ -28,6 +28,7 @@ var backends = []backend{
 // result is one backend at one size.
 type result struct {
 	Backend       string
+	Build         string        // "A" or "B"
 	Extra         int           // extra nat rules asked for
 	Rules         int           // "-A" lines of the nat table with the daemon's rules in
 	Start         time.Duration // exec to the proxy port accepting
@@ -51,10 +52,10 @@ type runner struct {
 
 // measure builds the host, loads the extra rules, starts the daemon and
 // measures it.
-func measure(t testbed.TB, o options, b backend, extra int) result {
-	rn := &runner{t: t, o: o, b: b, e: testbed.New(t)}
+func measure(t testbed.TB, o options, b backend, extra int, bd build) result {
+	rn := &runner{t: t, o: o, b: b, e: testbed.New(t), bin: bd.Path}
 	rn.h = rn.e.NewHost(testbed.HostOptions{})
-	res := result{Backend: b.Name, Extra: extra}
+	res := result{Backend: b.Name, Build: bd.ID, Extra: extra}
 	took, _, err := nsCmd(rn.h.HostNS, kubeRules(extra), b.Restore, "--noflush")
 	if err != nil {
 		t.Fatalf("load %d extra rules: %v", extra, err)
@@ -64,11 +65,11 @@ func measure(t testbed.TB, o options, b backend, extra int) result {
 		return res
 	}
 	start := time.Now()
-	rn.g = rn.h.StartGuardWith(testbed.HostGuardConfig{NoIPv6: true}, testbed.GuardOptions{Bin: o.Guard})
+	rn.g = rn.h.StartGuardWith(testbed.HostGuardConfig{NoIPv6: true}, testbed.GuardOptions{Bin: rn.bin})
 	res.Start = time.Since(start)
 	rn.checkBackend(t)
 	rn.checkServed(t)
-	daemonPid(t, rn.g.Pid())
+	daemonPid(t, rn.g.Pid(), rn.bin)
 	time.Sleep(o.Settle)
 	if res.CPU, err = sampleCPU(rn.g.Pid(), o.Window); err != nil {
 		t.Fatal(err)
@@ -139,7 +140,7 @@ func (rn *runner) commandTimes(t testbed.TB, res *result) {
 
 // guardArgv is the imdsguard command line with the daemon's configuration.
 func (rn *runner) guardArgv(args ...string) []string {
-	return append(append([]string{rn.o.Guard}, args...), "--config", rn.g.ConfigPath)
+	return append(append([]string{rn.bin}, args...), "--config", rn.g.ConfigPath)
 }
 
 // imdsguard runs an imdsguard command in the host namespace.
@@ -158,11 +159,28 @@ func (rn *runner) shell(t testbed.TB, script string) {
 	}
 }
 
-// daemonPid checks that pid is the daemon itself (ip netns exec execs it):
-// its CPU is what is read.
-func daemonPid(t testbed.TB, pid int) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
-	if err != nil || strings.TrimSpace(string(b)) != "imdsguard" {
-		t.Fatalf("pid %d is %q, not imdsguard: %v", pid, b, err)
+// daemonPid checks that pid runs the binary bin itself (ip netns exec
+// execs it): its CPU is what is read.
+func daemonPid(t testbed.TB, pid int, bin string) {
+	if err := runsBinary(pid, bin); err != nil {
+		t.Fatal(err)
 	}
+}
+
+// runsBinary fails unless pid's executable is the file bin. The file is
+// compared, not the command name: a build under test may be named
+// anything (/tmp/ig-old).
+func runsBinary(pid int, bin string) error {
+	exe, err := os.Stat("/proc/" + strconv.Itoa(pid) + "/exe")
+	if err != nil {
+		return fmt.Errorf("executable of pid %d: %w", pid, err)
+	}
+	want, err := os.Stat(bin)
+	if err != nil {
+		return fmt.Errorf("executable of pid %d: %w", pid, err)
+	}
+	if !os.SameFile(exe, want) {
+		return fmt.Errorf("pid %d does not run %s", pid, bin)
+	}
+	return nil
 }
