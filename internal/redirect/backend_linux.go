@@ -194,6 +194,22 @@ func (x *xtables) MoveFirst(table, chain string, rulespec ...string) error {
 	return err
 }
 
+// FillChain replaces table/chain's rules (creating the chain if needed)
+// in one iptables-restore --noflush transaction: declaring a chain there
+// flushes it, and the rules follow, so the chain is never seen empty and
+// a refill costs one process, not one per rule (on a table of 60,000
+// rules each write costs tens of milliseconds).
+func (x *xtables) FillChain(table, chain string, rules [][]string) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "*%s\n:%s - [0:0]\n", table, chain)
+	for _, r := range rules {
+		fmt.Fprintf(&b, "-A %s %s\n", chain, render(r))
+	}
+	b.WriteString("COMMIT\n")
+	_, err := run(x.restore, strings.NewReader(b.String()), "--noflush", "--wait", strconv.Itoa(lockWait))
+	return err
+}
+
 // run runs a tool to completion and returns its standard output.
 func run(path string, stdin *strings.Reader, args ...string) (string, error) {
 	var out, errb bytes.Buffer

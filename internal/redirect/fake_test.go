@@ -561,3 +561,22 @@ func (f *fakeIPT) Digest(table string, chains []string) (string, error) {
 	}
 	return b.String(), nil
 }
+
+// FillChain is ClearChain and Appends under one logged call.
+func (f *fakeIPT) FillChain(table, chain string, rules [][]string) error {
+	f.mu.Lock()
+	err := f.call("FillChain", table, chain)
+	f.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if err := f.ClearChain(table, chain); err != nil {
+		return err
+	}
+	for _, r := range rules {
+		if err := f.Append(table, chain, r...); err != nil {
+			return err
+		}
+	}
+	return nil
+}

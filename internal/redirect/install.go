@@ -158,7 +158,7 @@ func (r *Rules) ensureFamily(fr familyRunner) (fixed []string, verified bool, er
 		}
 	}
 	for _, c := range plan(fr.fam, r.params) {
-		f, err := ensureChain(fr.ipt, c, fr.fam, r.params.Mark, &r.insists)
+		f, err := ensureChain(fr.ipt, c, fr.fam, r.params.Mark, &r.insists, r.snap[fr.fam.Name])
 		if err != nil {
 			return fixed, false, fmt.Errorf("install %s %s/%s: %w", fr.fam.Name, c.Table, c.Name, err)
 		}
@@ -169,7 +169,7 @@ func (r *Rules) ensureFamily(fr familyRunner) (fixed []string, verified bool, er
 
 // ensureChain makes c exist, hold exactly its rules in order, and be jumped
 // to from its hook; it returns the pieces it had to fix.
-func ensureChain(ipt runner, c chainPlan, f family, mark uint32, ins *insisters) ([]string, error) {
+func ensureChain(ipt runner, c chainPlan, f family, mark uint32, ins *insisters, ref []string) ([]string, error) {
 	var fixed []string
 	where := c.Table + "/" + c.Name
 	ok, err := ipt.ChainExists(c.Table, c.Name)
@@ -182,7 +182,7 @@ func ensureChain(ipt runner, c chainPlan, f family, mark uint32, ins *insisters)
 		}
 		fixed = append(fixed, where+" chain")
 	}
-	if ok, err = chainCurrent(ipt, c); err != nil {
+	if ok, err = chainCurrent(ipt, c, refFor(ref, c)); err != nil {
 		return fixed, err
 	}
 	if !ok {
@@ -251,7 +251,7 @@ func isJump(l string, c chainPlan) bool {
 // chainCurrent reports whether c holds exactly its rules, in order, and
 // nothing else: the listing has one rule per planned rule, each carrying its
 // own (unique) comment in place, and iptables -C finds every rule exactly.
-func chainCurrent(ipt runner, c chainPlan) (bool, error) {
+func chainCurrent(ipt runner, c chainPlan, ref []string) (bool, error) {
 	listing, err := ipt.List(c.Table, c.Name)
 	if err != nil {
 		return false, err
@@ -259,6 +259,11 @@ func chainCurrent(ipt runner, c chainPlan) (bool, error) {
 	got := ruleLines(listing)
 	if len(got) != len(c.Rules) {
 		return false, nil
+	}
+	if ref != nil {
+		// The lines a full check verified: equal lines are equal rules,
+		// no -C needed (on iptables-legacy each -C reads the whole table).
+		return slices.Equal(got, ref), nil
 	}
 	for i, rl := range c.Rules {
 		if !strings.Contains(got[i], rl.quotedComment()) {
@@ -272,15 +277,35 @@ func chainCurrent(ipt runner, c chainPlan) (bool, error) {
 	return true, nil
 }
 
-// fill flushes c (it is ours alone) and appends its rules in order.
-func fill(ipt runner, c chainPlan) error {
-	if err := ipt.ClearChain(c.Table, c.Name); err != nil {
-		return err
+// refFor picks c's own rule lines out of a family's reference (the
+// reading.lines a full check verified); nil without a reference, or when
+// it shows c absent.
+func refFor(ref []string, c chainPlan) []string {
+	if ref == nil {
+		return nil
 	}
-	for _, rl := range c.Rules {
-		if err := ipt.Append(c.Table, c.Name, rl.Spec()...); err != nil {
-			return fmt.Errorf("append %q: %w", rl.Comment, err)
+	prefix := c.Table + "/" + c.Name + " "
+	out := []string{}
+	for _, l := range ref {
+		if rest, ok := strings.CutPrefix(l, prefix); ok {
+			if rest == "absent" {
+				return nil
+			}
+			out = append(out, rest)
 		}
+	}
+	return out
+}
+
+// fill replaces c's rules (it is ours alone) with its planned ones, in
+// one step.
+func fill(ipt runner, c chainPlan) error {
+	specs := make([][]string, len(c.Rules))
+	for i, rl := range c.Rules {
+		specs[i] = rl.Spec()
+	}
+	if err := ipt.FillChain(c.Table, c.Name, specs); err != nil {
+		return fmt.Errorf("fill: %w", err)
 	}
 	return nil
 }

@@ -29,6 +29,9 @@ type runner interface {
 	// ListWithCounters is iptables -S CHAIN -v: each rule with "-c PKTS BYTES".
 	ListWithCounters(table, chain string) ([]string, error)
 
+	// FillChain replaces the rules of table/chain (made if missing) with
+	// rules, in one step.
+	FillChain(table, chain string, rules [][]string) error
 	// MoveFirst deletes the first rule of table/chain matching rulespec and
 	// inserts it at position 1, in one atomic step (iptables-restore
 	// --noflush): Keep puts a jump back on top without a gap.

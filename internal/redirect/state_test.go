@@ -49,15 +49,16 @@ func TestStateFileRestart(t *testing.T) {
 				}
 			}
 
-			// An edited rule (same comment, another target): full check, repaired.
+			// An edited rule (same comment, another target): its line differs
+			// from the verified reference: refilled.
 			h.v4.deleteRuleContaining("filter", ChainIn, "DROP")
 			h.v4.addForeign("filter", ChainIn, `-p tcp --dport 8989 -m comment --comment "imdsguard: nothing else reaches the proxy port" -j ACCEPT`)
 			restart(8989)
 			if got := h.save(); got != want {
 				t.Errorf("restart over an edited rule did not repair it:\n%s\nwant:\n%s", got, want)
 			}
-			if !slices.ContainsFunc(h.v4.callsSnapshot(), func(c string) bool { return strings.HasPrefix(c, "Exists") }) {
-				t.Errorf("restart over an edited rule did not check the rules: %v", h.v4.callsSnapshot())
+			if !slices.Contains(h.v4.callsSnapshot(), "FillChain filter/"+ChainIn) {
+				t.Errorf("restart over an edited rule did not refill its chain: %v", h.v4.callsSnapshot())
 			}
 
 			// A new plan (another port) over the old rules: rewritten.
