@@ -183,30 +183,12 @@ func (x *xtables) DropTable(table string) error {
 	return err
 }
 
-// MoveFirst deletes the first rule of table/chain that matches rulespec and
-// inserts it at position 1, in one iptables-restore --noflush transaction:
-// at no moment is the rule missing, and no rule of anyone else can be hit
-// by a position that shifted meanwhile (a delete by number could).
-func (x *xtables) MoveFirst(table, chain string, rulespec ...string) error {
-	spec := render(rulespec)
-	in := fmt.Sprintf("*%s\n-D %s %s\n-I %s 1 %s\nCOMMIT\n", table, chain, spec, chain, spec)
+// Apply runs lines (iptables-restore syntax: ":CHAIN - [0:0]" makes or
+// flushes a chain, "-A", "-I", "-D") on table in one iptables-restore
+// --noflush transaction: all of them or none.
+func (x *xtables) Apply(table string, lines []string) error {
+	in := "*" + table + "\n" + strings.Join(lines, "\n") + "\nCOMMIT\n"
 	_, err := run(x.restore, strings.NewReader(in), "--noflush", "--wait", strconv.Itoa(lockWait))
-	return err
-}
-
-// FillChain replaces table/chain's rules (creating the chain if needed)
-// in one iptables-restore --noflush transaction: declaring a chain there
-// flushes it, and the rules follow, so the chain is never seen empty and
-// a refill costs one process, not one per rule (on a table of 60,000
-// rules each write costs tens of milliseconds).
-func (x *xtables) FillChain(table, chain string, rules [][]string) error {
-	var b strings.Builder
-	fmt.Fprintf(&b, "*%s\n:%s - [0:0]\n", table, chain)
-	for _, r := range rules {
-		fmt.Fprintf(&b, "-A %s %s\n", chain, render(r))
-	}
-	b.WriteString("COMMIT\n")
-	_, err := run(x.restore, strings.NewReader(b.String()), "--noflush", "--wait", strconv.Itoa(lockWait))
 	return err
 }
 

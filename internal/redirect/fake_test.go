@@ -190,19 +190,6 @@ func (f *fakeIPT) ListWithCounters(table, chain string) ([]string, error) {
 	return lines, err
 }
 
-// MoveFirst deletes the first rule matching spec and inserts it at the top,
-// in one step (as iptables-restore --noflush does).
-func (f *fakeIPT) MoveFirst(table, chain string, spec ...string) error {
-	return f.write("MoveFirst", table, chain, spec, func(c *fakeChain, r string) error {
-		i := slices.Index(c.rules, r)
-		if i < 0 {
-			return errors.New("Bad rule (does a matching rule exist in that chain?)")
-		}
-		c.rules = slices.Insert(slices.Delete(c.rules, i, i+1), 0, r)
-		return nil
-	})
-}
-
 func (f *fakeIPT) Exists(table, chain string, spec ...string) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -434,7 +421,7 @@ func (f *fakeIPT) writes() []string {
 	for _, c := range f.calls {
 		op, _, _ := strings.Cut(c, " ")
 		switch op {
-		case "NewChain", "ClearChain", "DeleteChain", "Insert", "Append", "Delete", "DropTable", "MoveFirst":
+		case "NewChain", "ClearChain", "DeleteChain", "Insert", "Append", "Delete", "DropTable", "Apply":
 			out = append(out, c)
 		}
 	}
@@ -562,20 +549,45 @@ func (f *fakeIPT) Digest(table string, chains []string) (string, error) {
 	return b.String(), nil
 }
 
-// FillChain is ClearChain and Appends under one logged call.
-func (f *fakeIPT) FillChain(table, chain string, rules [][]string) error {
+// Apply runs iptables-restore lines as the real --noflush transaction
+// does (":CHAIN" makes or flushes, "-A", "-I CHAIN 1", "-D"), logged as
+// one call. Unlike the kernel's, a failing line leaves the lines before it
+// applied.
+func (f *fakeIPT) Apply(table string, lines []string) error {
 	f.mu.Lock()
-	err := f.call("FillChain", table, chain)
+	err := f.call("Apply", table, "")
+	logged := len(f.calls)
 	f.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	if err := f.ClearChain(table, chain); err != nil {
-		return err
-	}
-	for _, r := range rules {
-		if err := f.Append(table, chain, r...); err != nil {
-			return err
+	defer func() {
+		f.mu.Lock()
+		f.calls = f.calls[:logged]
+		f.mu.Unlock()
+	}()
+	for _, l := range lines {
+		args := splitArgs(l)
+		var err error
+		switch {
+		case strings.HasPrefix(l, ":"):
+			name := strings.TrimPrefix(args[0], ":")
+			if ok, _ := f.ChainExists(table, name); ok {
+				err = f.ClearChain(table, name)
+			} else {
+				err = f.NewChain(table, name)
+			}
+		case args[0] == "-A":
+			err = f.Append(table, args[1], args[2:]...)
+		case args[0] == "-I" && args[2] == "1":
+			err = f.Insert(table, args[1], 1, args[3:]...)
+		case args[0] == "-D":
+			err = f.Delete(table, args[1], args[2:]...)
+		default:
+			err = fmt.Errorf("fake Apply: cannot read %q", l)
+		}
+		if err != nil {
+			return fmt.Errorf("line %q: %w", l, err)
 		}
 	}
 	return nil

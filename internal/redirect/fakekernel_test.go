@@ -434,12 +434,12 @@ func TestInstallRepairsChain(t *testing.T) {
 func TestInstallErrorNamesChain(t *testing.T) {
 	h := newFakeHost(t, "nft", DefaultConfig())
 	boom := errors.New("boom")
-	h.v4.fail["FillChain nat/"+ChainPre] = boom
+	h.v4.fail["Apply nat/"] = boom
 	err := h.r.Install(context.Background())
 	if !errors.Is(err, boom) {
 		t.Fatalf("error %v does not wrap the cause", err)
 	}
-	if want := "install ipv4 nat/IMDSGUARD-PRE: fill"; !strings.Contains(err.Error(), want) {
+	if want := "install ipv4 nat: boom"; !strings.Contains(err.Error(), want) {
 		t.Errorf("error %q does not say %q", err, want)
 	}
 }

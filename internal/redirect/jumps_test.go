@@ -37,11 +37,12 @@ func TestInstallMovesJumpFirst(t *testing.T) {
 			}
 			h.resetCalls()
 			must(t, h.r.Install(context.Background()))
-			if w := h.writes(); !slices.Equal(w, []string{"MoveFirst nat/PREROUTING", "MoveFirst filter/FORWARD"}) {
-				t.Errorf("install wrote %v; want one move per jump", w)
+			if w := h.writes(); !slices.Equal(w, []string{"Apply nat/", "Apply filter/"}) {
+				t.Errorf("install wrote %v; want one transaction per table", w)
 			}
 			for _, c := range plan(familyV4, h.r.params) {
-				if pos, _, err := jumpPosition(h.v4, c); err != nil || pos != 1 {
+				listing, err := h.v4.List(c.Table, c.Hook)
+				if pos := jumpIndex(ruleLines(listing), c) + 1; err != nil || pos != 1 {
 					t.Errorf("%s/%s: jump at %d (%v)", c.Table, c.Hook, pos, err)
 				}
 			}

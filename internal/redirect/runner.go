@@ -3,7 +3,7 @@ package redirect
 // runner is what this package needs from iptables for one address family.
 // The first group is the part of *iptables.IPTables
 // (github.com/coreos/go-iptables) every rule operation goes through; the
-// backend adds what go-iptables lacks (MoveFirst, Save, DropTable, Stamp,
+// backend adds what go-iptables lacks (Apply, Save, DropTable, Stamp,
 // TableExists). A fake that
 // keeps real state stands in for it in tests (fake_test.go).
 type runner interface {
@@ -29,13 +29,11 @@ type runner interface {
 	// ListWithCounters is iptables -S CHAIN -v: each rule with "-c PKTS BYTES".
 	ListWithCounters(table, chain string) ([]string, error)
 
-	// FillChain replaces the rules of table/chain (made if missing) with
-	// rules, in one step.
-	FillChain(table, chain string, rules [][]string) error
-	// MoveFirst deletes the first rule of table/chain matching rulespec and
-	// inserts it at position 1, in one atomic step (iptables-restore
-	// --noflush): Keep puts a jump back on top without a gap.
-	MoveFirst(table, chain string, rulespec ...string) error
+	// Apply runs iptables-restore lines on table in one --noflush
+	// transaction (":CHAIN - [0:0]" makes or flushes a chain; "-A", "-I",
+	// "-D"): Install writes each table's fixes at once, and moves a jump
+	// to the top without a moment where it is missing.
+	Apply(table string, lines []string) error
 	// Save returns iptables-save's text: the tables that exist, and only
 	// those. Reading it never creates a table (a plain -S on a legacy
 	// table would), so Install, Remove and Status look here first, and

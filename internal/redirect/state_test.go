@@ -57,7 +57,7 @@ func TestStateFileRestart(t *testing.T) {
 			if got := h.save(); got != want {
 				t.Errorf("restart over an edited rule did not repair it:\n%s\nwant:\n%s", got, want)
 			}
-			if !slices.Contains(h.v4.callsSnapshot(), "FillChain filter/"+ChainIn) {
+			if !slices.Contains(h.v4.callsSnapshot(), "Apply filter/") {
 				t.Errorf("restart over an edited rule did not refill its chain: %v", h.v4.callsSnapshot())
 			}
 
