@@ -66,13 +66,20 @@ func checkFight(t *testing.T, v testbed.CompetitorVariant, restores int, c testb
 		t.Errorf("%d restores for %d competitor refreshes that moved its jumps: more than one restore per refresh", restores, c.Fights)
 	}
 	if v == testbed.CompetitorHarmless {
-		if restores != 0 {
-			t.Errorf("%d restores: nothing above imdsguard's jumps can match metadata traffic, so they should stay where they are", restores)
+		// The first time the competitor's jumps go above imdsguard's, they
+		// are moved back once (one restore, one warning); when they come
+		// back, imdsguard's stay below them (nothing there can match
+		// metadata traffic), said once per built-in chain the competitor
+		// sits on top of (nat PREROUTING, filter FORWARD).
+		below := 0
+		for _, l := range infos {
+			if strings.Contains(l, "leaving the jump below rules that cannot touch metadata traffic") {
+				below++
+			}
 		}
-		// One info line per built-in chain the competitor sits on top of
-		// (nat PREROUTING, filter FORWARD), said once for the episode.
-		if len(warns) != 0 || len(infos) > 2 {
-			t.Errorf("log: want no warning and at most one info line per chain (2) for a harmless rule above the jumps, got %d warnings, %d info lines: %v", len(warns), len(infos), append(warns, infos...))
+		if restores > 1 || len(warns) > 1 || below == 0 || below > 2 {
+			t.Errorf("harmless competitor: %d restores (want at most 1), %d warnings (want at most 1), %d lines leaving the jumps below (want 1 or 2): %v",
+				restores, len(warns), below, append(warns, infos...))
 		}
 		return
 	}
