@@ -55,29 +55,9 @@ func treeCPU(pid int) (time.Duration, error) {
 	return time.Duration(ticks) * time.Second / userHZ, nil
 }
 
-// statTicks is utime+stime+cutime+cstime of a /proc/PID/stat line. The
-// command name, in parentheses, may hold spaces and parentheses itself: the
-// fields are counted from the last ')'.
-func statTicks(stat string) (int64, error) {
-	i := strings.LastIndexByte(stat, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("parse stat %q: no ')'", tail(stat, 80))
-	}
-	f := strings.Fields(stat[i+1:])
-	// f[0] is field 3 (state); utime..cstime are fields 14..17.
-	if len(f) < 15 {
-		return 0, fmt.Errorf("parse stat %q: %d fields after the name", tail(stat, 80), len(f))
-	}
-	var sum int64
-	for _, s := range f[11:15] {
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("parse stat: field %q: %w", s, err)
-		}
-		sum += n
-	}
-	return sum, nil
-}
+// statTicks is utime+stime+cutime+cstime of a /proc/PID/stat line
+// (testbed.StatTicks).
+func statTicks(stat string) (int64, error) { return testbed.StatTicks(stat, 4) }
 
 // treePSS is the proportional set size of the tree of pid in kB: shared
 // pages are split among their users, so nginx's master and workers add up

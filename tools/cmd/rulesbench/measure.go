@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/imdsguard/imdsguard/tools/testbed"
 )
 
 // userHZ is the unit of the times in /proc/PID/stat (USER_HZ, 100 on every
@@ -101,32 +103,13 @@ func cpuTicks(pid int) (int64, error) {
 }
 
 // statTicks sums the first n of utime, stime, cutime, cstime of
-// /proc/PID/stat. The command name, in parentheses, may hold spaces: the
-// fields are counted from the last ')'.
+// /proc/PID/stat (testbed.StatTicks).
 func statTicks(pid, n int) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, err
 	}
-	stat := string(b)
-	i := strings.LastIndexByte(stat, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("cannot parse %q", tail(stat, 80))
-	}
-	f := strings.Fields(stat[i+1:])
-	// f[0] is field 3 (state); utime..cstime are fields 14..17.
-	if len(f) < 15 {
-		return 0, fmt.Errorf("cannot parse %q", tail(stat, 80))
-	}
-	var sum int64
-	for _, s := range f[11 : 11+n] {
-		v, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("field %q: %w", s, err)
-		}
-		sum += v
-	}
-	return sum, nil
+	return testbed.StatTicks(string(b), n)
 }
 
 // cpuStat is the daemon's CPU use over a window: the mean per second, and
