@@ -71,27 +71,35 @@ func (r *Rules) snapshot(fr familyRunner) error {
 // records the stamp taken before the read, so that Keep reads again only
 // after something changed.
 func (r *Rules) verify(fr familyRunner) (bool, error) {
+	ok, _, err := r.verifyRead(fr)
+	return ok, err
+}
+
+// verifyRead is verify that also returns the reading it judged (nil when
+// it had no reference, or an unchanged digest spared the read), so that a
+// repair can work from it instead of reading again.
+func (r *Rules) verifyRead(fr familyRunner) (bool, reading, error) {
 	ref, ok := r.snap[fr.fam.Name]
 	if !ok {
-		return false, nil
+		return false, nil, nil
 	}
 	st, stErr := fr.ipt.Stamp()
 	plans := plan(fr.fam, r.params)
 	dg := digestOf(fr.ipt, plans)
 	if last := r.seen[fr.fam.Name]; dg != "" && dg == last.digest && last.allFirst {
 		r.looked(fr.fam, st, stErr, dg, true) // not a rule of those chains changed
-		return true, nil
+		return true, nil, nil
 	}
 	rd, err := read(fr.ipt, plans)
 	if err != nil {
-		return false, fmt.Errorf("read %s rules: %w", fr.fam.Name, err)
+		return false, nil, fmt.Errorf("read %s rules: %w", fr.fam.Name, err)
 	}
 	placed, allFirst := r.placedAll(fr, rd, plans)
 	if !slices.Equal(rd.lines(plans), ref) || !rd.complete(plans) || !placed {
-		return false, nil
+		return false, rd, nil
 	}
 	r.looked(fr.fam, st, stErr, dg, allFirst)
-	return true, nil
+	return true, rd, nil
 }
 
 // placedAll reports whether every jump of plans is well placed in rd:
@@ -143,31 +151,40 @@ func (r *Rules) ensureFamily(fr familyRunner) (fixed []string, verified bool, er
 	if err != nil {
 		return nil, false, err
 	}
-	if ok, err := r.verify(fr); err == nil && ok {
+	ok, rd, err := r.verifyRead(fr)
+	if err == nil && ok {
 		return fixed, true, nil // identical to what a full check verified
 	}
+	f, err := r.fixRules(fr, rd)
+	return append(fixed, f...), false, err
+}
+
+// fixRules writes what one family's chains and jumps need, judged on rd
+// (read now when nil), each table's fixes in one transaction.
+func (r *Rules) fixRules(fr familyRunner, rd reading) (fixed []string, err error) {
 	plans := plan(fr.fam, r.params)
-	rd, err := read(fr.ipt, plans)
-	if err != nil {
-		return fixed, false, fmt.Errorf("install %s: read rules: %w", fr.fam.Name, err)
+	if rd == nil {
+		if rd, err = read(fr.ipt, plans); err != nil {
+			return nil, fmt.Errorf("install %s: read rules: %w", fr.fam.Name, err)
+		}
 	}
 	ed := &edits{}
 	if fixed, err = markTables(fr, ed, fixed); err != nil {
-		return fixed, false, err
+		return fixed, err
 	}
 	for _, c := range plans {
 		f, err := planChain(fr.ipt, c, rd, fr.fam, r.params.Mark, &r.insists, refFor(r.snap[fr.fam.Name], c), ed)
 		if err != nil {
-			return fixed, false, fmt.Errorf("install %s %s/%s: %w", fr.fam.Name, c.Table, c.Name, err)
+			return fixed, fmt.Errorf("install %s %s/%s: %w", fr.fam.Name, c.Table, c.Name, err)
 		}
 		fixed = append(fixed, f...)
 	}
 	for _, t := range ed.order {
 		if err := fr.ipt.Apply(t, ed.lines[t]); err != nil {
-			return fixed, false, fmt.Errorf("install %s %s: %w", fr.fam.Name, t, err)
+			return fixed, fmt.Errorf("install %s %s: %w", fr.fam.Name, t, err)
 		}
 	}
-	return fixed, false, nil
+	return fixed, nil
 }
 
 // edits are iptables-restore lines, table by table, in the order given.

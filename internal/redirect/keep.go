@@ -66,7 +66,7 @@ func (r *Rules) check() {
 		if r.fresh(fr) && r.landingThere(fr.fam) {
 			continue
 		}
-		ok, err := r.verify(fr)
+		ok, rd, err := r.verifyRead(fr)
 		if err != nil {
 			r.log.Warn("cannot read rules", "family", fr.fam.Name, "err", err)
 			continue
@@ -75,7 +75,7 @@ func (r *Rules) check() {
 			continue
 		}
 		r.setInPlace(fr.fam, false)
-		r.restore(fr)
+		r.restore(fr, ok, rd)
 	}
 }
 
@@ -94,12 +94,19 @@ func (r *Rules) landingThere(f family) bool {
 	return !landingMissing(f, r.params, have)
 }
 
-// restore reinstalls one family and records the new reference; it counts
-// a restore when something had to be put back.
-func (r *Rules) restore(fr familyRunner) {
+// restore puts back what one family misses: the landing address, and,
+// unless rulesOK, the rules, judged on rd (the reading check judged; read
+// again only when there is none), then records the new reference. It
+// counts a restore when something had to be put back.
+func (r *Rules) restore(fr familyRunner, rulesOK bool, rd reading) {
 	start := time.Now()
 	st, _ := fr.ipt.Stamp() // who changed the rules, for the log
-	fixed, _, err := r.ensureFamily(fr)
+	fixed, err := ensureLanding(r.lo, fr.fam, r.params)
+	if err == nil && !rulesOK {
+		var f []string
+		f, err = r.fixRules(fr, rd)
+		fixed = append(fixed, f...)
+	}
 	if err != nil {
 		r.log.Error("restoring rules failed; retrying at the next check", "family", fr.fam.Name, "fixed", fixed, "err", err)
 		return
@@ -107,6 +114,10 @@ func (r *Rules) restore(fr familyRunner) {
 	if len(fixed) > 0 {
 		r.noteRestore(fr.fam, fixed, time.Since(start), st.by)
 		r.dropDirectFlows(fr.fam)
+	}
+	if rulesOK {
+		r.setInPlace(fr.fam, true)
+		return
 	}
 	if err := r.snapshot(fr); err != nil {
 		r.log.Warn("cannot read rules", "family", fr.fam.Name, "err", err)

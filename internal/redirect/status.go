@@ -100,7 +100,7 @@ func (r *Rules) Status(ctx context.Context) (Status, error) {
 		if err := ctx.Err(); err != nil {
 			return st, err
 		}
-		items, err := inspectFamily(fr, r.params)
+		items, err := inspectFamily(fr, r.params, r.snap[fr.fam.Name])
 		st.Items = append(st.Items, items...)
 		if err != nil {
 			return st, err
@@ -117,15 +117,32 @@ func (r *Rules) Status(ctx context.Context) (Status, error) {
 	return st, nil
 }
 
-// inspectFamily lists every expected piece of one family with its presence.
-func inspectFamily(fr familyRunner, p params) ([]Item, error) {
-	var items []Item
-	for _, c := range plan(fr.fam, p) {
-		have, err := fr.ipt.TableExists(c.Table)
-		if err != nil {
-			return items, fmt.Errorf("status %s: table %s: %w", fr.fam.Name, c.Table, err)
+// inspectFamily lists every expected piece of one family with its
+// presence, from one reading of its chains and hooks (verify.go; tables
+// that do not exist are not read, so not created either).
+func inspectFamily(fr familyRunner, p params, ref []string) ([]Item, error) {
+	plans := plan(fr.fam, p)
+	have := map[string]bool{}
+	var present []chainPlan
+	for _, c := range plans {
+		if _, asked := have[c.Table]; !asked {
+			ok, err := fr.ipt.TableExists(c.Table)
+			if err != nil {
+				return nil, fmt.Errorf("status %s: table %s: %w", fr.fam.Name, c.Table, err)
+			}
+			have[c.Table] = ok
 		}
-		its, err := inspectChain(fr.ipt, c, have, fr.fam, p.Mark)
+		if have[c.Table] {
+			present = append(present, c)
+		}
+	}
+	rd, err := read(fr.ipt, present)
+	if err != nil {
+		return nil, fmt.Errorf("status %s: %w", fr.fam.Name, err)
+	}
+	var items []Item
+	for _, c := range plans {
+		its, err := inspectChain(fr.ipt, c, rd, fr.fam, p.Mark, refFor(ref, c))
 		for i := range its {
 			its[i].Family = fr.fam.Name
 		}
@@ -137,11 +154,12 @@ func inspectFamily(fr familyRunner, p params) ([]Item, error) {
 	return items, nil
 }
 
-// inspectChain checks one chain: it exists, holds each rule in its place
-// and nothing else, and is jumped to from its hook by a well placed jump
-// (first, or below rules that cannot touch metadata traffic: above.go).
-// With tableExists false nothing is asked (every piece is missing).
-func inspectChain(ipt runner, c chainPlan, tableExists bool, f family, mark uint32) ([]Item, error) {
+// inspectChain checks one chain in rd: it exists, holds each rule in its
+// place and nothing else (each line equal to the verified reference's, or
+// without one found exactly by iptables -C), and is jumped to from its
+// hook by a well placed jump (first, or below rules that cannot touch
+// metadata traffic: above.go).
+func inspectChain(ipt runner, c chainPlan, rd reading, f family, mark uint32, ref []string) ([]Item, error) {
 	item := func(what string) Item { return Item{Table: c.Table, Chain: c.Name, What: what} }
 	chainIt := item("chain")
 	jumpIt := Item{Table: c.Table, Chain: c.Hook, What: c.Jump.String(), Jump: true}
@@ -154,30 +172,26 @@ func inspectChain(ipt runner, c chainPlan, tableExists bool, f family, mark uint
 		out := append([]Item{chainIt}, ruleIts...)
 		return append(out, onlyIt, jumpIt)
 	}
-	if !tableExists {
-		return collect(), nil
-	}
-	listing, err := ipt.List(c.Table, c.Name)
-	switch {
-	case isNotExist(err):
+	got, ok := rd[c.Table+"/"+c.Name]
+	if !ok {
 		return collect(), nil // no chain, no jump to it (see removeChain)
-	case err != nil:
-		return collect(), err
 	}
 	chainIt.Present = true
-	hook, err := ipt.List(c.Table, c.Hook)
-	if err != nil {
-		return collect(), err
-	}
-	pl := place(ipt, ruleLines(hook), c, f, mark)
+	pl := place(ipt, rd[c.Table+"/"+c.Hook], c, f, mark)
 	jumpIt.Position, jumpIt.Of, jumpIt.Present = pl.pos, pl.of, pl.ok
-	got := ruleLines(listing)
 	onlyIt.Present = len(got) == len(c.Rules)
 	for i, rl := range c.Rules {
 		inPlace := i < len(got) && strings.Contains(got[i], rl.quotedComment())
-		exact, err := ipt.Exists(c.Table, c.Name, rl.Spec()...)
-		if err != nil {
-			return collect(), err
+		var exact bool
+		switch {
+		case !inPlace:
+		case ref != nil:
+			exact = i < len(ref) && got[i] == ref[i]
+		default:
+			var err error
+			if exact, err = ipt.Exists(c.Table, c.Name, rl.Spec()...); err != nil {
+				return collect(), err
+			}
 		}
 		ruleIts[i].Present = inPlace && exact
 	}
