@@ -46,10 +46,16 @@
 //     base chain (e.g. nat PREROUTING) that Install created in an existing
 //     table stays as an empty base chain with policy accept: invisible to
 //     iptables-save, visible in `nft list ruleset`, without effect.
-//   - Keep reads each family's rule set once per check (iptables-save: one
-//     exec, ~3 ms CPU) and compares the lines that name IMDSGUARD chains with
-//     what Install left; only a difference triggers writes. Checks run every
-//     750 ms, so an outside flush is undone within about a second.
+//   - Keep never reads the whole rule set: every 250 ms it asks for a stamp
+//     (nf_tables' generation; the legacy tables' headers, with a read every
+//     30 s as they are not exact); when it moved, an in-process digest of
+//     imdsguard's chains and hooks (nf_tables), and only when those changed,
+//     a read of just those chains (verify.go), compared with what a full
+//     check verified. A repair writes each table's fixes in one
+//     iptables-restore --noflush transaction. A jump stays below someone
+//     else's rules only when they provably cannot touch metadata traffic and
+//     came back after one move (above.go). On nf_tables an outside flush is
+//     undone within about 300 ms, whatever else the node holds.
 //   - Every method acts in the network namespace of the calling thread (the
 //     iptables tools and netlink sockets inherit it); Keep does all its work
 //     on its own goroutine, so a caller that pinned it to a namespace keeps

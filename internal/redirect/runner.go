@@ -2,19 +2,17 @@ package redirect
 
 // runner is what this package needs from iptables for one address family.
 // The first group is the part of *iptables.IPTables
-// (github.com/coreos/go-iptables) every rule operation goes through; the
-// backend adds what go-iptables lacks (Apply, Save, DropTable, Stamp,
-// TableExists). A fake that
-// keeps real state stands in for it in tests (fake_test.go).
+// (github.com/coreos/go-iptables) that reads and removes rules; the backend
+// adds what go-iptables lacks: writes in one transaction per table (Apply),
+// reads of several chains at once (ListChains), the change stamp and the
+// in-process digest, Save, TableExists, DropTable. A fake that keeps real
+// state stands in for it in tests (fake_test.go).
 type runner interface {
 	ChainExists(table, chain string) (bool, error)
-	NewChain(table, chain string) error
 	ClearChain(table, chain string) error // flush; creates the chain when missing
 	DeleteChain(table, chain string) error
 	List(table, chain string) ([]string, error) // iptables -S CHAIN
 	Exists(table, chain string, rulespec ...string) (bool, error)
-	Insert(table, chain string, pos int, rulespec ...string) error
-	Append(table, chain string, rulespec ...string) error
 	Delete(table, chain string, rulespec ...string) error
 
 	// ListChains returns the "-A" lines of each of chains in table that
