@@ -67,18 +67,12 @@ func (r *Rules) snapshot(fr familyRunner) error {
 }
 
 // verify reports whether fr's rules are exactly the reference, every jump
-// well placed: one targeted read, nothing written. When they are, it
-// records the stamp taken before the read, so that Keep reads again only
-// after something changed.
-func (r *Rules) verify(fr familyRunner) (bool, error) {
-	ok, _, err := r.verifyRead(fr)
-	return ok, err
-}
-
-// verifyRead is verify that also returns the reading it judged (nil when
-// it had no reference, or an unchanged digest spared the read), so that a
-// repair can work from it instead of reading again.
-func (r *Rules) verifyRead(fr familyRunner) (bool, reading, error) {
+// well placed: an unchanged digest, or one targeted read; nothing written.
+// When they are, it records the stamp taken before, so that Keep looks
+// again only after something changed. It also returns the reading it
+// judged (nil when it had no reference, or the digest spared the read), so
+// that a repair can work from it instead of reading again.
+func (r *Rules) verify(fr familyRunner) (bool, reading, error) {
 	ref, ok := r.snap[fr.fam.Name]
 	if !ok {
 		return false, nil, nil
@@ -151,7 +145,7 @@ func (r *Rules) ensureFamily(fr familyRunner) (fixed []string, verified bool, er
 	if err != nil {
 		return nil, false, err
 	}
-	ok, rd, err := r.verifyRead(fr)
+	ok, rd, err := r.verify(fr)
 	if err == nil && ok {
 		return fixed, true, nil // identical to what a full check verified
 	}

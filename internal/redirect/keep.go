@@ -66,7 +66,7 @@ func (r *Rules) check() {
 		if r.fresh(fr) && r.landingThere(fr.fam) {
 			continue
 		}
-		ok, rd, err := r.verifyRead(fr)
+		ok, rd, err := r.verify(fr)
 		if err != nil {
 			r.log.Warn("cannot read rules", "family", fr.fam.Name, "err", err)
 			continue

@@ -75,34 +75,17 @@ type program struct {
 	mu          sync.Mutex
 	failed      bool
 	interrupted bool // by a signal: Failed, and Logf is silent
-	cleanups    []func()
+	cleanups    Cleanups
 	once        sync.Once
 }
 
 func (p *program) Helper() {}
 
-func (p *program) Cleanup(f func()) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.cleanups = append(p.cleanups, f)
-}
+func (p *program) Cleanup(f func()) { p.cleanups.Add(f) }
 
 // cleanup runs the cleanups, last added first, once.
 func (p *program) cleanup() {
-	p.once.Do(func() {
-		for {
-			p.mu.Lock()
-			n := len(p.cleanups)
-			if n == 0 {
-				p.mu.Unlock()
-				return
-			}
-			f := p.cleanups[n-1]
-			p.cleanups = p.cleanups[:n-1]
-			p.mu.Unlock()
-			p.runCleanup(f)
-		}
-	})
+	p.once.Do(func() { p.cleanups.Run(p.runCleanup) })
 }
 
 // runCleanup runs f; a panic in it is reported, and the others still run.

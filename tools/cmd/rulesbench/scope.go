@@ -18,7 +18,7 @@ type scope struct {
 	name     string
 	mu       sync.Mutex
 	failed   bool
-	cleanups []func()
+	cleanups testbed.Cleanups
 }
 
 // inScope runs body on a goroutine of its own with a fresh scope (Fatal
@@ -40,28 +40,11 @@ func inScope(parent testbed.TB, name string, body func(t testbed.TB)) bool {
 }
 
 // cleanup runs the cleanups added so far, last added first, each once.
-func (s *scope) cleanup() {
-	for {
-		s.mu.Lock()
-		n := len(s.cleanups)
-		if n == 0 {
-			s.mu.Unlock()
-			return
-		}
-		f := s.cleanups[n-1]
-		s.cleanups = s.cleanups[:n-1]
-		s.mu.Unlock()
-		f()
-	}
-}
+func (s *scope) cleanup() { s.cleanups.Run(func(f func()) { f() }) }
 
 func (s *scope) Helper() {}
 
-func (s *scope) Cleanup(f func()) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.cleanups = append(s.cleanups, f)
-}
+func (s *scope) Cleanup(f func()) { s.cleanups.Add(f) }
 
 func (s *scope) Error(args ...any) { s.fail(fmt.Sprint(args...)) }
 
